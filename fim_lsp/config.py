@@ -1,0 +1,212 @@
+"""fim-lsp's settings: one typed tree with a default and a docstring for every field.
+
+Settings arrive from the client as camelCase JSON (`initializationOptions`, then the `fimLsp` section of
+`workspace/didChangeConfiguration`). `parse_settings` validates field by field: a bad value is reported
+and its default used, so one typo never stops completion.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Literal, get_args
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+EngineKind = Literal["embedded", "llama-server", "openai", "ollama"]
+FimOrder = Literal["auto", "psm", "spm"]
+LogLevel = Literal["trace", "debug", "info", "warning", "error"]
+
+
+def _positive(_instance: object, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None and value <= 0:
+        raise ValueError(f"{attribute.name} must be positive, not {value!r}")
+
+
+def _share(_instance: object, attribute: attrs.Attribute, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{attribute.name} must lie between 0 and 1, not {value!r}")
+
+
+@attrs.define(frozen=True)
+class EngineSettings:
+    """Where the model runs."""
+
+    kind: EngineKind = "embedded"
+    """`embedded` runs llama.cpp in this process; the others call an existing inference server."""
+
+    url: str | None = None
+    """Base URL of a remote inference server, e.g. `http://127.0.0.1:8080/v1` for `openai`."""
+
+    model: str | None = None
+    """Model name the remote server knows the model by."""
+
+    template: str | None = None
+    """FIM template family (e.g. `qwen2.5-coder`) when a remote server cannot tell us its vocabulary."""
+
+    api_key_env: str | None = None
+    """Name of an environment variable that holds the API key; the key itself is never a setting."""
+
+    timeout: float = attrs.field(default=30.0, validator=_positive)
+    """Seconds before a remote request is abandoned."""
+
+    verify_tls: bool = True
+    """Verify the remote server's TLS certificate."""
+
+
+@attrs.define(frozen=True)
+class Settings:
+    """Everything a user can set, with the defaults used when they set nothing."""
+
+    model: str = "qwen2.5-coder-1.5b"
+    """A known model's name (see `fim-lsp models`) or the path of any GGUF file."""
+
+    threads: int | None = attrs.field(default=None, validator=_positive)
+    """CPU threads for the embedded engine; unset means one per core."""
+
+    gpu_layers: int = -1
+    """Layers offloaded to the GPU when llama.cpp was built with one: -1 all, 0 none."""
+
+    context_size: int = attrs.field(default=4096, validator=_positive)
+    """The model's context window in tokens (llama.cpp's n_ctx)."""
+
+    context_budget: int = attrs.field(default=1536, validator=_positive)
+    """Tokens of prefix and suffix (and workspace snippets) put in a prompt."""
+
+    suffix_share: float = attrs.field(default=0.25, validator=_share)
+    """Share of the context budget given to the text after the cursor."""
+
+    max_new_tokens: int = attrs.field(default=128, validator=_positive)
+    """Most tokens a completion may write (a block); a single line gets a quarter of it."""
+
+    time_budget_ms: int = attrs.field(default=15000, validator=_positive)
+    """Wall time a request may take; when it runs out the server answers with what is whole so far."""
+
+    fim_order: FimOrder = "auto"
+    """`psm` (prefix, suffix, middle), `spm`, or `auto` (what the model family was measured best with)."""
+
+    enabled_languages: tuple[str, ...] = ("*",)
+    """Language ids to complete in; `*` means all that tree-sitter knows."""
+
+    log_level: LogLevel = "info"
+    """Least severe log record written to the log and sent to the client."""
+
+    workspace_context: bool = True
+    """Put snippets from the user's workspace (definitions, similar code) in the prompt."""
+
+    workspace_context_share: float = attrs.field(default=0.3, validator=_share)
+    """Share of the context budget given to workspace snippets."""
+
+    engine: EngineSettings = attrs.field(factory=EngineSettings)
+    """Where the model runs."""
+
+    def enables(self, language_id: str) -> bool:
+        """Whether completion is on for documents of this LSP language id."""
+        return "*" in self.enabled_languages or language_id in self.enabled_languages
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=True)
+
+    def strict_bool(value: Any, _type: type) -> bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"expected true or false, not {value!r}")
+
+    def strict_int(value: Any, _type: type) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected a whole number, not {value!r}")
+        return value
+
+    def strict_float(value: Any, _type: type) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"expected a number, not {value!r}")
+        return float(value)
+
+    def strict_str(value: Any, _type: type) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, not {value!r}")
+        return value
+
+    converter.register_structure_hook(bool, strict_bool)
+    converter.register_structure_hook(int, strict_int)
+    converter.register_structure_hook(float, strict_float)
+    converter.register_structure_hook(str, strict_str)
+    for cls in (EngineSettings, Settings):
+        renames = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
+        converter.register_structure_hook(cls, make_dict_structure_fn(cls, converter, **renames))
+        converter.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, converter, **renames))
+    return converter
+
+
+_converter = _make_converter()
+
+
+def _structure_field(field: attrs.Attribute, value: Any) -> Any:
+    """One field's value from JSON; Literal fields must be one of their choices."""
+    choices = get_args(field.type)
+    if choices and all(isinstance(choice, str) for choice in choices):
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, not {value!r}")
+        return value
+    return _converter.structure(value, field.type)
+
+
+def _parse_object(cls: type, raw: Any, base: Any, where: str, problems: list[str]) -> Any:
+    """Build `cls` from `raw`, field by field, keeping `base`'s value wherever `raw`'s is unusable."""
+    if not isinstance(raw, dict):
+        problems.append(f"{where or 'settings'}: expected an object, not {raw!r}")
+        return base
+    by_wire_name = {_camel(f.name): f for f in attrs.fields(cls)}
+    changes: dict[str, Any] = {}
+    for key, value in raw.items():
+        field = by_wire_name.get(key) or by_wire_name.get(_camel(_snake(key)))
+        path = f"{where}.{key}" if where else key
+        if field is None:
+            problems.append(f"{path}: unknown setting, ignored")
+            continue
+        try:
+            if attrs.has(field.type):
+                changes[field.name] = _parse_object(
+                    field.type, value, getattr(base, field.name), path, problems
+                )
+                continue
+            structured = _structure_field(field, value)
+            attrs.evolve(base, **{field.name: structured})  # runs the field's validator
+            changes[field.name] = structured
+        except Exception as exc:
+            message = str(exc) or type(exc).__name__
+            problems.append(f"{path}: {message}; keeping {getattr(base, field.name)!r}")
+    return attrs.evolve(base, **changes)
+
+
+def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
+    """Settings from a client's JSON object, and a message for each value that could not be used.
+
+    `base` supplies the values of fields `raw` does not mention (the current settings on a change).
+    """
+    problems: list[str] = []
+    if raw is None:
+        return base or Settings(), problems
+    return _parse_object(Settings, raw, base or Settings(), "", problems), problems
+
+
+def settings_to_wire(settings: Settings) -> dict[str, Any]:
+    """The settings as the client would send them (camelCase JSON)."""
+    return _converter.unstructure(settings)
+
+
+def api_key(engine: EngineSettings) -> str | None:
+    """The remote server's API key, read from the environment variable the settings name."""
+    return os.environ.get(engine.api_key_env) if engine.api_key_env else None

@@ -1,0 +1,87 @@
+"""The engine interface every backend implements: count tokens, and write a middle for a prompt."""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fim_lsp.prompt import FimTemplate
+
+StopReason = Literal["eot", "stop", "length", "cancelled", "deadline"]
+
+
+class CancelToken:
+    """A flag a request's owner sets to stop its generation; engines check it between tokens."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.cancelled_at: float | None = None
+
+    def cancel(self) -> None:
+        if not self._event.is_set():
+            self.cancelled_at = time.monotonic()
+            self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass
+class GenerationRequest:
+    """One generation: the rendered prompt and the limits on what may come back."""
+
+    prompt: str
+    max_tokens: int
+    stop: tuple[str, ...] = ()
+    """Strings that end the middle when generated (the model's end-of-generation tokens always do)."""
+    deadline: float | None = None
+    """`time.monotonic()` value after which generation stops with what it has."""
+    cancel: CancelToken = field(default_factory=CancelToken)
+    on_text: Callable[[str], bool] | None = None
+    """Called with the text so far after each token; returning True stops generation (reason `stop`)."""
+
+
+@dataclass
+class Generation:
+    """What an engine wrote, why it stopped, and what it cost."""
+
+    text: str
+    stop_reason: StopReason
+    prompt_tokens: int = 0
+    evaluated_tokens: int = 0
+    """Prompt tokens actually evaluated: fewer than prompt_tokens when a cached prefix was reused."""
+    generated_tokens: int = 0
+    prompt_ms: float = 0.0
+    generate_ms: float = 0.0
+
+    @property
+    def reached_eot(self) -> bool:
+        """Whether the model itself said the middle is complete."""
+        return self.stop_reason == "eot"
+
+
+class Engine(ABC):
+    """A loaded model that writes middles. Calls to `generate` come from one worker thread at a time."""
+
+    template: FimTemplate
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens `text` takes in this model's vocabulary (FIM and other special spellings as one token)."""
+
+    @abstractmethod
+    def generate(self, request: GenerationRequest) -> Generation:
+        """Write a middle for `request.prompt`, stopping at end-of-text, a stop string, the token limit,
+        the deadline or cancellation, whichever comes first."""
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for `fim-lsp doctor` and logs: backend, model, template family."""
+        return {"template": self.template.family}
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most engines hold nothing to release
+        """Release the model."""

@@ -1,0 +1,273 @@
+"""The embedded engine: llama.cpp in this process, through llama-cpp-python.
+
+One `Llama` object stays loaded. llama.cpp keeps the KV cache of the last prompt, so a request whose
+prompt shares a start with the previous one evaluates only the tokens after the shared part. We evaluate
+the prompt ourselves in small chunks before handing over to `Llama.generate`, so that a cancelled or
+superseded request stops within one chunk or one token instead of after the whole prompt.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from fim_lsp.config import Settings
+from fim_lsp.engine.base import Engine, Generation, GenerationRequest, StopReason
+from fim_lsp.errors import ConfigurationError, ModelCorruptError, PromptTooLongError
+from fim_lsp.prompt import FimTemplate, detect_template, known_templates, template_for_family
+
+logger = logging.getLogger(__name__)
+llama_logger = logging.getLogger("fim_lsp.llama_cpp")
+
+#: Prompt tokens evaluated between two looks at the cancel flag: small enough to stop within ~0.3 s on
+#: two CPU cores with the 1.5B model, large enough to keep matrix multiplication efficient.
+PROMPT_CHUNK_TOKENS = 96
+
+# ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the previous line).
+_GGML_TO_LOGGING = {3: logging.WARNING, 4: logging.ERROR}
+_log_callback: Any = None  # kept referenced: llama.cpp calls it from C for the life of the process
+
+
+def route_llama_logs() -> None:
+    """Send llama.cpp's own log lines to our logger (debug level) instead of the process's stderr."""
+    global _log_callback
+    import llama_cpp
+
+    if _log_callback is not None:
+        return
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+        message = text.decode("utf-8", errors="replace").rstrip()
+        if message:
+            # llama.cpp is chatty at its INFO level; only its warnings and errors are more than debug to us.
+            llama_logger.log(_GGML_TO_LOGGING.get(level, logging.DEBUG), "%s", message)
+
+    _log_callback = callback
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+def check_gguf(path: Path) -> None:
+    """Raise ModelCorruptError unless `path` is a readable GGUF file."""
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise ModelCorruptError(f"cannot read model file {path}: {exc.strerror}") from exc
+    if magic != b"GGUF":
+        raise ModelCorruptError(f"{path} is not a GGUF model file")
+
+
+class LlamaCppEngine(Engine):
+    """A GGUF model loaded by llama.cpp; generation is greedy (a completion should be deterministic)."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_gpu_layers: int = -1,
+        template_family: str | None = None,
+    ) -> None:
+        import llama_cpp
+
+        route_llama_logs()
+        check_gguf(model_path)
+        self.model_path = model_path
+        threads = n_threads or os.cpu_count() or 1
+        self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
+        started = time.monotonic()
+        try:
+            self.llama = llama_cpp.Llama(
+                model_path=str(model_path),
+                n_ctx=n_ctx,
+                n_batch=512,
+                n_threads=threads,
+                n_threads_batch=threads,
+                n_gpu_layers=n_gpu_layers if self.gpu_offload else 0,
+                flash_attn=True,
+                # verbose=False keeps llama-cpp-python's prints off the process's stdout; our stdio
+                # transport does not use file descriptor 1 anyway (see cli.py), and llama.cpp's own log
+                # lines reach our logger through route_llama_logs().
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelCorruptError(f"llama.cpp could not load {model_path}: {exc}") from exc
+        self.load_seconds = time.monotonic() - started
+        self._vocab = self.llama._model.vocab
+        self.template = template_for_family(template_family) if template_family else self._detect_template()
+        self._stop_token_ids = self._single_token_ids(self.template.stop)
+        logger.info(
+            "loaded %s in %.2f s (template %s, %d threads, gpu offload %s)",
+            model_path.name,
+            self.load_seconds,
+            self.template.family,
+            threads,
+            self.gpu_offload,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LlamaCppEngine:
+        from fim_lsp.models import resolve_model
+
+        return cls(
+            resolve_model(settings.model),
+            n_ctx=settings.context_size,
+            n_threads=settings.threads,
+            n_gpu_layers=settings.gpu_layers,
+            template_family=settings.engine.template,
+        )
+
+    # -- vocabulary -------------------------------------------------------------------------------------
+
+    def _token_text(self, token: int) -> str:
+        import llama_cpp
+
+        return llama_cpp.llama_vocab_get_text(self._vocab, token).decode("utf-8", errors="replace")
+
+    def _single_token_ids(self, spellings: tuple[str, ...]) -> set[int]:
+        """Ids of those spellings that are one token in this vocabulary."""
+        ids = set()
+        for spelling in spellings:
+            tokens = self.llama.tokenize(spelling.encode(), add_bos=False, special=True)
+            if len(tokens) == 1 and self._token_text(tokens[0]).removeprefix("▁") == spelling:
+                ids.add(tokens[0])
+        return ids
+
+    def _detect_template(self) -> FimTemplate:
+        """The FIM template of this model, from its vocabulary and what llama.cpp read from its metadata."""
+        import llama_cpp
+
+        candidates = {m for t in known_templates().values() for m in t.markers}
+        vocabulary = {self._token_text(i) for i in self._single_token_ids(tuple(candidates))}
+        for getter in ("llama_vocab_fim_pre", "llama_vocab_fim_suf", "llama_vocab_fim_mid"):
+            token = getattr(llama_cpp, getter)(self._vocab)
+            if token >= 0:
+                vocabulary.add(self._token_text(token))
+        template = detect_template(vocabulary)
+        if template is None:
+            raise ConfigurationError(
+                f"{self.model_path.name} has no fill-in-the-middle tokens of a family we know; "
+                "choose a FIM-trained code model, or name its template family in engine.template"
+            )
+        return template
+
+    # -- Engine -----------------------------------------------------------------------------------------
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def _reusable_prefix(self, tokens: list[int]) -> int:
+        """How many leading tokens of `tokens` are already in the KV cache (at least one is re-evaluated,
+        because sampling needs the logits of the prompt's last token)."""
+        cached = self.llama.input_ids[: self.llama.n_tokens]
+        limit = min(len(cached), len(tokens) - 1)
+        shared = 0
+        while shared < limit and cached[shared] == tokens[shared]:
+            shared += 1
+        return shared
+
+    def _evaluate_prompt(
+        self, tokens: list[int], request: GenerationRequest
+    ) -> tuple[int, StopReason | None]:
+        """Evaluate all prompt tokens but the last, chunk by chunk, checking for cancellation between."""
+        llama = self.llama
+        shared = self._reusable_prefix(tokens)
+        if shared < llama.n_tokens:
+            llama._ctx.kv_cache_seq_rm(-1, shared, -1)
+            llama.n_tokens = shared
+        position = shared
+        while position < len(tokens) - 1:
+            if request.cancel.cancelled:
+                return position - shared, "cancelled"
+            if request.deadline is not None and time.monotonic() > request.deadline:
+                return position - shared, "deadline"
+            end = min(position + PROMPT_CHUNK_TOKENS, len(tokens) - 1)
+            llama.eval(tokens[position:end])
+            position = end
+        return len(tokens) - shared, None
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        import llama_cpp
+
+        tokens = self.tokenize(request.prompt)
+        if len(tokens) + request.max_tokens > self.llama.n_ctx():
+            raise PromptTooLongError(
+                f"prompt of {len(tokens)} tokens plus {request.max_tokens} new ones exceeds "
+                f"the context of {self.llama.n_ctx()}"
+            )
+        started = time.monotonic()
+        evaluated, early_stop = self._evaluate_prompt(tokens, request)
+        if early_stop is not None:
+            return Generation("", early_stop, len(tokens), evaluated, 0, (time.monotonic() - started) * 1000)
+
+        generated: list[int] = []
+        text = ""
+        reason: StopReason = "length"
+        prompt_ms = 0.0
+        first_token_at = None
+        for token in self.llama.generate(tokens, temp=0.0, repeat_penalty=1.0, reset=True):
+            if first_token_at is None:
+                first_token_at = time.monotonic()
+                prompt_ms = (first_token_at - started) * 1000
+            if llama_cpp.llama_vocab_is_eog(self._vocab, token) or token in self._stop_token_ids:
+                reason = "eot"
+                break
+            generated.append(token)
+            text = self.llama.detokenize(generated).decode("utf-8", errors="ignore")
+            stop_at = _first_stop(text, request.stop)
+            if stop_at is not None:
+                text, reason = text[:stop_at], "stop"
+                break
+            if request.on_text is not None and request.on_text(text):
+                reason = "stop"
+                break
+            if len(generated) >= request.max_tokens:
+                break
+            if request.cancel.cancelled:
+                reason = "cancelled"
+                break
+            if request.deadline is not None and time.monotonic() > request.deadline:
+                reason = "deadline"
+                break
+        finished = time.monotonic()
+        return Generation(
+            text=text,
+            stop_reason=reason,
+            prompt_tokens=len(tokens),
+            evaluated_tokens=evaluated,
+            generated_tokens=len(generated),
+            prompt_ms=prompt_ms,
+            generate_ms=(finished - (first_token_at or finished)) * 1000,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        import llama_cpp
+
+        return {
+            "backend": "llama.cpp (embedded)",
+            "gpu_offload": self.gpu_offload,
+            "system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),
+            "model": str(self.model_path),
+            "template": self.template.family,
+            "context": self.llama.n_ctx(),
+            "load_seconds": round(self.load_seconds, 2),
+        }
+
+    def close(self) -> None:
+        self.llama.close()
+
+
+def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
+    """Index in `text` where the first stop string begins, if any has been generated."""
+    positions = [text.find(stop) for stop in stops if stop]
+    found = [p for p in positions if p >= 0]
+    return min(found) if found else None

@@ -1,0 +1,186 @@
+"""The completion service: owns the engine's life and the one worker thread the model runs on.
+
+The server hands it requests; it makes the latest request per document win (an older generation is
+told to stop, and its answer is empty), loads the model in the background, and reloads it when the
+settings that shape it change. No LSP here, so the CLI and the benchmarks can use it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
+
+from fim_lsp import pipeline
+from fim_lsp.config import Settings
+from fim_lsp.engine import CancelToken, Engine, create_engine
+from fim_lsp.errors import FimError
+from fim_lsp.pipeline import Completion, CompletionRequest, Shape
+
+logger = logging.getLogger(__name__)
+
+State = Literal["idle", "loading", "ready", "error"]
+
+#: Settings whose change means the engine must be built again.
+_ENGINE_FIELDS = ("model", "threads", "gpu_layers", "context_size", "engine")
+
+
+@dataclass(frozen=True)
+class Status:
+    """The service's state as users see it (status bar, `doctor`)."""
+
+    state: State
+    message: str
+    error: FimError | None = None
+
+
+class CompletionService:
+    """Runs completions on one worker thread against an engine it loads and owns."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine_factory: Callable[[Settings], Engine] = create_engine,
+        on_status: Callable[[Status], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._engine_factory = engine_factory
+        self._on_status = on_status
+        self._engine: Engine | None = None
+        self._status = Status("idle", "not started")
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fim-engine")
+        self._latest: dict[str, CancelToken] = {}
+        self._lock = threading.Lock()
+        self._generation = 0  # bumps on every (re)load, so a stale load never installs its engine
+
+    @property
+    def status(self) -> Status:
+        return self._status
+
+    @property
+    def engine(self) -> Engine | None:
+        return self._engine
+
+    def _set_status(self, status: Status) -> None:
+        self._status = status
+        if self._on_status is not None:
+            try:
+                self._on_status(status)
+            except Exception:  # a broken listener must not break the service
+                logger.exception("status listener failed")
+
+    # -- engine life ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the engine in the background; the status says when it is ready."""
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+        self._set_status(Status("loading", f"loading {self.settings.model}"))
+        # Loading runs on the worker, so no completion can run against a half-replaced engine.
+        self._worker.submit(self._load, generation, self.settings)
+
+    def _load(self, generation: int, settings: Settings) -> None:
+        if generation != self._generation:
+            return
+        old, self._engine = self._engine, None
+        if old is not None:
+            old.close()
+        started = time.monotonic()
+        try:
+            engine = self._engine_factory(settings)
+        except FimError as exc:
+            logger.error("cannot load the model: %s", exc)
+            self._set_status(Status("error", str(exc), exc))
+            return
+        except Exception as exc:
+            logger.exception("unexpected failure loading the model")
+            self._set_status(Status("error", f"cannot load the model: {exc}", FimError(str(exc))))
+            return
+        self._engine = engine
+        logger.info("engine ready in %.2f s: %s", time.monotonic() - started, engine.describe())
+        self._set_status(Status("ready", f"ready ({engine.template.family})"))
+
+    def update_settings(self, settings: Settings) -> None:
+        """Use new settings; reload the engine when one that shapes it changed."""
+        old, self.settings = self.settings, settings
+        if self._status.state == "idle":
+            return  # not started yet: the first load will use these settings
+        if any(getattr(old, name) != getattr(settings, name) for name in _ENGINE_FIELDS):
+            logger.info("engine settings changed; reloading")
+            self.start()
+
+    def wait_ready(self, timeout: float | None = None) -> Status:
+        """Block until the current load has finished (for the CLI and tests)."""
+        self._worker.submit(lambda: None).result(timeout)
+        return self._status
+
+    # -- completions ------------------------------------------------------------------------------------
+
+    def _supersede(self, key: str) -> CancelToken:
+        token = CancelToken()
+        with self._lock:
+            previous = self._latest.get(key)
+            self._latest[key] = token
+        if previous is not None:
+            previous.cancel()
+        return token
+
+    def cancel(self, key: str) -> None:
+        """Stop the running completion for `key` (a document), if any."""
+        with self._lock:
+            token = self._latest.pop(key, None)
+        if token is not None:
+            token.cancel()
+
+    def complete_sync(self, request: CompletionRequest, cancel: CancelToken | None = None) -> Completion:
+        """Run one completion on the calling thread (the worker, or a CLI that owns the engine)."""
+        cancel = cancel or CancelToken()
+        if cancel.cancelled:
+            return Completion(None, Shape.NONE, "superseded")
+        engine = self._engine
+        if engine is None:
+            return Completion(None, Shape.NONE, f"engine {self._status.state}: {self._status.message}")
+        return pipeline.complete(request, self.settings, engine, cancel=cancel)
+
+    async def complete(self, key: str, request: CompletionRequest) -> Completion:
+        """Complete for document `key`; a newer request for the same key makes this one's answer empty."""
+        token = self._supersede(key)
+        loop = asyncio.get_running_loop()
+        try:
+            completion = await loop.run_in_executor(self._worker, self.complete_sync, request, token)
+        except asyncio.CancelledError:
+            token.cancel()  # $/cancelRequest: the generation stops at its next token
+            raise
+        finally:
+            with self._lock:
+                if self._latest.get(key) is token:
+                    del self._latest[key]
+        if token.cancelled:
+            # Superseded while running: a late answer would be stale ghost text.
+            return Completion(
+                None, completion.shape, "superseded", completion.generation, completion.timings_ms
+            )
+        return completion
+
+    def shutdown(self) -> None:
+        """Stop every generation and release the model."""
+        with self._lock:
+            tokens, self._latest = list(self._latest.values()), {}
+            self._generation += 1
+        for token in tokens:
+            token.cancel()
+        # Released on the worker, after whatever generation is running there has seen its cancel flag.
+        self._worker.submit(self._release_engine)
+        self._worker.shutdown(wait=False)
+
+    def _release_engine(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
