@@ -7,6 +7,7 @@ with the same text, for clients without inline completion), with incremental doc
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import uuid
 from typing import Any
@@ -24,6 +25,33 @@ logger = logging.getLogger(__name__)
 
 STATUS_NOTIFICATION = "fimLsp/status"
 CONFIGURATION_SECTION = "fimLsp"
+#: Command returning the server's view of a document (version, length, sha256), for debugging sync
+#: problems from an editor and for tests that check the server's copy equals the client's.
+DOCUMENT_STATE_COMMAND = "fim-lsp.documentState"
+
+_MESSAGE_TYPES = {
+    logging.ERROR: types.MessageType.Error,
+    logging.WARNING: types.MessageType.Warning,
+    logging.INFO: types.MessageType.Info,
+}
+
+
+class ClientLogHandler(logging.Handler):
+    """Forwards fim-lsp's log records to the client's log (`window/logMessage`), from any thread."""
+
+    def __init__(self, server: FimLanguageServer) -> None:
+        super().__init__(logging.INFO)
+        self.server = server
+
+    def emit(self, record: logging.LogRecord) -> None:
+        kind = _MESSAGE_TYPES.get(record.levelno, types.MessageType.Log)
+        if record.levelno >= logging.ERROR:
+            kind = types.MessageType.Error
+        try:
+            message = self.format(record)
+        except Exception:  # a record that cannot be formatted is not worth a crash
+            return
+        self.server.call_soon(self.server.window_log_message, types.LogMessageParams(kind, message))
 
 
 class FimLanguageServer(LanguageServer):
@@ -44,23 +72,24 @@ class FimLanguageServer(LanguageServer):
 
     # -- status, progress and messages, safe to call from the worker thread ---------------------------
 
-    def _call_soon(self, callback: Any, *args: Any) -> None:
+    def call_soon(self, callback: Any, *args: Any) -> None:
+        """Run `callback` on the server's event loop (the protocol is not thread-safe)."""
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(callback, *args)
 
     def _status_changed(self, status: Status) -> None:
-        self._call_soon(self._publish_status, status)
+        self.call_soon(self._publish_status, status)
 
     def _publish_status(self, status: Status) -> None:
-        self.protocol.notify(
-            STATUS_NOTIFICATION,
-            {"state": status.state, "message": status.message, "latencyMs": self.last_latency_ms},
-        )
         if status.state != "loading" and self._progress_token is not None:
             self.work_done_progress.end(
                 self._progress_token, types.WorkDoneProgressEnd(message=status.message)
             )
             self._progress_token = None
+        self.protocol.notify(
+            STATUS_NOTIFICATION,
+            {"state": status.state, "message": status.message, "latencyMs": self.last_latency_ms},
+        )
         actionable = status.error is not None and status.error.user_actionable
         # Shown once per distinct problem: a missing model must not pop up on every keystroke.
         if status.state == "error" and actionable and status.message != self._reported_error:
@@ -72,6 +101,7 @@ class FimLanguageServer(LanguageServer):
     async def begin_loading(self) -> None:
         """Start loading the engine, with `$/progress` when the client supports it."""
         self._loop = asyncio.get_running_loop()
+        logging.getLogger("fim_lsp").addHandler(ClientLogHandler(self))
         capabilities = self.client_capabilities.window
         if capabilities is not None and capabilities.work_done_progress:
             token = f"fim-lsp-load-{uuid.uuid4().hex[:8]}"
@@ -212,6 +242,17 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
         )
         # Incomplete: the next keystroke asks again, since the middle depends on every character typed.
         return types.CompletionList(is_incomplete=True, items=[item])
+
+    @ls.command(DOCUMENT_STATE_COMMAND)
+    def document_state(ls: FimLanguageServer, uri: str) -> dict[str, Any] | None:
+        document = ls.documents.get(uri)
+        if document is None:
+            return None
+        return {
+            "version": document.version,
+            "length": len(document.text),
+            "sha256": hashlib.sha256(document.text.encode("utf-8", "surrogatepass")).hexdigest(),
+        }
 
     @ls.feature(types.SHUTDOWN)
     def shutdown(ls: FimLanguageServer, _params: Any) -> None:
