@@ -17,13 +17,14 @@ from tests.e2e.conftest import DEFAULT_MODEL, FAST_MODEL
 
 pytestmark = pytest.mark.model
 
-FUNCTION_WITHOUT_BODY = '''def sum_of_squares(numbers):
-    """Return the sum of the squares of the given numbers."""
-    
-
-if __name__ == "__main__":
-    print(sum_of_squares([1, 2, 3]))
-'''
+FUNCTION_WITHOUT_BODY = (
+    "def sum_of_squares(numbers):\n"
+    '    """Return the sum of the squares of the given numbers."""\n'
+    "    \n"  # the cursor waits here, indented, as in an editor
+    "\n\n"
+    'if __name__ == "__main__":\n'
+    "    print(sum_of_squares([1, 2, 3]))\n"
+)
 BODY_LINE = 2
 
 
