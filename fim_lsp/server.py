@@ -28,6 +28,8 @@ CONFIGURATION_SECTION = "fimLsp"
 #: Command returning the server's view of a document (version, length, sha256), for debugging sync
 #: problems from an editor and for tests that check the server's copy equals the client's.
 DOCUMENT_STATE_COMMAND = "fim-lsp.documentState"
+#: Command returning the service's counters (requests, cache hits, tokens evaluated), for benchmarks.
+STATS_COMMAND = "fim-lsp.stats"
 
 _MESSAGE_TYPES = {
     logging.ERROR: types.MessageType.Error,
@@ -210,7 +212,7 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: FimLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
-        ls.service.cancel(params.text_document.uri)
+        ls.service.forget(params.text_document.uri)
         ls.documents.close(params.text_document.uri)
 
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
@@ -253,6 +255,10 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
             "length": len(document.text),
             "sha256": hashlib.sha256(document.text.encode("utf-8", "surrogatepass")).hexdigest(),
         }
+
+    @ls.command(STATS_COMMAND)
+    def stats(ls: FimLanguageServer) -> dict[str, Any]:
+        return {**ls.service.stats, "cache_entries": len(ls.service.cache), "state": ls.service.status.state}
 
     @ls.feature(types.SHUTDOWN)
     def shutdown(ls: FimLanguageServer, _params: Any) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from fim_lsp import pipeline
+from fim_lsp.cache import CompletionCache, ShownCompletion, cache_key, typed_through
 from fim_lsp.config import Settings
 from fim_lsp.engine import CancelToken, Engine, create_engine
 from fim_lsp.errors import FimError
@@ -58,6 +59,17 @@ class CompletionService:
         self._latest: dict[str, CancelToken] = {}
         self._lock = threading.Lock()
         self._generation = 0  # bumps on every (re)load, so a stale load never installs its engine
+        self.cache = CompletionCache()
+        self._shown: dict[str, ShownCompletion] = {}
+        self.stats = {
+            "requests": 0,
+            "generated": 0,
+            "cache_hits": 0,
+            "typed_through": 0,
+            "superseded": 0,
+            "prompt_tokens": 0,
+            "evaluated_tokens": 0,
+        }
 
     @property
     def status(self) -> Status:
@@ -149,9 +161,36 @@ class CompletionService:
             return Completion(None, Shape.NONE, f"engine {self._status.state}: {self._status.message}")
         return pipeline.complete(request, self.settings, engine, cancel=cancel)
 
+    def _answer_without_model(self, key: str, request: CompletionRequest, digest: str) -> Completion | None:
+        """An answer from what was shown or computed before, or None when the model must run."""
+        shown = self._shown.get(key)
+        if shown is not None:
+            rest = typed_through(shown, request.text, request.offset)
+            if rest is not None:
+                self.stats["typed_through"] += 1
+                return Completion(rest, _shape_of(rest), "typed-through")
+        cached = self.cache.get(digest)
+        if cached is not None:
+            self.stats["cache_hits"] += 1
+            return Completion(cached, _shape_of(cached), "cached")
+        return None
+
+    def _remember(self, key: str, request: CompletionRequest, completion: Completion) -> None:
+        if completion.text is None:
+            self._shown.pop(key, None)
+            return
+        offset = request.offset
+        self._shown[key] = ShownCompletion(request.text[:offset], request.text[offset:], completion.text)
+
     async def complete(self, key: str, request: CompletionRequest) -> Completion:
         """Complete for document `key`; a newer request for the same key makes this one's answer empty."""
+        self.stats["requests"] += 1
         token = self._supersede(key)
+        digest = cache_key(request.text, request.offset, request.language_id, self.settings)
+        answer = self._answer_without_model(key, request, digest)
+        if answer is not None:
+            self._remember(key, request, answer)
+            return answer
         loop = asyncio.get_running_loop()
         try:
             completion = await loop.run_in_executor(self._worker, self.complete_sync, request, token)
@@ -164,10 +203,23 @@ class CompletionService:
                     del self._latest[key]
         if token.cancelled:
             # Superseded while running: a late answer would be stale ghost text.
+            self.stats["superseded"] += 1
             return Completion(
                 None, completion.shape, "superseded", completion.generation, completion.timings_ms
             )
+        if completion.generation is not None:
+            self.stats["generated"] += 1
+            self.stats["prompt_tokens"] += completion.generation.prompt_tokens
+            self.stats["evaluated_tokens"] += completion.generation.evaluated_tokens
+            if completion.text is not None and completion.reason in ("eot", "stop", "length"):
+                self.cache.put(digest, completion.text)
+        self._remember(key, request, completion)
         return completion
+
+    def forget(self, key: str) -> None:
+        """Drop what is remembered for a closed document."""
+        self.cancel(key)
+        self._shown.pop(key, None)
 
     def shutdown(self) -> None:
         """Stop every generation and release the model."""
@@ -184,3 +236,7 @@ class CompletionService:
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.close()
+
+
+def _shape_of(text: str) -> Shape:
+    return Shape.BLOCK if "\n" in text.strip("\n") else Shape.LINE

@@ -159,3 +159,27 @@ async def test_cancel_request_and_a_newer_request_both_stop_the_older_one(start_
     superseded = await older_task
     assert superseded is not None and list(superseded.items) == []
     assert newer and newer[0].insert_text.strip()
+
+
+async def test_typing_the_ghost_text_and_undoing_cost_no_model_time(start_editor):
+    editor = await start_editor({"model": FAST_MODEL})
+    await editor.wait_until("ready")
+    uri = "file:///work/names.py"
+    editor.open(uri, 'names = ["ada", "grace"]\nshout = [name.upper() for name in \n')
+    (first,) = await editor.inline(uri, 1, 34)
+    suggestion = first.insert_text
+    assert len(suggestion) >= 2
+
+    # The user types the first two characters of the ghost text: the rest comes back without the model.
+    editor.change(uri, suggestion[:2], (1, 34), (1, 34))
+    (rest,) = await editor.inline(uri, 1, 36)
+    assert rest.insert_text == suggestion[2:]
+    # Undo: the same text and cursor as the first request come from the completion cache.
+    editor.change(uri, "", (1, 34), (1, 36))
+    (again,) = await editor.inline(uri, 1, 34)
+    assert again.insert_text == suggestion
+
+    stats = await editor.client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="fim-lsp.stats")
+    )
+    assert (stats["generated"], stats["typed_through"], stats["cache_hits"]) == (1, 1, 1)
