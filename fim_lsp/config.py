@@ -16,7 +16,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 EngineKind = Literal["embedded", "llama-server", "openai", "ollama"]
-FimOrder = Literal["auto", "psm", "spm"]
+FimOrder = Literal["auto", "psm", "psm-line", "spm"]
 LogLevel = Literal["trace", "debug", "info", "warning", "error"]
 
 
@@ -84,8 +84,13 @@ class Settings:
     time_budget_ms: int = attrs.field(default=15000, validator=_positive)
     """Wall time a request may take; when it runs out the server answers with what is whole so far."""
 
+    reuse: bool = True
+    """Reuse work between requests: the model's KV cache, the completion cache and typed-through
+    answers. Off only to measure what reuse saves (the latency benchmark's naive baseline)."""
+
     fim_order: FimOrder = "auto"
-    """`psm` (prefix, suffix, middle), `spm`, or `auto` (what the model family was measured best with)."""
+    """`psm` (prefix, suffix, middle), `psm-line` (PSM with the cursor's line at the start of the middle,
+    which keeps the model's cache warm while typing), `spm`, or `auto` (the family's measured best)."""
 
     enabled_languages: tuple[str, ...] = ("*",)
     """Language ids to complete in; `*` means all that tree-sitter knows."""

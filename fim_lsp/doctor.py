@@ -70,9 +70,9 @@ def _check_grammars() -> list[Check]:
     from fim_lsp import syntax
 
     loaded, failed = [], []
-    for language in syntax.SUPPORTED_LANGUAGES:
+    for language in sorted(syntax.LANGUAGES):
         try:
-            syntax.parser_for(language)
+            syntax.new_parser(language).parse(b"\n")
             loaded.append(language)
         except Exception as exc:  # any failure to load is what doctor reports
             failed.append(f"{language} ({exc})")
@@ -81,8 +81,14 @@ def _check_grammars() -> list[Check]:
     return [("ok", "tree-sitter grammars", f"{len(loaded)} offline: {', '.join(loaded)}")]
 
 
-def run_checks(model: str) -> list[Check]:
+def run_checks(model: str, engine: Any = None) -> list[Check]:
     checks: list[Check] = [("ok", "fim-lsp", f"{__version__} on Python {platform.python_version()}")]
+    if engine is not None and engine.kind != "embedded":
+        from fim_lsp.config import Settings
+        from fim_lsp.engine.remote import check_remote
+
+        # A remote engine loads no local model: check its server, and the grammars we still need.
+        return [*checks, *check_remote(Settings(engine=engine)), *_check_grammars()]
     steps: list[Callable[[], list[Check]]] = [_check_llama, lambda: _check_model(model), _check_grammars]
     for step in steps:
         checks.extend(step())
@@ -92,10 +98,18 @@ def run_checks(model: str) -> list[Check]:
 
 
 def doctor_command(args: argparse.Namespace) -> int:
+    from fim_lsp.config import EngineSettings
     from fim_lsp.models import default_model
 
-    model = args.model or default_model().name
-    checks = run_checks(model)
+    engine = EngineSettings(
+        kind=args.engine,
+        url=args.url,
+        model=args.engine_model,
+        api_key_env=args.api_key_env,
+        template=args.template,
+    )
+    model = args.model or (default_model().name if args.engine == "embedded" else "")
+    checks = run_checks(model, engine)
     width = max(len(what) for _, what, _ in checks)
     for verdict, what, detail in checks:
         print(f"{verdict:>4}  {what:<{width}}  {detail}")
@@ -107,4 +121,14 @@ def doctor_command(args: argparse.Namespace) -> int:
 def register_cli(commands: Any) -> None:
     parser = commands.add_parser("doctor", help="check the set-up: model, llama.cpp build, grammars")
     parser.add_argument("--model", help="model name or GGUF path to check (default: the default model)")
+    parser.add_argument(
+        "--engine",
+        choices=["embedded", "llama-server", "openai", "ollama"],
+        default="embedded",
+        help="where the model runs (default: embedded)",
+    )
+    parser.add_argument("--url", help="a remote engine's URL, e.g. http://127.0.0.1:8080/v1")
+    parser.add_argument("--engine-model", help="the model name the remote server knows")
+    parser.add_argument("--api-key-env", help="environment variable holding the remote server's API key")
+    parser.add_argument("--template", help="FIM template family of a remote model (default: from its name)")
     parser.set_defaults(handler=doctor_command)

@@ -16,7 +16,7 @@ from typing import Literal
 
 from fim_lsp.errors import ConfigurationError
 
-Order = Literal["psm", "spm"]
+Order = Literal["psm", "psm-line", "spm"]
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,12 @@ class FimTemplate:
     file_sep: str | None = None
 
     def resolve_order(self, requested: str) -> Order:
-        """The layout to use for a requested order (`auto` means the family's measured best)."""
-        if requested == "auto":
-            return self.order
-        if requested not in self.layouts:
-            raise ConfigurationError(f"the {self.family} template has no {requested.upper()} layout")
-        return requested  # type: ignore[return-value]
+        """The order to use for a requested one (`auto` means the family's measured best)."""
+        order = self.order if requested == "auto" else requested
+        layout = "psm" if order == "psm-line" else order
+        if layout not in self.layouts:
+            raise ConfigurationError(f"the {self.family} template has no {layout.upper()} layout")
+        return order  # type: ignore[return-value]
 
     def render(
         self,
@@ -63,8 +63,18 @@ class FimTemplate:
         each after the family's file separator, and the current file's path last, before the FIM layout,
         the way the family saw whole repositories in training. Otherwise they are left out here; the
         caller may put them in the prefix as comments.
+
+        `psm-line` is PSM with the cursor's line moved from the end of the prefix to the start of the
+        middle, as llama.cpp's `/infill` does with its `prompt`: the model still sees the same text in the
+        same order, and typing on the line only appends tokens at the prompt's end, so the cached
+        evaluation of everything before (the suffix included) stays valid from keystroke to keystroke.
         """
-        layout = self.layouts[self.resolve_order(order)]
+        resolved = self.resolve_order(order)
+        line_head = ""
+        if resolved == "psm-line":
+            cut = prefix.rfind("\n") + 1
+            prefix, line_head = prefix[:cut], prefix[cut:]
+        layout = self.layouts["psm" if resolved == "psm-line" else resolved]
         head = ""
         repo_files = list(repo_files)
         if self.file_sep and (repo_files or path):
@@ -77,7 +87,7 @@ class FimTemplate:
             if path:
                 head += f"{self.file_sep}{path}\n"
         # The repository header goes before the first FIM token, so it stays a stable prompt start.
-        return head + layout.format(prefix=prefix, suffix=suffix)
+        return head + layout.format(prefix=prefix, suffix=suffix) + line_head
 
 
 @cache

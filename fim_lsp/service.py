@@ -20,7 +20,7 @@ from fim_lsp import pipeline
 from fim_lsp.cache import CompletionCache, ShownCompletion, cache_key, typed_through
 from fim_lsp.config import Settings
 from fim_lsp.engine import CancelToken, Engine, create_engine
-from fim_lsp.errors import FimError
+from fim_lsp.errors import EngineUnavailableError, FimError, PromptTooLongError
 from fim_lsp.pipeline import Completion, CompletionRequest, Shape
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,9 @@ class CompletionService:
         with self._lock:
             self._generation += 1
             generation = self._generation
-        self._set_status(Status("loading", f"loading {self.settings.model}"))
+        engine = self.settings.engine
+        what = f"loading {self.settings.model}" if engine.kind == "embedded" else f"connecting to {engine.url}"
+        self._set_status(Status("loading", what))
         # Loading runs on the worker, so no completion can run against a half-replaced engine.
         self._worker.submit(self._load, generation, self.settings)
 
@@ -159,7 +161,21 @@ class CompletionService:
         engine = self._engine
         if engine is None:
             return Completion(None, Shape.NONE, f"engine {self._status.state}: {self._status.message}")
-        return pipeline.complete(request, self.settings, engine, cancel=cancel)
+        try:
+            completion = pipeline.complete(request, self.settings, engine, cancel=cancel)
+        except EngineUnavailableError as exc:
+            # A remote server down or failing: one status per distinct fault, an empty answer per request.
+            if self._status.state != "error" or self._status.message != str(exc):
+                logger.warning("engine unavailable: %s", exc)
+                self._set_status(Status("error", str(exc), exc))
+            return Completion(None, Shape.NONE, "engine unavailable")
+        except PromptTooLongError as exc:
+            logger.info("no completion: %s", exc)
+            return Completion(None, Shape.NONE, "prompt too long")
+        if self._status.state == "error" and self._engine is engine:
+            logger.info("engine available again")
+            self._set_status(Status("ready", f"ready ({engine.template.family})"))
+        return completion
 
     def _answer_without_model(self, key: str, request: CompletionRequest, digest: str) -> Completion | None:
         """An answer from what was shown or computed before, or None when the model must run."""
@@ -187,7 +203,7 @@ class CompletionService:
         self.stats["requests"] += 1
         token = self._supersede(key)
         digest = cache_key(request.text, request.offset, request.language_id, self.settings)
-        answer = self._answer_without_model(key, request, digest)
+        answer = self._answer_without_model(key, request, digest) if self.settings.reuse else None
         if answer is not None:
             self._remember(key, request, answer)
             return answer

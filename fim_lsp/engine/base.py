@@ -42,6 +42,8 @@ class GenerationRequest:
     deadline: float | None = None
     """`time.monotonic()` value after which generation stops with what it has."""
     cancel: CancelToken = field(default_factory=CancelToken)
+    reuse_cache: bool = True
+    """Reuse the engine's cached evaluation of a shared prompt start; False evaluates it all afresh."""
     on_text: Callable[[str], bool] | None = None
     """Called with the text so far after each token; returning True stops generation (reason `stop`)."""
 

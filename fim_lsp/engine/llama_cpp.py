@@ -180,7 +180,7 @@ class LlamaCppEngine(Engine):
     ) -> tuple[int, StopReason | None]:
         """Evaluate all prompt tokens but the last, chunk by chunk, checking for cancellation between."""
         llama = self.llama
-        shared = self._reusable_prefix(tokens)
+        shared = self._reusable_prefix(tokens) if request.reuse_cache else 0
         if shared < llama.n_tokens:
             llama._ctx.kv_cache_seq_rm(-1, shared, -1)
             llama.n_tokens = shared

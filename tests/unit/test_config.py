@@ -33,7 +33,7 @@ def test_camel_case_fields_are_read():
         pytest.param({"threads": 0}, "threads", "must be positive", id="threads-zero"),
         pytest.param({"threads": "four"}, "threads", "whole number", id="threads-string"),
         pytest.param({"suffixShare": 1.5}, "suffix_share", "between 0 and 1", id="share-above-one"),
-        pytest.param({"fimOrder": "msp"}, "fim_order", "one of auto, psm, spm", id="unknown-order"),
+        pytest.param({"fimOrder": "msp"}, "fim_order", "one of auto, psm, psm-line, spm", id="unknown-order"),
         pytest.param({"workspaceContext": "yes"}, "workspace_context", "true or false", id="bool-as-string"),
         pytest.param({"maxNewTokens": True}, "max_new_tokens", "whole number", id="bool-as-int"),
     ],

@@ -51,6 +51,21 @@ def test_qwen_psm_and_spm():
     assert qwen.render("def f(", "):\n", "spm") == "<|fim_prefix|><|fim_suffix|>):\n<|fim_middle|>def f("
 
 
+def test_psm_line_moves_the_cursor_line_after_the_middle_token():
+    qwen = template_for_family("qwen2.5-coder")
+    prefix, suffix = "import os\n\ndef f():\n    return os.", "\n\nf()\n"
+    assert qwen.render(prefix, suffix, "psm-line") == (
+        "<|fim_prefix|>import os\n\ndef f():\n<|fim_suffix|>\n\nf()\n<|fim_middle|>    return os."
+    )
+
+
+def test_psm_line_prompts_of_two_keystrokes_share_all_but_the_typed_characters():
+    qwen = template_for_family("qwen2.5-coder")
+    before = qwen.render("def f():\n    ret", "\n", "psm-line")
+    after = qwen.render("def f():\n    retu", "\n", "psm-line")
+    assert after == before + "u"
+
+
 def test_qwen_repository_format_puts_files_before_the_fim_tokens():
     qwen = template_for_family("qwen2.5-coder")
     prompt = qwen.render(
