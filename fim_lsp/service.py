@@ -95,7 +95,9 @@ class CompletionService:
             self._generation += 1
             generation = self._generation
         engine = self.settings.engine
-        what = f"loading {self.settings.model}" if engine.kind == "embedded" else f"connecting to {engine.url}"
+        what = (
+            f"loading {self.settings.model}" if engine.kind == "embedded" else f"connecting to {engine.url}"
+        )
         self._set_status(Status("loading", what))
         # Loading runs on the worker, so no completion can run against a half-replaced engine.
         self._worker.submit(self._load, generation, self.settings)
