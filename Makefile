@@ -44,7 +44,7 @@ run: model ## set up, then complete sample files through the real LSP protocol
 	$(BIN)/fim-lsp demo --model $(MODEL)
 
 .PHONY: test
-test: model test-model ## set up, then run every test (real model included)
+test: model test-model editors-setup ## set up, then run every test (real models and real editors included)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import sys
 import uuid
 from typing import Any
 
@@ -100,10 +101,19 @@ class FimLanguageServer(LanguageServer):
                 types.ShowMessageParams(types.MessageType.Error, f"fim-lsp: {status.message}")
             )
 
+    def _log_to_client(self) -> None:
+        """From now on fim-lsp's log goes to the client's log, and no longer also to stderr, which
+        editors show in the same place (a file given with --log-file keeps its copy)."""
+        logging.getLogger("fim_lsp").addHandler(ClientLogHandler(self))
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) is sys.stderr:
+                root.removeHandler(handler)
+
     async def begin_loading(self) -> None:
         """Start loading the engine, with `$/progress` when the client supports it."""
         self._loop = asyncio.get_running_loop()
-        logging.getLogger("fim_lsp").addHandler(ClientLogHandler(self))
+        self._log_to_client()
         capabilities = self.client_capabilities.window
         if capabilities is not None and capabilities.work_done_progress:
             token = f"fim-lsp-load-{uuid.uuid4().hex[:8]}"
