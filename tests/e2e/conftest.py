@@ -92,12 +92,17 @@ async def start_editor() -> AsyncIterator[StartEditor]:
     editors: list[Editor] = []
 
     async def start(
-        settings: dict[str, Any] | None = None, *, progress: bool = False, env: dict[str, str] | None = None
+        settings: dict[str, Any] | None = None,
+        *,
+        progress: bool = False,
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
     ) -> Editor:
         client = pytest_lsp.make_test_lsp_client()
         editor = Editor(client)
         client.feature("fimLsp/status")(lambda params: editor.on_status(params))
-        await client.start_io(sys.executable, "-m", "fim_lsp", "--stdio", env={**os.environ, **(env or {})})
+        command = command or [sys.executable, "-m", "fim_lsp"]
+        await client.start_io(*command, "--stdio", env={**os.environ, **(env or {})})
         capabilities = types.ClientCapabilities(
             window=types.WindowClientCapabilities(work_done_progress=progress),
         )
