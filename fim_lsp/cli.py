@@ -143,12 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     models.register_cli(commands)
     bench = commands.add_parser("bench", help="measure completion quality or latency")
     bench_commands = bench.add_subparsers(title="benchmarks", metavar="BENCHMARK", required=True)
-    try:  # TEMPORARY until bench lands
-        from fim_lsp.bench import quality
+    from fim_lsp.bench import latency, quality
 
-        quality.register_cli(bench_commands)
-    except ImportError:
-        pass
+    quality.register_cli(bench_commands)
+    latency.register_cli(bench_commands)
     from fim_lsp import demo
 
     demo.register_cli(commands)

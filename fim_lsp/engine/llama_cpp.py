@@ -11,7 +11,9 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +25,16 @@ from fim_lsp.prompt import FimTemplate, detect_template, known_templates, templa
 logger = logging.getLogger(__name__)
 llama_logger = logging.getLogger("fim_lsp.llama_cpp")
 
-#: Prompt tokens evaluated between two looks at the cancel flag: small enough to stop within ~0.3 s on
-#: two CPU cores with the 1.5B model, large enough to keep matrix multiplication efficient.
-PROMPT_CHUNK_TOKENS = 96
+#: Prompt tokens evaluated per llama_decode call. Cancellation does not wait for a chunk to finish:
+#: llama.cpp's abort callback stops a decode between two graph nodes (see `_install_abort_callback`).
+PROMPT_CHUNK_TOKENS = 256
 
 # ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the previous line).
 _GGML_TO_LOGGING = {3: logging.WARNING, 4: logging.ERROR}
 _log_callback: Any = None  # kept referenced: llama.cpp calls it from C for the life of the process
+#: Set while a decode is being aborted on purpose: llama.cpp then logs "failed to decode" as errors,
+#: which are no errors of ours.
+_aborting = threading.Event()
 
 
 def route_llama_logs() -> None:
@@ -45,7 +50,8 @@ def route_llama_logs() -> None:
         message = text.decode("utf-8", errors="replace").rstrip()
         if message:
             # llama.cpp is chatty at its INFO level; only its warnings and errors are more than debug to us.
-            llama_logger.log(_GGML_TO_LOGGING.get(level, logging.DEBUG), "%s", message)
+            severity = logging.DEBUG if _aborting.is_set() else _GGML_TO_LOGGING.get(level, logging.DEBUG)
+            llama_logger.log(severity, "%s", message)
 
     _log_callback = callback
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
@@ -99,6 +105,8 @@ class LlamaCppEngine(Engine):
         except (ValueError, RuntimeError) as exc:
             raise ModelCorruptError(f"llama.cpp could not load {model_path}: {exc}") from exc
         self.load_seconds = time.monotonic() - started
+        self._interrupt: Callable[[], bool] | None = None
+        self._install_abort_callback()
         self._vocab = self.llama._model.vocab
         self.template = template_for_family(template_family) if template_family else self._detect_template()
         self._stop_token_ids = self._single_token_ids(self.template.stop)
@@ -122,6 +130,22 @@ class LlamaCppEngine(Engine):
             n_gpu_layers=settings.gpu_layers,
             template_family=settings.engine.template,
         )
+
+    def _install_abort_callback(self) -> None:
+        """Let llama.cpp ask, between graph nodes of a decode, whether the running request was cancelled
+        or ran out of time, so a superseded generation stops within milliseconds, not after a chunk."""
+        import llama_cpp
+
+        @llama_cpp.ggml_abort_callback
+        def should_abort(_data: ctypes.c_void_p) -> bool:
+            interrupt = self._interrupt
+            if interrupt is not None and interrupt():
+                _aborting.set()
+                return True
+            return False
+
+        self._abort_callback = should_abort  # referenced for as long as llama.cpp may call it
+        llama_cpp.llama_set_abort_callback(self.llama._ctx.ctx, should_abort, None)
 
     # -- vocabulary -------------------------------------------------------------------------------------
 
@@ -175,10 +199,19 @@ class LlamaCppEngine(Engine):
             shared += 1
         return shared
 
+    @staticmethod
+    def _interruption(request: GenerationRequest) -> StopReason | None:
+        """Why the request must stop now, if it must."""
+        if request.cancel.cancelled:
+            return "cancelled"
+        if request.deadline is not None and time.monotonic() > request.deadline:
+            return "deadline"
+        return None
+
     def _evaluate_prompt(
         self, tokens: list[int], request: GenerationRequest
     ) -> tuple[int, StopReason | None]:
-        """Evaluate all prompt tokens but the last, chunk by chunk, checking for cancellation between."""
+        """Evaluate all prompt tokens but the last, chunk by chunk; stop early when interrupted."""
         llama = self.llama
         shared = self._reusable_prefix(tokens) if request.reuse_cache else 0
         if shared < llama.n_tokens:
@@ -186,24 +219,45 @@ class LlamaCppEngine(Engine):
             llama.n_tokens = shared
         position = shared
         while position < len(tokens) - 1:
-            if request.cancel.cancelled:
-                return position - shared, "cancelled"
-            if request.deadline is not None and time.monotonic() > request.deadline:
-                return position - shared, "deadline"
             end = min(position + PROMPT_CHUNK_TOKENS, len(tokens) - 1)
-            llama.eval(tokens[position:end])
+            try:
+                llama.eval(tokens[position:end])
+            except RuntimeError:  # llama_decode aborted by our callback (or failed: re-raised)
+                reason = self._interruption(request)
+                if reason is None:
+                    raise
+                return llama.n_tokens - shared, reason
             position = end
         return len(tokens) - shared, None
 
     def generate(self, request: GenerationRequest) -> Generation:
-        import llama_cpp
-
         tokens = self.tokenize(request.prompt)
         if len(tokens) + request.max_tokens > self.llama.n_ctx():
             raise PromptTooLongError(
                 f"prompt of {len(tokens)} tokens plus {request.max_tokens} new ones exceeds "
                 f"the context of {self.llama.n_ctx()}"
             )
+        self._interrupt = lambda: self._interruption(request) is not None
+        _aborting.clear()
+        try:
+            return self._generate(tokens, request)
+        finally:
+            self._interrupt = None
+            if _aborting.is_set():
+                self._forget_aborted_tokens()
+
+    def _forget_aborted_tokens(self) -> None:
+        """After an aborted decode llama.cpp drops the failed batch's cells; keep our record of what the
+        cache holds (llama-cpp-python's `n_tokens`) no longer than what is really there."""
+        import llama_cpp
+
+        memory = llama_cpp.llama_get_memory(self.llama._ctx.ctx)
+        last = llama_cpp.llama_memory_seq_pos_max(memory, 0) if memory is not None else -1
+        self.llama.n_tokens = max(0, min(self.llama.n_tokens, last + 1))
+
+    def _generate(self, tokens: list[int], request: GenerationRequest) -> Generation:
+        import llama_cpp
+
         started = time.monotonic()
         evaluated, early_stop = self._evaluate_prompt(tokens, request)
         if early_stop is not None:
@@ -214,7 +268,18 @@ class LlamaCppEngine(Engine):
         reason: StopReason = "length"
         prompt_ms = 0.0
         first_token_at = None
-        for token in self.llama.generate(tokens, temp=0.0, repeat_penalty=1.0, reset=True):
+        stream = self.llama.generate(tokens, temp=0.0, repeat_penalty=1.0, reset=True)
+        while True:
+            try:
+                token = next(stream)
+            except StopIteration:
+                break
+            except RuntimeError:  # a decode aborted by our callback (or failed: re-raised)
+                interrupted = self._interruption(request)
+                if interrupted is None:
+                    raise
+                reason = interrupted
+                break
             if first_token_at is None:
                 first_token_at = time.monotonic()
                 prompt_ms = (first_token_at - started) * 1000
@@ -232,11 +297,9 @@ class LlamaCppEngine(Engine):
                 break
             if len(generated) >= request.max_tokens:
                 break
-            if request.cancel.cancelled:
-                reason = "cancelled"
-                break
-            if request.deadline is not None and time.monotonic() > request.deadline:
-                reason = "deadline"
+            interrupted = self._interruption(request)
+            if interrupted is not None:
+                reason = interrupted
                 break
         finished = time.monotonic()
         return Generation(
