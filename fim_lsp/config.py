@@ -149,7 +149,7 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(float, strict_float)
     converter.register_structure_hook(str, strict_str)
     for cls in (EngineSettings, Settings):
-        renames = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
+        renames: dict[str, Any] = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
         converter.register_structure_hook(cls, make_dict_structure_fn(cls, converter, **renames))
         converter.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, converter, **renames))
     return converter
@@ -165,6 +165,7 @@ def _structure_field(field: attrs.Attribute, value: Any) -> Any:
         if value not in choices:
             raise ValueError(f"expected one of {', '.join(choices)}, not {value!r}")
         return value
+    assert field.type is not None  # every Settings field is annotated
     return _converter.structure(value, field.type)
 
 

@@ -1,13 +1,63 @@
 """What goes in the prompt: the prefix and suffix around the cursor, cut to the token budget.
 
-The cut is made at line boundaries, outward from the cursor, so the model never sees half a line at the
-edge of its context, and the budget is counted with the model's own tokenizer.
+The budget is counted with the model's own tokenizer and filled outward from the cursor, whole lines at
+a time, and the cuts fall on the boundaries of the code's block structure:
+
+- the text before the cursor starts where a statement or definition starts at the cursor's level or an
+  outer one, never inside a sibling's body: sibling definitions farthest from the cursor are dropped
+  whole, first;
+- the text after the cursor ends where such a unit ends (with its closing line);
+- above the kept text, the file's imports and the headers of the blocks around the cursor (class,
+  function, loop) are kept, so the model still knows what is imported and where it writes.
+
+The block structure is read from indentation (and closing lines such as `}` or `end`) rather than from
+the syntax tree: while the user types, the line at the cursor is usually broken, and tree-sitter's error
+recovery can then regroup large parts of the tree, moving the cuts on every keystroke. Indentation does
+not move; with the cursor's line charged to the budget in coarse steps, the start of the prompt stays
+the same while the user types on a line, and llama.cpp's cache of it stays warm. The tree, when there
+is one, finds the imports.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fim_lsp.syntax import DocumentSyntax
+
+#: Share of the prefix budget that imports kept above the window may take at most.
+IMPORTS_SHARE = 0.25
+#: Tokens of budget the cursor's line is charged in steps of (see `cut_context`).
+CURSOR_LINE_STEP = 32
+#: Lines at the head of a file searched for imports.
+IMPORTS_HEAD_LINES = 300
+
+# Top-level tree-sitter nodes that import or declare what the file uses.
+_IMPORT_TYPES = frozenset(
+    {
+        "import_statement",  # python, javascript, typescript
+        "import_from_statement",
+        "future_import_statement",
+        "package_clause",  # go
+        "import_declaration",  # go, java
+        "package_declaration",  # java
+        "use_declaration",  # rust
+        "extern_crate_declaration",
+        "preproc_include",  # c, cpp
+        "using_directive",  # csharp
+        "namespace_use_declaration",  # php
+    }
+)
+# The same without a tree: import-like lines at column 0.
+_IMPORT_LINE = re.compile(
+    r"(?:import\s|from\s+\S+\s+import\s|#\s*include\b|using\s+[\w.]+\s*;|use\s|package\s|extern\s+crate\s"
+    r"|require(?:_relative)?[\s(]|(?:const|let|var|local)\s+\w+\s*=\s*require\b)"
+)
+# Lines that close a block: they belong to the block above them, never start a window.
+_CLOSING_LINE = re.compile(r"^\s*(?:[)\]}]|end\b|fi\b|done\b|esac\b|until\b)")
 
 
 @dataclass(frozen=True)
@@ -15,40 +65,150 @@ class PromptContext:
     """The text around the cursor that fits the budget, and where it was cut in the document."""
 
     prefix: str
+    """What the model sees before the cursor: `pinned`, then the document from `prefix_start`."""
     suffix: str
     prefix_start: int
-    """Offset in the document of the prefix's first character."""
+    """Offset in the document where the contiguous part of the prefix (after `pinned`) begins."""
     suffix_end: int
     """Offset in the document just after the suffix's last character."""
+    pinned: str = ""
+    """Imports and the headers of enclosing blocks from above the window, at the start of the prefix."""
 
 
-def _lines_before(text: str, offset: int) -> list[str]:
-    """Whole lines before the cursor's line, nearest first (each with its line break)."""
-    line_start = text.rfind("\n", 0, offset) + 1
-    return text[:line_start].splitlines(keepends=True)[::-1]
+class _Lines:
+    """The lines of a document that a cut can reach: `max_lines` rows either side of the cursor, and
+    the head of the file (for imports). Rows are absolute; found with C-speed `str.find`, so a long
+    document costs no walk over all its lines."""
+
+    def __init__(self, text: str, offset: int, max_lines: int) -> None:
+        self.text = text
+        self.cursor_row = text.count("\n", 0, offset)
+        starts: dict[int, int] = {}
+        row, start = self.cursor_row, text.rfind("\n", 0, offset) + 1
+        starts[row] = start
+        while row > 0 and self.cursor_row - row < max_lines:
+            start = text.rfind("\n", 0, start - 1) + 1
+            row -= 1
+            starts[row] = start
+        self.first_row = row
+        row, start = self.cursor_row, starts[self.cursor_row]
+        while row - self.cursor_row < max_lines:
+            newline = text.find("\n", start)
+            if newline == -1:
+                break
+            row, start = row + 1, newline + 1
+            starts[row] = start
+        self.last_row = row
+        # The head of the file, for imports, when the window does not reach it.
+        row, start = 0, 0
+        while row < min(IMPORTS_HEAD_LINES, self.first_row):
+            starts[row] = start
+            newline = text.find("\n", start)
+            if newline == -1:
+                break
+            row, start = row + 1, newline + 1
+        starts.setdefault(row, start)
+        self._starts = starts
+
+    def start(self, row: int) -> int:
+        """Offset where `row` starts (the end of the text past the last row)."""
+        start = self._starts.get(row)
+        if start is not None:
+            return start
+        newline = self.text.find("\n", self._starts[row - 1])
+        return len(self.text) if newline == -1 else newline + 1
+
+    def line(self, row: int) -> str:
+        """Row `row` with its line break."""
+        return self.text[self.start(row) : self.start(row + 1)]
+
+    def blank(self, row: int) -> bool:
+        return not self.line(row).strip()
+
+    def indent(self, row: int) -> int:
+        line = self.line(row)
+        body = line.lstrip(" \t")
+        return len(line[: len(line) - len(body)].expandtabs(8))
 
 
-def _lines_after(text: str, offset: int) -> list[str]:
-    """Whole lines after the cursor's line, nearest first."""
-    line_end = text.find("\n", offset)
-    if line_end < 0:
-        return []
-    return text[line_end + 1 :].splitlines(keepends=True)
+def _window_starts(lines: _Lines, cursor_row: int, lowest: int) -> tuple[list[int], list[int]]:
+    """Rows above the cursor where the prefix window may start, and the header rows of the blocks
+    around the cursor (outermost first).
+
+    Going up from the cursor, a line may start the window when it is no deeper than every line between
+    it and the cursor: then it starts a statement at the cursor's level or an outer one, not a line
+    inside a sibling's body. Such a line that is shallower than all of them opens a block around the
+    cursor: a header.
+    """
+    starts: list[int] = []
+    headers: list[int] = []
+    level = None if lines.blank(cursor_row) else lines.indent(cursor_row)
+    for row in range(cursor_row - 1, lowest - 1, -1):
+        if lines.blank(row):
+            continue
+        indent = lines.indent(row)
+        if level is None:
+            level = indent  # the cursor's line is blank: the nearest code above sets the level
+        if indent <= level and not _CLOSING_LINE.match(lines.line(row)):
+            starts.append(row)
+            if indent < level:
+                headers.append(row)
+            level = indent
+        else:
+            level = min(level, indent) if _CLOSING_LINE.match(lines.line(row)) else level
+    starts.append(cursor_row)
+    return sorted(starts), headers[::-1]
 
 
-def _take(
-    lines: list[str], budget: int, count_tokens: Callable[[str], int], max_lines: int
-) -> tuple[int, int]:
-    """How many of `lines` (nearest first) fit `budget` tokens, and the tokens they take."""
-    used = 0
-    taken = 0
-    for line in lines[:max_lines]:
-        cost = count_tokens(line)
-        if used + cost > budget:
-            break
-        used += cost
-        taken += 1
-    return taken, used
+def _window_ends(lines: _Lines, cursor_row: int, highest: int) -> list[int]:
+    """Rows below the cursor after which the suffix window may end: the last row of a unit at the
+    cursor's level or an outer one, closing lines included."""
+    ends = [cursor_row]
+    level = None if lines.blank(cursor_row) else lines.indent(cursor_row)
+    row = cursor_row + 1
+    previous = cursor_row
+    while row <= highest:
+        if lines.blank(row):
+            row += 1
+            continue
+        indent = lines.indent(row)
+        if level is None:
+            level = indent
+        if indent <= level and not _CLOSING_LINE.match(lines.line(row)):
+            ends.append(previous)  # the unit before this line is complete
+        level = min(level, indent)
+        previous = row
+        row += 1
+    ends.append(highest)
+    return sorted(set(ends))
+
+
+def _import_rows(lines: _Lines, syntax: DocumentSyntax | None, before_row: int) -> list[tuple[int, int]]:
+    """(first row, last row) of each import above `before_row`, in document order. Only the head of the
+    file is searched: imports live there, and a long file must not cost a walk to the cursor."""
+    before_row = min(before_row, IMPORTS_HEAD_LINES)
+    if syntax is not None:
+        found = []
+        for child in syntax.tree.root_node.named_children:
+            if child.start_point.row >= before_row:
+                break
+            if child.type in _IMPORT_TYPES and child.end_point.row < before_row:
+                found.append((child.start_point.row, child.end_point.row))
+        return found
+    found = []
+    row = 0
+    while row < before_row:
+        line = lines.line(row)
+        if _IMPORT_LINE.match(line):
+            last = row
+            # A parenthesised import list (Go, Python) goes on to its closing line.
+            if line.count("(") > line.count(")"):
+                while last + 1 < before_row and ")" not in lines.line(last):
+                    last += 1
+            found.append((row, last))
+            row = last
+        row += 1
+    return found
 
 
 def cut_context(
@@ -58,29 +218,102 @@ def cut_context(
     suffix_share: float,
     count_tokens: Callable[[str], int],
     *,
+    syntax: DocumentSyntax | None = None,
     max_lines: int = 2000,
 ) -> PromptContext:
     """Prefix and suffix around `offset` within `budget` tokens, `suffix_share` of it for the suffix.
 
-    The cursor's own line is always kept whole on both sides. Budget the suffix does not use goes to the
-    prefix, which matters more to the model.
+    The cursor's own line is always kept whole on both sides. Budget one side leaves unused goes to the
+    other. `syntax` (a tree of `text`) finds the imports; without it a pattern does. `max_lines` bounds
+    the lines looked at on each side of the cursor.
     """
-    line_start = text.rfind("\n", 0, offset) + 1
-    line_end = text.find("\n", offset)
-    line_end = len(text) if line_end < 0 else line_end + 1
-    current_prefix, current_suffix = text[line_start:offset], text[offset:line_end]
-    remaining = max(budget - count_tokens(current_prefix) - count_tokens(current_suffix), 0)
+    lines = _Lines(text, offset, max_lines)
+    cursor_row = lines.cursor_row
+    line_start, line_end = lines.start(cursor_row), lines.start(cursor_row + 1)
+    # The cursor's line changes with every keystroke: charging it in steps of CURSOR_LINE_STEP tokens,
+    # not exactly, keeps the cuts (and the start of the prompt) where they were while the user types.
+    line_cost = count_tokens(text[line_start:offset]) + count_tokens(text[offset:line_end])
+    step = max(1, min(CURSOR_LINE_STEP, budget // 32))
+    remaining = max(budget - -(-line_cost // step) * step, 0)
+    lowest, highest = lines.first_row, lines.last_row
+    if syntax is not None and syntax.text != text:
+        syntax = None  # a tree of another version of the text would point at the wrong rows
 
-    after = _lines_after(text, offset)
-    suffix_lines, suffix_used = _take(after, int(remaining * suffix_share), count_tokens, max_lines)
-    before = _lines_before(text, offset)
-    prefix_lines, _ = _take(before, remaining - suffix_used, count_tokens, max_lines)
+    costs: dict[int, int] = {}
 
-    prefix_text = "".join(reversed(before[:prefix_lines])) + current_prefix
-    suffix_text = current_suffix + "".join(after[:suffix_lines])
+    def cost(row: int) -> int:
+        if row not in costs:
+            costs[row] = count_tokens(lines.line(row))
+        return costs[row]
+
+    def fill_above(allowance: int, allowed: set[int] | None) -> tuple[int, int]:
+        """The earliest allowed row (any row when `allowed` is None) whose lines down to the cursor fit
+        `allowance`, and their cost; whole lines when not even the nearest allowed row fits."""
+        used, best, best_used = 0, cursor_row, 0
+        for row in range(cursor_row - 1, lowest - 1, -1):
+            used += cost(row)
+            if used > allowance:
+                break
+            if allowed is None or row in allowed:
+                best, best_used = row, used
+        if best == cursor_row and allowed is not None:
+            return fill_above(allowance, None)
+        return best, best_used
+
+    def fill_below(allowance: int, allowed: set[int] | None) -> tuple[int, int]:
+        """The last allowed row after the cursor whose lines fit `allowance`, and their cost."""
+        used, best, best_used = 0, cursor_row, 0
+        for row in range(cursor_row + 1, highest + 1):
+            used += cost(row)
+            if used > allowance:
+                break
+            if allowed is None or row in allowed:
+                best, best_used = row, used
+        if best == cursor_row and allowed is not None:
+            return fill_below(allowance, None)
+        return best, best_used
+
+    starts, headers = _window_starts(lines, cursor_row, lowest)
+    ends = set(_window_ends(lines, cursor_row, highest))
+
+    suffix_allowance = int(remaining * suffix_share)
+    end_row, suffix_used = fill_below(suffix_allowance, ends)
+    prefix_allowance = max(remaining - suffix_used, 0)
+
+    # Imports and headers are reserved first: they are few, and they say what the window cannot.
+    pinned_rows: list[int] = []
+    pinned_cost = 0
+    import_allowance = int(prefix_allowance * IMPORTS_SHARE)
+    for first, last in _import_rows(lines, syntax, cursor_row):
+        rows = range(first, last + 1)
+        rows_cost = sum(cost(row) for row in rows)
+        if pinned_cost + rows_cost > import_allowance:
+            break
+        pinned_rows += rows
+        pinned_cost += rows_cost
+    for row in headers:
+        if row not in pinned_rows and pinned_cost + cost(row) <= prefix_allowance // 2:
+            pinned_rows.append(row)
+            pinned_cost += cost(row)
+
+    start_row, prefix_used = fill_above(prefix_allowance - pinned_cost, set(starts))
+    kept = sorted(row for row in set(pinned_rows) if row < start_row)
+    if len(kept) < len(pinned_rows):
+        # Some reserved rows fell inside the window: what they reserved buys more window.
+        start_row, prefix_used = fill_above(prefix_allowance - sum(cost(row) for row in kept), set(starts))
+        kept = sorted(row for row in set(pinned_rows) if row < start_row)
+    leftover = prefix_allowance - prefix_used - sum(cost(row) for row in kept)
+    if start_row == lowest and leftover > 0 and end_row < highest:
+        # The prefix reached the top of the file: what it left over extends the suffix.
+        end_row, suffix_used = fill_below(suffix_used + leftover, ends)
+
+    window_start = lines.start(start_row)
+    pinned = "".join(lines.line(row) for row in kept)
+    suffix_end = lines.start(end_row + 1) if end_row > cursor_row else line_end
     return PromptContext(
-        prefix=prefix_text,
-        suffix=suffix_text,
-        prefix_start=offset - len(prefix_text),
-        suffix_end=offset + len(suffix_text),
+        prefix=pinned + text[window_start:offset],
+        suffix=text[offset:suffix_end],
+        prefix_start=window_start,
+        suffix_end=suffix_end,
+        pinned=pinned,
     )

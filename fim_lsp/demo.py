@@ -119,7 +119,8 @@ async def run_demo(settings: dict[str, Any], server_command: list[str], log_file
             print(f"{sample.name}:{cursor.line + 1}:{cursor.character + 1}  {line_text}")
             if items:
                 answered += 1
-                print(_show(items[0].insert_text))
+                text = items[0].insert_text
+                print(_show(text if isinstance(text, str) else text.value))
             else:
                 print("    (no completion)")
             print(f"    {elapsed * 1000:.0f} ms\n")

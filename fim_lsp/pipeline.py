@@ -11,22 +11,24 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from enum import Enum
 
 from fim_lsp.config import Settings
 from fim_lsp.context import PromptContext, cut_context
 from fim_lsp.engine.base import CancelToken, Engine, Generation, GenerationRequest
-from fim_lsp.postprocess import clean_middle
+from fim_lsp.postprocess import finish_middle
+from fim_lsp.syntax import (
+    CompletionShape,
+    DocumentSyntax,
+    classify,
+    indentation_to_type,
+    language_of,
+    middle_is_done,
+)
 
 logger = logging.getLogger(__name__)
 
-
-class Shape(Enum):
-    """What kind of answer the cursor's position calls for."""
-
-    NONE = "none"
-    LINE = "line"
-    BLOCK = "block"
+#: What kind of answer the cursor's position calls for (nothing, one line, a block).
+Shape = CompletionShape
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class CompletionRequest:
     offset: int
     language_id: str | None = None
     path: str | None = None
+    syntax: DocumentSyntax | None = None
+    """The document's syntax tree, kept current by the caller (the server parses each open document
+    incrementally); used when its text is `text`. Without it the pipeline parses only the prompt's text."""
 
 
 @dataclass
@@ -51,23 +56,14 @@ class Completion:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-def _is_word(ch: str) -> bool:
-    return ch.isalnum() or ch == "_"
-
-
-def choose_shape(text: str, offset: int) -> Shape:
-    """The answer's shape from the text around the cursor.
+def choose_shape(text: str, offset: int, syntax: DocumentSyntax | None = None) -> Shape:
+    """The answer's shape at the cursor (see `fim_lsp.syntax.classify`).
 
     Inside a word with more word to its right there is nothing to insert; text after the cursor on its
-    line means the answer must fit inside the line; otherwise a block may follow.
+    line, or an unfinished expression, means one line; otherwise (a blank line, a line that opens a
+    block or ends a statement) a block may follow.
     """
-    before = text[offset - 1] if offset > 0 else ""
-    after = text[offset] if offset < len(text) else ""
-    if before and after and _is_word(before) and _is_word(after):
-        return Shape.NONE
-    line_end = text.find("\n", offset)
-    rest_of_line = text[offset : len(text) if line_end < 0 else line_end]
-    return Shape.LINE if rest_of_line.strip() else Shape.BLOCK
+    return classify(syntax, text, offset)
 
 
 def max_new_tokens(settings: Settings, shape: Shape) -> int:
@@ -75,18 +71,54 @@ def max_new_tokens(settings: Settings, shape: Shape) -> int:
     return max(16, settings.max_new_tokens // 4) if shape is Shape.LINE else settings.max_new_tokens
 
 
-def build_prompt(request: CompletionRequest, settings: Settings, engine: Engine) -> tuple[str, PromptContext]:
-    """The rendered FIM prompt for a request, and the context it was made from."""
-    context = cut_context(
-        request.text, request.offset, settings.context_budget, settings.suffix_share, engine.count_tokens
+def build_context(request: CompletionRequest, settings: Settings, engine: Engine) -> PromptContext:
+    """The text around the cursor that goes in the prompt, cut to the budget."""
+    return cut_context(
+        request.text,
+        request.offset,
+        settings.context_budget,
+        settings.suffix_share,
+        engine.count_tokens,
+        syntax=_document_syntax(request),
     )
-    prompt = engine.template.render(context.prefix, context.suffix, settings.fim_order)
-    return prompt, context
 
 
-def _stop_after_first_line(text: str) -> bool:
-    """For single-line answers: stop once a non-empty line has ended."""
-    return "\n" in text.lstrip("\n")
+def build_prompt(
+    request: CompletionRequest, settings: Settings, engine: Engine, typed: str = ""
+) -> tuple[str, PromptContext]:
+    """The rendered FIM prompt for a request, and the context it was made from. `typed` is text put
+    after the cursor in the prompt as if the user had typed it (see `indentation_to_type`)."""
+    context = build_context(request, settings, engine)
+    return engine.template.render(context.prefix + typed, context.suffix, settings.fim_order), context
+
+
+def _after_typed(typed: str, generated: str) -> str:
+    """The middle when `typed` was put in the prompt for the model: `typed`, then what it wrote. A model
+    shown indentation at the end of its prompt sometimes indents once more (the prompt then ends where
+    its tokenizer would not have cut): the first line goes where the code above says."""
+    if typed and generated[:1] in (" ", "\t"):
+        generated = generated.lstrip(" \t")
+    return typed + generated
+
+
+def _document_syntax(request: CompletionRequest) -> DocumentSyntax | None:
+    """A stable view of the caller's tree when it is of the request's text (the document may have
+    changed since the request was made)."""
+    if request.syntax is None:
+        return None
+    view = request.syntax.snapshot()
+    return view if view.text == request.text else None
+
+
+def _shape_in_context(request: CompletionRequest, context: PromptContext, language: str | None) -> Shape:
+    """The shape, judged with a syntax tree: the document's when the caller keeps one, else one of the
+    prompt's text only (a few kilobytes, whatever the document's size)."""
+    syntax = _document_syntax(request)
+    if syntax is not None:
+        return choose_shape(request.text, request.offset, syntax)
+    window = context.prefix + context.suffix
+    window_syntax = DocumentSyntax(language, window) if language else None
+    return choose_shape(window, len(context.prefix), window_syntax)
 
 
 def complete(
@@ -101,30 +133,49 @@ def complete(
     started = time.monotonic()
     if not 0 <= request.offset <= len(request.text):
         return Completion(None, Shape.NONE, "position outside the document")
-    shape = choose_shape(request.text, request.offset)
-    if shape is Shape.NONE:
-        return Completion(None, shape, "cursor inside a word")
+    # The text alone says when the cursor is inside a word: no need to build a prompt for nothing.
+    if choose_shape(request.text, request.offset) is Shape.NONE:
+        return Completion(None, Shape.NONE, "cursor inside a word")
     if deadline is None:
         deadline = started + settings.time_budget_ms / 1000
 
-    prompt, _context = build_prompt(request, settings, engine)
+    language = language_of(request.language_id, request.path)
+    context = build_context(request, settings, engine)
+    shape = _shape_in_context(request, context, language)
+    if shape is Shape.NONE:
+        return Completion(None, shape, "cursor inside a word")
+    # At column 0 where the code above fixes the indentation, the model is shown it as typed: it then
+    # writes the body it should rather than a new top-level definition.
+    typed = indentation_to_type(context.prefix, context.suffix, language) if shape is Shape.BLOCK else ""
+    prompt = engine.template.render(context.prefix + typed, context.suffix, settings.fim_order)
     prompt_built = time.monotonic()
+
+    def done(middle: str) -> bool:
+        # Stop generating once nothing more could be shown: saves the tokens small models write past
+        # the end of the hole.
+        return middle_is_done(context.prefix, _after_typed(typed, middle), context.suffix, language, shape)
+
     generation = engine.generate(
         GenerationRequest(
             prompt=prompt,
             max_tokens=max_new_tokens(settings, shape),
             deadline=deadline,
             cancel=cancel or CancelToken(),
-            on_text=_stop_after_first_line if shape is Shape.LINE else None,
+            reuse_cache=settings.reuse,
+            on_text=done,
         )
     )
     if generation.stop_reason == "cancelled":
         text = None
     else:
-        text = clean_middle(
-            generation.text,
-            reached_eot=generation.reached_eot or generation.stop_reason == "stop",
-            single_line=shape is Shape.LINE,
+        text = finish_middle(
+            context.prefix,
+            _after_typed(typed, generation.text),
+            context.suffix,
+            language=language,
+            shape=shape,
+            # Only the model's own end counts: where `done` stopped it, the same rules cut again.
+            reached_eot=generation.reached_eot,
         )
     finished = time.monotonic()
     return Completion(

@@ -3,11 +3,16 @@
 Small models write a good middle and then keep going (into the rest of the file, a Markdown fence,
 English prose). What is shown must end where the model said end-of-text, or at the last whole line;
 a middle with neither is dropped rather than shown raw.
+
+`finish_middle` is what the pipeline uses: it knows the text around the cursor and the language, and
+cuts by syntax. `clean_middle` is the language-blind fallback: lines and artifacts only.
 """
 
 from __future__ import annotations
 
 import re
+
+from fim_lsp.syntax import CompletionShape, truncate_middle
 
 # Special-token spellings (`<|fim_middle|>`, `<fim_suffix>`, `<｜fim▁end｜>`, `<EOT>`) never belong in code.
 _SPECIAL_TOKEN = re.compile(
@@ -47,3 +52,22 @@ def clean_middle(middle: str, *, reached_eot: bool, single_line: bool) -> str | 
     elif not (reached_eot or stopped_early):
         text = last_whole_lines(text)
     return text if text.strip() else None
+
+
+def finish_middle(
+    prefix: str,
+    middle: str,
+    suffix: str,
+    *,
+    language: str | None,
+    shape: CompletionShape,
+    reached_eot: bool,
+) -> str | None:
+    """The part of a generated middle fit to show between `prefix` and `suffix`, or None.
+
+    Syntax-aware: single lines get their line end right for what follows; blocks are cut to the longest
+    run of whole lines that stays in the cursor's block, does not repeat the suffix or itself, and adds
+    no syntax error (see `fim_lsp.syntax.truncate_middle`). `prefix` and `suffix` are the ones the model
+    saw, so the syntax check parses a bounded text whatever the document's size.
+    """
+    return truncate_middle(prefix, middle, suffix, language, shape, reached_eot)

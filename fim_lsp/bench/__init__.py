@@ -1,0 +1,1 @@
+"""Benchmarks that are part of the product: `fim-lsp bench quality` (FIM quality through the pipeline)."""

@@ -1,0 +1,590 @@
+"""`fim-lsp bench quality`: fill-in-the-middle benchmarks run through the server's own pipeline.
+
+Each task of each set is completed twice with the same model: by the pipeline (the very code the server
+runs: cursor shape, context, prompt, generation, truncation) and by a raw baseline (a plain PSM prompt of
+the same budget and max tokens, stopping only at end-of-text, its text taken as is). Per set and system
+the report gives the score (pass@1 from running the tests in a sandbox, or SantaCoder exact match), the
+share of middles that reached end-of-text, the share of shown middles that leave the file parseable
+where the reference does, the share dropped (nothing shown), mean latency and mean tokens generated.
+
+The completion functions are injected (`System`), so the runner is tested without a model; the real ones
+come from `engine_systems`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from fim_lsp.bench.scoring import check_infilling, exact_match
+from fim_lsp.syntax import count_errors, new_parser
+
+logger = logging.getLogger(__name__)
+
+Metric = Literal["pass@1", "exact-match"]
+
+HUMAN_EVAL_DIR = "human-eval-infilling"
+SANTACODER_FILE = "santacoder-fim/santacoder-fim-task.jsonl.gz"
+
+#: Set name -> (file under the benchmark folder, metric). SantaCoder sets filter one language each.
+SETS: dict[str, tuple[str, Metric]] = {
+    "single-line": (f"{HUMAN_EVAL_DIR}/HumanEval-SingleLineInfilling.jsonl.gz", "pass@1"),
+    "multi-line": (f"{HUMAN_EVAL_DIR}/HumanEval-MultiLineInfilling.jsonl.gz", "pass@1"),
+    "random-span-light": (f"{HUMAN_EVAL_DIR}/HumanEval-RandomSpanInfillingLight.jsonl.gz", "pass@1"),
+    "santacoder-py": (SANTACODER_FILE, "exact-match"),
+    "santacoder-java": (SANTACODER_FILE, "exact-match"),
+    "santacoder-js": (SANTACODER_FILE, "exact-match"),
+}
+_SANTACODER_LANGUAGES = {
+    "py": ("python", "task.py"),
+    "java": ("java", "Task.java"),
+    "js": ("javascript", "task.js"),
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One hole to fill: the text around it, what belongs in it, and how to score a middle."""
+
+    set_name: str
+    task_id: str
+    language: str
+    """tree-sitter grammar (and LSP language id) of the file."""
+    path: str
+    """A file name with the language's extension, as an editor would send it."""
+    prefix: str
+    suffix: str
+    reference: str
+    """The reference middle as it stands in the file between prefix and suffix."""
+    metric: Metric
+    canonical: str = ""
+    """The canonical solution the exact-match scorer compares with (SantaCoder)."""
+    test: str = ""
+    entry_point: str = ""
+
+    def problem(self) -> dict[str, str]:
+        """The human-eval-infilling problem record the execution scorer takes."""
+        return {
+            "prompt": self.prefix,
+            "suffix": self.suffix,
+            "test": self.test,
+            "entry_point": self.entry_point,
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one system wrote for one task, and what it cost."""
+
+    text: str | None
+    """The middle to insert; None when the system showed nothing."""
+    reached_eot: bool
+    latency_ms: float
+    tokens: int
+    """Tokens generated."""
+    max_tokens: int
+    """The cap on generated tokens this answer ran under (the baseline gets the same)."""
+
+
+#: A completion function: `(task, max_tokens)` -> answer. `max_tokens` None lets the system choose (the
+#: pipeline does, from the cursor's shape); a number is a cap the system must use (the baseline).
+System = Callable[[Task, int | None], Answer]
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------------
+
+
+def _read_jsonl_gz(path: Path) -> list[dict[str, Any]]:
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _problem_of(task_id: str) -> str:
+    """`MultiLineInfilling/HumanEval/12/L3_L5` -> `HumanEval/12`."""
+    parts = task_id.split("/")
+    return "/".join(parts[1:3])
+
+
+def one_per_problem(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A fixed sample of one task per problem: the choice hangs on the problem's name only (a hash), so
+    it is the same on every run, machine and Python version, and spread over the tasks' positions."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(_problem_of(record["task_id"]), []).append(record)
+    chosen = []
+    for problem, group in groups.items():
+        digest = int.from_bytes(hashlib.sha256(problem.encode()).digest()[:8], "big")
+        chosen.append(group[digest % len(group)])
+    return chosen
+
+
+def spread(items: Sequence[Any], limit: int | None) -> list[Any]:
+    """`limit` items taken evenly across `items` (all of them when `limit` is None or large enough), so
+    a fast subset still covers different problems instead of the first few."""
+    if limit is None or limit >= len(items):
+        return list(items)
+    if limit <= 0:
+        return []
+    return [items[index * len(items) // limit] for index in range(limit)]
+
+
+def _human_eval_task(set_name: str, record: dict[str, Any]) -> Task:
+    return Task(
+        set_name=set_name,
+        task_id=record["task_id"],
+        language="python",
+        path="task.py",
+        prefix=record["prompt"],
+        suffix=record["suffix"],
+        reference=record["canonical_solution"],
+        metric="pass@1",
+        canonical=record["canonical_solution"],
+        test=record["test"],
+        entry_point=record["entry_point"],
+    )
+
+
+def _santacoder_task(set_name: str, record: dict[str, Any]) -> Task:
+    language, path = _SANTACODER_LANGUAGES[record["language"]]
+    return Task(
+        set_name=set_name,
+        task_id=record["name"],
+        language=language,
+        path=path,
+        prefix=record["prompt"],
+        suffix=record["suffix"],
+        # The prompt ends before the hole's line break and the suffix starts on the next line.
+        reference="\n" + record["canonical_solution"] + "\n",
+        metric="exact-match",
+        canonical=record["canonical_solution"],
+    )
+
+
+def load_set(bench_dir: Path, set_name: str, limit: int | None = None) -> list[Task]:
+    """The tasks of one set (see `SETS`), `limit` of them spread evenly when given."""
+    if set_name not in SETS:
+        raise ValueError(f"unknown set {set_name!r}; known: {', '.join(SETS)}")
+    file_name, _metric = SETS[set_name]
+    path = bench_dir / file_name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is {bench_dir} the benchmarks folder?")
+    records = _read_jsonl_gz(path)
+    if set_name.startswith("santacoder-"):
+        code = set_name.removeprefix("santacoder-")
+        tasks = [_santacoder_task(set_name, r) for r in records if r["language"] == code]
+    else:
+        if set_name == "multi-line":
+            records = one_per_problem(records)
+        tasks = [_human_eval_task(set_name, r) for r in records]
+    return spread(tasks, limit)
+
+
+# --------------------------------------------------------------------------------------------------
+# Scoring and summaries
+# --------------------------------------------------------------------------------------------------
+
+
+def _parses_clean(language: str, text: str) -> bool:
+    return count_errors(new_parser(language).parse(text.encode("utf-8")).root_node) == 0
+
+
+def score_answer(task: Task, text: str | None) -> bool:
+    """Whether a middle is right: the tests pass (human-eval), or the line matches (SantaCoder)."""
+    if task.metric == "pass@1":
+        return check_infilling(task.problem(), text).passed
+    return exact_match(text, task.canonical)
+
+
+@dataclass
+class TaskResult:
+    """One task's outcome for one system."""
+
+    task_id: str
+    answer: Answer
+    correct: bool
+    parseable: bool | None
+    """Whether the file parses with the middle inserted; None where the reference itself does not."""
+
+
+@dataclass
+class Summary:
+    """One system's figures on one set."""
+
+    tasks: int
+    score: float
+    eot: float
+    """Share of middles the model ended with end-of-text."""
+    parseable: float | None
+    """Share of shown middles that leave the file parsing, among tasks whose reference file parses."""
+    parse_tasks: int
+    """How many middles that share is of."""
+    dropped: float
+    """Share of tasks where nothing was shown."""
+    latency_ms: float
+    tokens: float
+
+    @classmethod
+    def of(cls, results: Sequence[TaskResult]) -> Summary:
+        count = len(results) or 1
+        judged = [r.parseable for r in results if r.parseable is not None and r.answer.text is not None]
+        return cls(
+            tasks=len(results),
+            score=sum(r.correct for r in results) / count,
+            eot=sum(r.answer.reached_eot for r in results) / count,
+            parseable=sum(judged) / len(judged) if judged else None,
+            parse_tasks=len(judged),
+            dropped=sum(r.answer.text is None for r in results) / count,
+            latency_ms=sum(r.answer.latency_ms for r in results) / count,
+            tokens=sum(r.answer.tokens for r in results) / count,
+        )
+
+
+@dataclass
+class SetReport:
+    """A set's figures for the pipeline and the baseline, and each task's outcome."""
+
+    name: str
+    metric: Metric
+    pipeline: Summary
+    baseline: Summary
+    results: dict[str, list[TaskResult]] = field(default_factory=dict)
+
+
+def run_set(
+    tasks: Sequence[Task],
+    pipeline: System,
+    baseline: System,
+    *,
+    progress: Callable[[Task, TaskResult, TaskResult], None] | None = None,
+) -> SetReport:
+    """Complete and score every task with both systems. The baseline runs under the pipeline's cap."""
+    task_list = list(tasks)
+    if not task_list:
+        raise ValueError("a set needs at least one task")
+    outcomes: dict[str, list[TaskResult]] = {"pipeline": [], "baseline": []}
+    for task in task_list:
+        reference_parses = _parses_clean(task.language, task.prefix + task.reference + task.suffix)
+        pipeline_answer = pipeline(task, None)
+        baseline_answer = baseline(task, pipeline_answer.max_tokens)
+        pair = []
+        for name, answer in (("pipeline", pipeline_answer), ("baseline", baseline_answer)):
+            parseable = None
+            if reference_parses:
+                parseable = _parses_clean(task.language, task.prefix + (answer.text or "") + task.suffix)
+            result = TaskResult(task.task_id, answer, score_answer(task, answer.text), parseable)
+            outcomes[name].append(result)
+            pair.append(result)
+        if progress:
+            progress(task, pair[0], pair[1])
+    first = task_list[0]
+    return SetReport(
+        name=first.set_name,
+        metric=first.metric,
+        pipeline=Summary.of(outcomes["pipeline"]),
+        baseline=Summary.of(outcomes["baseline"]),
+        results=outcomes,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Reports
+# --------------------------------------------------------------------------------------------------
+
+
+def _pair(pipeline: float | None, baseline: float | None, fmt: str) -> str:
+    def one(value: float | None) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    return f"{one(pipeline)} / {one(baseline)}"
+
+
+def format_report(model: str, reports: Sequence[SetReport]) -> str:
+    """A table for people: one row per set, each cell `pipeline / baseline`; after the parseable share,
+    how many middles each share is of."""
+    header = ("set", "metric", "n", "score", "eot", "parseable", "dropped", "latency ms", "tokens")
+    rows = [header]
+    for report in reports:
+        p, b = report.pipeline, report.baseline
+        rows.append(
+            (
+                report.name,
+                report.metric,
+                str(p.tasks),
+                _pair(p.score, b.score, ".3f"),
+                _pair(p.eot, b.eot, ".2f"),
+                _pair(p.parseable, b.parseable, ".2f") + f" ({p.parse_tasks}/{b.parse_tasks})",
+                _pair(p.dropped, b.dropped, ".2f"),
+                _pair(p.latency_ms, b.latency_ms, ".0f"),
+                _pair(p.tokens, b.tokens, ".1f"),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [f"model: {model}  (each cell: pipeline / baseline)"]
+    for row in rows:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def report_json(model: str, reports: Sequence[SetReport], *, details: bool = True) -> dict[str, Any]:
+    """The figures for machines; with `details`, every task's middle and outcome too."""
+    sets: dict[str, Any] = {}
+    for report in reports:
+        entry: dict[str, Any] = {
+            "metric": report.metric,
+            "pipeline": asdict(report.pipeline),
+            "baseline": asdict(report.baseline),
+        }
+        if details:
+            entry["tasks"] = [
+                {
+                    "task_id": p.task_id,
+                    "pipeline": {
+                        "text": p.answer.text,
+                        "correct": p.correct,
+                        "parseable": p.parseable,
+                        "eot": p.answer.reached_eot,
+                        "tokens": p.answer.tokens,
+                    },
+                    "baseline": {
+                        "text": b.answer.text,
+                        "correct": b.correct,
+                        "parseable": b.parseable,
+                        "eot": b.answer.reached_eot,
+                        "tokens": b.answer.tokens,
+                    },
+                }
+                for p, b in zip(report.results["pipeline"], report.results["baseline"], strict=True)
+            ]
+        sets[report.name] = entry
+    return {"model": model, "sets": sets}
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# The real systems: the pipeline and the raw baseline on a loaded model
+# --------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def engine_systems(
+    model: str, order: str = "auto", threads: int | None = None
+) -> Iterator[tuple[System, System, str]]:
+    """Load `model` once and yield (pipeline, baseline, description) completion functions on it."""
+    from fim_lsp.config import Settings
+    from fim_lsp.engine import create_engine
+    from fim_lsp.engine.base import GenerationRequest
+    from fim_lsp.pipeline import CompletionRequest, complete, max_new_tokens
+
+    settings = Settings(model=model, fim_order=order, threads=threads)  # type: ignore[arg-type]
+    engine = create_engine(settings)
+
+    def forget_cache() -> None:
+        # Both systems often send the very same prompt: the second would find it all in llama.cpp's KV
+        # cache and look fast. Each answer is timed from a cold cache instead.
+        llama = getattr(engine, "llama", None)
+        if llama is not None:
+            llama.reset()
+
+    try:
+
+        def pipeline(task: Task, max_tokens: int | None) -> Answer:
+            forget_cache()
+            started = time.perf_counter()
+            completion = complete(
+                CompletionRequest(task.prefix + task.suffix, len(task.prefix), task.language, task.path),
+                settings,
+                engine,
+                deadline=time.monotonic() + 600,  # the benchmark measures quality, not the time budget
+            )
+            latency = (time.perf_counter() - started) * 1000
+            generation = completion.generation
+            return Answer(
+                text=completion.text,
+                reached_eot=bool(generation and generation.reached_eot),
+                latency_ms=latency,
+                tokens=generation.generated_tokens if generation else 0,
+                max_tokens=max_new_tokens(settings, completion.shape),
+            )
+
+        def baseline(task: Task, max_tokens: int | None) -> Answer:
+            forget_cache()
+            started = time.perf_counter()
+            prefix, suffix = plain_context(
+                task.prefix, task.suffix, settings.context_budget, engine.count_tokens
+            )
+            generation = engine.generate(
+                GenerationRequest(
+                    prompt=engine.template.render(prefix, suffix, "psm"),
+                    max_tokens=max_tokens or settings.max_new_tokens,
+                )
+            )
+            return Answer(
+                text=generation.text,
+                reached_eot=generation.reached_eot,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                tokens=generation.generated_tokens,
+                max_tokens=max_tokens or settings.max_new_tokens,
+            )
+
+        described = engine.describe()
+        yield pipeline, baseline, f"{model} ({Path(described.get('model', model)).name}, order {order})"
+    finally:
+        engine.close()
+
+
+def plain_context(
+    prefix: str, suffix: str, budget: int, count_tokens: Callable[[str], int]
+) -> tuple[str, str]:
+    """The baseline's context: whole lines nearest the cursor, prefix first, until `budget` tokens."""
+    if count_tokens(prefix) + count_tokens(suffix) <= budget:
+        return prefix, suffix
+    prefix_lines = prefix.splitlines(keepends=True)
+    suffix_lines = suffix.splitlines(keepends=True)
+    kept_prefix: list[str] = []
+    kept_suffix: list[str] = []
+    used = 0
+    for line in reversed(prefix_lines):
+        cost = count_tokens(line)
+        if used + cost > budget * 3 // 4:
+            break
+        kept_prefix.insert(0, line)
+        used += cost
+    for line in suffix_lines:
+        cost = count_tokens(line)
+        if used + cost > budget:
+            break
+        kept_suffix.append(line)
+        used += cost
+    return "".join(kept_prefix), "".join(kept_suffix)
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
+
+
+def run_benchmark(
+    bench_dir: Path,
+    set_names: Iterable[str],
+    limit: int | None,
+    pipeline: System,
+    baseline: System,
+    *,
+    progress: Callable[[Task, TaskResult, TaskResult], None] | None = None,
+) -> list[SetReport]:
+    """Every named set through both systems."""
+    reports = []
+    for name in set_names:
+        tasks = load_set(bench_dir, name, limit)
+        started = time.monotonic()
+        report = run_set(tasks, pipeline, baseline, progress=progress)
+        logger.info("%s: %d tasks in %.0f s", name, len(tasks), time.monotonic() - started)
+        reports.append(report)
+    return reports
+
+
+def _log_progress(task: Task, pipeline: TaskResult, baseline: TaskResult) -> None:
+    logger.info(
+        "%s: pipeline %s (%s tokens), baseline %s (%s tokens)",
+        task.task_id,
+        "ok" if pipeline.correct else "--",
+        pipeline.answer.tokens,
+        "ok" if baseline.correct else "--",
+        baseline.answer.tokens,
+    )
+
+
+def quality_command(args: argparse.Namespace) -> int:
+    bench_dir = Path(args.bench_dir)
+    for name in args.sets:
+        file_name, _ = SETS[name]
+        if not (bench_dir / file_name).exists():
+            print(f"fim-lsp: {bench_dir / file_name} not found", file=sys.stderr)
+            return 2
+    from fim_lsp.config import Settings
+    from fim_lsp.errors import FimError
+
+    documents = []
+    for name in args.model or [Settings().model]:
+        try:
+            with engine_systems(name, args.order, args.threads) as (pipeline, baseline, description):
+                reports = run_benchmark(
+                    bench_dir, args.sets, args.limit, pipeline, baseline, progress=_log_progress
+                )
+        except FimError as exc:
+            print(f"fim-lsp: cannot benchmark model {name}: {exc}", file=sys.stderr)
+            return 1
+        if args.json:
+            documents.append(report_json(description, reports, details=not args.no_details))
+        else:
+            print(format_report(description, reports))
+            print()
+    if args.json:
+        json.dump({"machine": machine(), "limit": args.limit, "runs": documents}, sys.stdout, indent=1)
+        print()
+    else:
+        info = machine()
+        print(f"machine: {info['processor']}, {info['cpus']} CPUs, {info['platform']}")
+    return 0
+
+
+def register_cli(subparsers: Any) -> None:
+    """Add `quality` to the `bench` command's subparsers."""
+    parser = subparsers.add_parser(
+        "quality",
+        help="FIM benchmarks through the pipeline, beside a raw baseline",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    parser.add_argument(
+        "bench_dir", metavar="BENCH_DIR", help="folder holding human-eval-infilling/ and santacoder-fim/"
+    )
+    parser.add_argument(
+        "--sets",
+        nargs="+",
+        choices=list(SETS),
+        default=list(SETS),
+        metavar="SET",
+        help=f"sets to run (default: all): {', '.join(SETS)}",
+    )
+    parser.add_argument("--limit", type=int, metavar="N", help="at most N tasks per set, spread evenly")
+    parser.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME_OR_PATH",
+        help="model to measure (repeat to compare; default: the default model)",
+    )
+    parser.add_argument(
+        "--order",
+        choices=("auto", "psm", "spm"),
+        default="auto",
+        help="FIM order of the pipeline's prompt (the baseline is always PSM)",
+    )
+    parser.add_argument(
+        "--threads", type=int, metavar="N", help="CPU threads for the model (default: one per core)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    parser.add_argument("--no-details", action="store_true", help="leave each task's middle out of the JSON")
+    parser.set_defaults(handler=quality_command)

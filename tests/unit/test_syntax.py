@@ -1,0 +1,340 @@
+"""tree-sitter layer: languages, offline grammars, incremental parsing, and the cursor's completion shape."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fim_lsp.syntax import (
+    LANGUAGES,
+    CompletionShape,
+    DocumentSyntax,
+    byte_offset,
+    classify,
+    count_errors,
+    indentation_to_type,
+    language_of,
+    new_parser,
+)
+
+CURSOR = "█"
+
+
+def split_cursor(marked: str) -> tuple[str, int]:
+    """The text without the cursor mark, and the cursor's offset."""
+    return marked.replace(CURSOR, ""), marked.index(CURSOR)
+
+
+# --- languages ---
+
+
+@pytest.mark.parametrize(
+    ("language_id", "path", "expected"),
+    [
+        pytest.param("python", None, "python", id="python-id"),
+        pytest.param("typescriptreact", "app.tsx", "tsx", id="tsx-id"),
+        pytest.param("javascriptreact", None, "javascript", id="jsx-id-uses-javascript-grammar"),
+        pytest.param("shellscript", None, "bash", id="shellscript-id"),
+        pytest.param("csharp", None, "csharp", id="csharp-id"),
+        pytest.param("Go", None, "go", id="id-case-insensitive"),
+        pytest.param("plaintext", "file:///home/u/src/main.rs", "rust", id="unknown-id-falls-back-to-uri"),
+        pytest.param(None, "/src/lib/util.HPP", "cpp", id="extension-case-insensitive"),
+        pytest.param(None, "script.sh", "bash", id="shell-extension"),
+        pytest.param(None, "notes.txt", None, id="unknown-extension"),
+        pytest.param(None, None, None, id="nothing-known"),
+        pytest.param("markdown", "README.md", None, id="unsupported-language"),
+    ],
+)
+def test_language_of(language_id, path, expected):
+    assert language_of(language_id, path) == expected
+
+
+@pytest.mark.parametrize("language", sorted(LANGUAGES))
+def test_every_grammar_parses(language):
+    tree = new_parser(language).parse(b"x")
+    assert tree.root_node is not None
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1) to cut the network")
+def test_grammars_load_with_the_network_cut():
+    """The bundled grammars load in a process whose only network interface is loopback."""
+    program = (
+        "import socket\n"
+        "names = [name for _, name in socket.if_nameindex()]\n"
+        "assert names == ['lo'], names\n"
+        "from fim_lsp.syntax import LANGUAGES, new_parser\n"
+        "for name in sorted(LANGUAGES):\n"
+        "    assert new_parser(name).parse(b'x = 1').root_node is not None, name\n"
+        "print('parsed', len(LANGUAGES))\n"
+    )
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"unshare -n is not permitted here: {probe.stderr.decode().strip()}")
+    result = subprocess.run(
+        ["unshare", "-n", sys.executable, "-c", program], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"parsed {len(LANGUAGES)}"
+
+
+# --- incremental parsing ---
+
+
+def sexp(syntax: DocumentSyntax) -> str:
+    return str(syntax.tree.root_node)
+
+
+@pytest.mark.parametrize(
+    ("language", "old", "new"),
+    [
+        pytest.param(
+            "python", "def f(x):\n    return x\n", "def f(x):\n    return x + 1\n", id="python-append"
+        ),
+        pytest.param(
+            "python", "s = 'héllo wörld'\nn = 1\n", "s = 'héllo wörld'\nn = 12\n", id="python-after-non-ascii"
+        ),
+        pytest.param("python", "s = 'ab'\n", "s = 'aéb'\n", id="python-insert-two-byte-char"),
+        pytest.param("python", "s = 'a😀b'\nx = 1\n", "s = 'ab'\nx = 1\n", id="python-delete-four-byte-char"),
+        pytest.param(
+            "typescript",
+            "const a = 1;\nfunction f(): number {\n  return a;\n}\n",
+            "const a = 1;\nfunction f(): number {\n  return a * 2;\n}\n",
+            id="typescript-edit-in-body",
+        ),
+        pytest.param(
+            "go",
+            "package main\n\nfunc main() {\n}\n",
+            "package main\n\nfunc main() {\n\tx := 1\n}\n",
+            id="go-insert-line",
+        ),
+        pytest.param(
+            "rust",
+            'fn main() { let s = "ü"; }\n',
+            'fn main() { let s = "üü"; }\n',
+            id="rust-same-char-repeated",
+        ),
+        pytest.param("java", "class A {}\n", "", id="java-delete-all"),
+        pytest.param("c", "", "int main(void) { return 0; }\n", id="c-from-empty"),
+    ],
+)
+def test_update_matches_a_fresh_parse(language, old, new):
+    syntax = DocumentSyntax(language, old)
+    syntax.update(new)
+    assert syntax.text == new
+    assert syntax.data == new.encode()
+    assert sexp(syntax) == sexp(DocumentSyntax(language, new))
+
+
+_ALPHABET = st.sampled_from([*"abc xyz_()[]{}:=+\n\t'\"", "é", "ü", "😀", "中"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    base=st.text(_ALPHABET, max_size=60),
+    edits=st.lists(
+        st.tuples(st.integers(0, 80), st.integers(0, 5), st.text(_ALPHABET, max_size=6)),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_random_edits_keep_the_tree_equal_to_a_fresh_parse(base, edits):
+    syntax = DocumentSyntax("python", base)
+    text = base
+    for position, removed, inserted in edits:
+        position = min(position, len(text))
+        text = text[:position] + inserted + text[position + removed :]
+        syntax.update(text)
+        assert sexp(syntax) == sexp(DocumentSyntax("python", text))
+
+
+def test_update_of_a_large_document_is_incremental_and_fast():
+    """Keystrokes in a ~3 MB document are absorbed well under the time of a full parse."""
+    function = "def f{n}(x):\n    y = x * {n}\n    return y + 1\n\n\n"
+    text = "".join(function.format(n=n) for n in range(60_000))
+    started = time.perf_counter()
+    syntax = DocumentSyntax("python", text)
+    full_parse = time.perf_counter() - started
+    middle = text.index("def f30000(")
+    syntax.update(text[:middle] + "#\n" + text[middle:])
+    edited = text[:middle] + "# é\n" + text[middle:]  # a second keystroke, with a two-byte character
+    started = time.perf_counter()
+    syntax.update(edited)
+    update = time.perf_counter() - started
+    assert syntax.error_count() == 0
+    assert syntax.tree.root_node.named_child_count == 60_001
+    comment = syntax.tree.root_node.named_children[30_000]
+    assert comment.type == "comment" and comment.text == "# é".encode()
+    assert update < full_parse / 2, (update, full_parse)
+
+
+def test_node_at_uses_string_indices_on_non_ascii_lines():
+    text = "name = 'Zoë'; total = 1\n"
+    syntax = DocumentSyntax("python", text)
+    node = syntax.node_at(text.index("total") + 1)
+    assert node.type == "identifier"
+    assert node.text == b"total"
+    assert byte_offset(text, text.index("total")) == text.index("total") + 1  # ë is two bytes
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "errors"),
+    [
+        pytest.param("python", "def f(x):\n    return x\n", 0, id="python-clean"),
+        pytest.param("python", "def f(x):\n    return (x + 1\n", 1, id="python-unclosed-paren"),
+        pytest.param("java", "class A { void f() { int x = 1 } }", 1, id="java-missing-semicolon"),
+        pytest.param("go", "package main\nfunc main() {\n", 1, id="go-missing-brace"),
+    ],
+)
+def test_count_errors(language, text, errors):
+    assert count_errors(new_parser(language).parse(text.encode()).root_node) == errors
+
+
+# --- the cursor's completion shape ---
+
+
+@pytest.mark.parametrize(
+    ("language", "marked", "shape"),
+    [
+        # nothing: inside a word
+        pytest.param(
+            "python", "tot█al = compute(items)\n", CompletionShape.NONE, id="python-inside-identifier"
+        ),
+        pytest.param(
+            "go", "func main() {\n\tfmt.Pri█ntln(x)\n}\n", CompletionShape.NONE, id="go-inside-call-name"
+        ),
+        pytest.param(
+            "c",
+            'int main(void) {\n  puts("hel█lo");\n}\n',
+            CompletionShape.NONE,
+            id="c-inside-word-in-string",
+        ),
+        # one line
+        pytest.param(
+            "python", "result = compute(a, █)\n", CompletionShape.LINE, id="python-inside-argument-list"
+        ),
+        pytest.param("python", "result = compute(a,█\n", CompletionShape.LINE, id="python-open-paren-at-eol"),
+        pytest.param("python", "total = price *█\n", CompletionShape.LINE, id="python-trailing-operator"),
+        pytest.param("python", "    return █\n", CompletionShape.LINE, id="python-after-return"),
+        pytest.param("python", "x = 1  # the count of█\n", CompletionShape.LINE, id="python-comment-at-eol"),
+        pytest.param(
+            "python", 'doc = """\nsome notes █\n"""\n', CompletionShape.LINE, id="python-inside-string"
+        ),
+        pytest.param(
+            "typescript", "const total = items.reduce(█);\n", CompletionShape.LINE, id="ts-inside-call"
+        ),
+        pytest.param("go", "func main() {\n\tfmt.Println(█)\n}\n", CompletionShape.LINE, id="go-inside-call"),
+        pytest.param(
+            "java",
+            "class A {\n  int f(int x) {\n    // square it█\n  }\n}\n",
+            CompletionShape.LINE,
+            id="java-line-comment",
+        ),
+        pytest.param(
+            "rust", "fn main() {\n    let v: Vec<i32> = █;\n}\n", CompletionShape.LINE, id="rust-let-value"
+        ),
+        # a block
+        pytest.param("python", "def area(r):█\n", CompletionShape.BLOCK, id="python-def-header-eol"),
+        pytest.param(
+            "python", "def area(r):\n    █\n", CompletionShape.BLOCK, id="python-empty-line-in-body"
+        ),
+        pytest.param(
+            "python",
+            "def f(xs):\n█    return xs\n",
+            CompletionShape.BLOCK,
+            id="python-line-start-with-code-after",
+        ),
+        pytest.param("python", "    total = 0█\n", CompletionShape.BLOCK, id="python-finished-statement-eol"),
+        pytest.param("python", "d = {'a':█\n", CompletionShape.LINE, id="python-dict-colon-is-not-a-block"),
+        pytest.param(
+            "typescript",
+            "function add(a: number, b: number): number {█\n}\n",
+            CompletionShape.BLOCK,
+            id="ts-function-brace",
+        ),
+        pytest.param("go", "func main() {\n\t█\n}\n", CompletionShape.BLOCK, id="go-empty-line-in-body"),
+        pytest.param(
+            "rust", "fn main() {\n    for x in 0..3 {█\n}\n", CompletionShape.BLOCK, id="rust-for-brace"
+        ),
+        pytest.param("java", "switch (k) {\n  case 1:█\n}\n", CompletionShape.BLOCK, id="java-case-label"),
+        pytest.param("c", "int main(void) {\n  if (x > 0) {█\n}\n", CompletionShape.BLOCK, id="c-if-brace"),
+        pytest.param("ruby", "[1, 2].each do |x|█\nend\n", CompletionShape.BLOCK, id="ruby-do-block"),
+        pytest.param("lua", "for i = 1, 3 do█\nend\n", CompletionShape.BLOCK, id="lua-for-do"),
+        pytest.param("bash", "if [ -f x ]; then█\nfi\n", CompletionShape.BLOCK, id="bash-then"),
+        pytest.param("python", "█", CompletionShape.BLOCK, id="empty-document"),
+    ],
+)
+def test_classify(language, marked, shape):
+    text, offset = split_cursor(marked)
+    assert classify(DocumentSyntax(language, text), text, offset) is shape
+
+
+@pytest.mark.parametrize(
+    ("marked", "shape"),
+    [
+        pytest.param("tot█al = 1\n", CompletionShape.NONE, id="inside-word"),
+        pytest.param("f(a, █)\n", CompletionShape.LINE, id="text-after"),
+        pytest.param("x = 1  # why█\n", CompletionShape.LINE, id="comment-at-eol"),
+        pytest.param("if x {█\n", CompletionShape.BLOCK, id="brace-at-eol"),
+        pytest.param("def f():█\n", CompletionShape.BLOCK, id="colon-at-eol"),
+        pytest.param("f(a, b=lambda x:█\n", CompletionShape.LINE, id="colon-inside-brackets"),
+        pytest.param("\n█\n", CompletionShape.BLOCK, id="empty-line"),
+    ],
+)
+def test_classify_without_a_tree(marked, shape):
+    text, offset = split_cursor(marked)
+    assert classify(None, text, offset) is shape
+
+
+def test_classify_ignores_a_tree_of_another_text():
+    syntax = DocumentSyntax("python", "x = 'a string'\n")
+    text, offset = split_cursor("x = 'a str█\n")
+    # The stale tree says "inside a string"; the text alone says a finished statement at the line end.
+    assert classify(syntax, text, offset) is CompletionShape.BLOCK
+
+
+def test_classify_clamps_the_offset():
+    assert classify(None, "x = 1\n", 99) is CompletionShape.BLOCK
+
+
+def test_snapshot_is_left_alone_by_later_updates():
+    syntax = DocumentSyntax("python", "x = 1\n")
+    view = syntax.snapshot()
+    tree_before = str(view.tree.root_node)
+    syntax.update("x = 1\ny = (\n")
+    assert view.text == "x = 1\n"
+    assert str(view.tree.root_node) == tree_before
+    assert view.error_count() == 0
+    assert syntax.error_count() > 0
+
+
+@pytest.mark.parametrize(
+    ("language", "marked", "typed"),
+    [
+        pytest.param(
+            "python", 'def area(r):\n    """Area of a circle."""\n█', "    ", id="python-docstring-only-body"
+        ),
+        pytest.param(
+            "python",
+            'def area(\n    r: float,\n) -> float:\n    """Area.\n\n    Of it.\n    """\n█    return 0\n',
+            "    ",
+            id="python-multiline-header-and-docstring-before-code",
+        ),
+        pytest.param(
+            "python", "def f(xs):\n  for x in xs:\n█", "    ", id="python-after-block-opener-file-unit"
+        ),
+        pytest.param("python", "class A:\n\tdef f(self):\n█", "\t\t", id="python-tabs"),
+        pytest.param("python", "def f(x):\n    y = x\n█", "", id="python-after-a-statement-model-chooses"),
+        pytest.param("python", "def f(x):\n    █", "", id="python-indentation-already-typed"),
+        pytest.param("go", "func main() {\n█\n}\n", "    ", id="go-after-brace"),
+        pytest.param("typescript", "x = 1;\n█", "", id="typescript-after-statement"),
+    ],
+)
+def test_indentation_to_type(language, marked, typed):
+    text, offset = split_cursor(marked)
+    assert indentation_to_type(text[:offset], text[offset:], language) == typed

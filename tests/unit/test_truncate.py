@@ -1,0 +1,563 @@
+"""Where a generated middle stops: `truncate_middle` on real-looking code in several languages.
+
+Each case is a document with a cursor mark, what the model wrote there, whether the model itself ended
+(end-of-text), and what must be shown (None: nothing).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fim_lsp.config import Settings
+from fim_lsp.engine.base import Engine, Generation, GenerationRequest
+from fim_lsp.pipeline import CompletionRequest, complete
+from fim_lsp.prompt import template_for_family
+from fim_lsp.syntax import CompletionShape, count_errors, middle_is_done, new_parser, truncate_middle
+
+CURSOR = "█"
+LINE, BLOCK, NONE = CompletionShape.LINE, CompletionShape.BLOCK, CompletionShape.NONE
+
+
+def cut(marked: str, middle: str, language: str | None, shape: CompletionShape, eot: bool) -> str | None:
+    prefix, suffix = marked.split(CURSOR)
+    return truncate_middle(prefix, middle, suffix, language, shape, eot)
+
+
+PY_LOOP = """\
+def count_vowels(word: str) -> int:
+    total = 0
+█    return total
+
+
+def main():
+    print(count_vowels("hello"))
+"""
+
+PY_BODY_AT_END = """\
+import math
+
+
+def circle_area(r: float) -> float:
+█"""
+
+TS_ADD = """\
+export function add(a: number, b: number): number {
+  █
+}
+
+export const zero = 0;
+"""
+
+GO_DOUBLE_EOF = """\
+package main
+
+func double(x int) int {
+\t█"""
+
+JAVA_SQUARE = """\
+public class Geometry {
+    static int square(int x) {
+        █
+    }
+}
+"""
+
+C_MAX = """\
+#include <stdio.h>
+
+int max(int a, int b) {
+    █
+}
+"""
+
+RUBY_EACH = """\
+def shout(words)
+  words.each do |w|
+    █
+  end
+end
+"""
+
+
+@pytest.mark.parametrize(
+    ("marked", "middle", "language", "shape", "eot", "expected"),
+    [
+        # --- Python, blocks ---
+        pytest.param(
+            PY_LOOP,
+            "    for ch in word:\n        if ch in 'aeiou':\n            total += 1\n",
+            "python",
+            BLOCK,
+            True,
+            "    for ch in word:\n        if ch in 'aeiou':\n            total += 1\n",
+            id="python-block-eot-kept-whole",
+        ),
+        pytest.param(
+            PY_LOOP,
+            "    for ch in word:\n        if ch in 'aeiou':\n            total += 1\n"
+            "    return total\n\n\ndef main",
+            "python",
+            BLOCK,
+            False,
+            "    for ch in word:\n        if ch in 'aeiou':\n            total += 1\n",
+            id="python-block-cut-where-it-repeats-the-suffix",
+        ),
+        pytest.param(
+            PY_LOOP,
+            "    for ch in word:\n        if ch in 'aeiou':\n            total += 1\n        if ch",
+            "python",
+            BLOCK,
+            False,
+            "    for ch in word:\n        if ch in 'aeiou':\n            total += 1\n",
+            id="python-block-unfinished-last-line-dropped",
+        ),
+        pytest.param(
+            PY_LOOP,
+            "    for ch in word:\n        if ch in 'aeiou':\n            total +=",
+            "python",
+            BLOCK,
+            False,
+            None,
+            id="python-block-no-eot-no-whole-cut-dropped",
+        ),
+        pytest.param(
+            PY_BODY_AT_END,
+            "    return math.pi * r ** 2\n\n\ndef square_area(s: float) -> float:\n    return s * s\n",
+            "python",
+            BLOCK,
+            False,
+            "    return math.pi * r ** 2\n",
+            id="python-block-does-not-leave-the-function",
+        ),
+        pytest.param(
+            "def mean(xs):\n    █\n",
+            "return sum(xs) / len(xs)\n    return sum(xs) / len(xs)\n    return sum(xs) / len(xs)\n",
+            "python",
+            BLOCK,
+            False,
+            "return sum(xs) / len(xs)",
+            id="python-block-repeated-lines-cut",
+        ),
+        pytest.param(
+            "def mean(xs):█\n",
+            "\n    if not xs:\n        return 0.0\n    return sum(xs) / len(xs)\n```\n\nIt returns the mean",
+            "python",
+            BLOCK,
+            False,
+            "\n    if not xs:\n        return 0.0\n    return sum(xs) / len(xs)",
+            id="python-block-fence-and-prose-cut",
+        ),
+        pytest.param(
+            "def mean(xs):\n    █\n",
+            "```python\nreturn sum(xs) / len(xs)\n```\n",
+            "python",
+            BLOCK,
+            False,
+            "return sum(xs) / len(xs)",
+            id="python-block-leading-fence-dropped",
+        ),
+        pytest.param(
+            "def mean(xs):\n    █\n",
+            "return sum(xs) / len(xs)<|fim_pad|><|fim_pad|>",
+            "python",
+            BLOCK,
+            False,
+            "return sum(xs) / len(xs)",
+            id="python-block-special-token-ends-the-middle",
+        ),
+        pytest.param(
+            "def mean(xs):\n    █\n",
+            "return sum(xs) / len(xs\n",
+            "python",
+            BLOCK,
+            True,
+            None,
+            id="python-block-eot-but-adds-a-syntax-error-dropped",
+        ),
+        pytest.param(
+            "def greet(name):\n    █return msg\n",
+            "msg = f'Hallo, {name}! Schön dich zu sehen'\n",
+            "python",
+            BLOCK,
+            True,
+            "msg = f'Hallo, {name}! Schön dich zu sehen'\n    ",
+            id="python-block-before-code-keeps-the-indentation-non-ascii",
+        ),
+        pytest.param(
+            "def f(xs):\n█        return xs\n",
+            "    if xs:",
+            "python",
+            BLOCK,
+            True,
+            "    if xs:\n",
+            id="python-block-whole-line-insert-gets-a-newline",
+        ),
+        pytest.param(
+            "def has_close(xs, t):\n    █                return True\n    return False\n",
+            "for i in range(len(xs)):\n        for j in range(i):\n            if abs(xs[i] - xs[j]) < t:\n"
+            "                return True\n    return False\n",
+            "python",
+            BLOCK,
+            False,
+            "for i in range(len(xs)):\n        for j in range(i):\n"
+            "            if abs(xs[i] - xs[j]) < t:\n    ",
+            id="python-block-suffix-becomes-the-body-unexpected-indent-avoided",
+        ),
+        # --- Python, single lines ---
+        pytest.param(
+            "    for i in range(n):\n█        total += i\n",
+            "        i = i * 2",
+            "python",
+            LINE,
+            True,
+            "        i = i * 2\n",
+            id="python-line-at-line-start-gets-newline",
+        ),
+        pytest.param(
+            "    if n > 1:█\n    return n\n",
+            "\n        n -= 1\n        n -= 2\n",
+            "python",
+            LINE,
+            False,
+            "\n        n -= 1",
+            id="python-line-next-line-after-eol",
+        ),
+        pytest.param(
+            "    n = 2 * n█\n    return n\n",
+            " \n    n += 1\n    return n\n",
+            "python",
+            LINE,
+            False,
+            "\n    n += 1",
+            id="python-line-no-trailing-spaces-before-the-next-line",
+        ),
+        pytest.param(
+            "    if n > 1:█    return n\n",
+            "\n        n -= 1\n",
+            "python",
+            LINE,
+            True,
+            "\n        n -= 1\n",
+            id="python-line-next-line-before-joined-text-gets-newline",
+        ),
+        pytest.param(
+            "print(█)\n",
+            '"done")\n',
+            "python",
+            LINE,
+            True,
+            '"done"',
+            id="python-line-closer-the-suffix-has-trimmed",
+        ),
+        pytest.param(
+            "values = [len(█)]\n",
+            "word)]",
+            "python",
+            LINE,
+            True,
+            "word",
+            id="python-line-all-closers-the-suffix-has-trimmed",
+        ),
+        pytest.param(
+            "    for i in range(█, n):\n",
+            "0, n):\n        total += i",
+            "python",
+            LINE,
+            False,
+            "0",
+            id="python-line-model-rewrote-the-rest-of-the-line",
+        ),
+        pytest.param(
+            "total = sum(█\n",
+            "price * qty for price, qty in ite",
+            "python",
+            LINE,
+            False,
+            None,
+            id="python-line-never-ended-dropped",
+        ),
+        pytest.param(
+            "total = sum(█\n",
+            "price * qty for price, qty in items)",
+            "python",
+            LINE,
+            True,
+            "price * qty for price, qty in items)",
+            id="python-line-ended-by-eot-kept",
+        ),
+        pytest.param(
+            "    for i in range(█) if i % 2]\n",
+            "len(xs)):\n        if xs[i] > 0:\n            yield i",
+            "python",
+            LINE,
+            True,
+            "len(xs)):",
+            id="python-line-eot-multiline-that-breaks-the-file-keeps-first-line",
+        ),
+        pytest.param("x = fo█o\n", "bar", "python", NONE, True, None, id="none-shape-shows-nothing"),
+        # --- TypeScript ---
+        pytest.param(
+            TS_ADD,
+            "return a + b;\n}\n\nexport function sub(a: number, b: number): number {\n  return a - b;\n}\n",
+            "typescript",
+            BLOCK,
+            False,
+            "return a + b;",
+            id="ts-block-closing-brace-the-suffix-has-removed",
+        ),
+        pytest.param(
+            "const names = users.map((u) => █);\n",
+            "u.name);\n",
+            "typescript",
+            LINE,
+            True,
+            "u.name",
+            id="ts-line-closers-trimmed",
+        ),
+        # --- Go ---
+        pytest.param(
+            GO_DOUBLE_EOF,
+            "return x * 2\n}\n\nfunc main() {\n\tfmt.Println(double(2))\n}\n",
+            "go",
+            BLOCK,
+            False,
+            "return x * 2\n}\n",
+            id="go-block-closing-brace-kept-when-the-suffix-lacks-it",
+        ),
+        pytest.param(
+            "package main\n\nfunc main() {\n\tif ok {█\n\t}\n}\n",
+            '\n\t\tfmt.Println("ok")\n\t}\n\tfmt.Println("done")\n',
+            "go",
+            BLOCK,
+            False,
+            '\n\t\tfmt.Println("ok")',
+            id="go-block-stops-at-the-end-of-its-block",
+        ),
+        # --- Rust ---
+        pytest.param(
+            "fn main() {\n    let total = 3;\n    println!(█);\n}\n",
+            '"{}", total);\n}\n',
+            "rust",
+            LINE,
+            False,
+            '"{}", total',
+            id="rust-line-closers-trimmed",
+        ),
+        pytest.param(
+            "fn area(w: u32, h: u32) -> u32 {\n    █\n}\n",
+            "let a = w * h;\n    a\n}\n\nfn main() {}\n",
+            "rust",
+            BLOCK,
+            False,
+            "let a = w * h;\n    a",
+            id="rust-block-lifetimes-do-not-confuse-brackets",
+        ),
+        # --- Java ---
+        pytest.param(
+            JAVA_SQUARE,
+            "return x * x;\n    }\n}\n```\n\nThis method squares its argument.",
+            "java",
+            BLOCK,
+            False,
+            "return x * x;",
+            id="java-block-fence-prose-and-closers-cut",
+        ),
+        # --- C ---
+        pytest.param(
+            C_MAX,
+            "return a > b ? a : b;\n}\n<|file_sep|>main.c\nint main(void)",
+            "c",
+            BLOCK,
+            False,
+            "return a > b ? a : b;",
+            id="c-block-file-separator-ends-the-middle",
+        ),
+        pytest.param(
+            C_MAX,
+            "if (a > b) {\n        return a;\n    }\n    return b;\n}\n",
+            "c",
+            BLOCK,
+            True,
+            "if (a > b) {\n        return a;\n    }\n    return b;",
+            id="c-block-inner-braces-are-kept",
+        ),
+        # --- Ruby ---
+        pytest.param(
+            RUBY_EACH,
+            "puts w.upcase\n  end\nend\n",
+            "ruby",
+            BLOCK,
+            False,
+            "puts w.upcase",
+            id="ruby-block-end-the-suffix-has-removed",
+        ),
+        pytest.param(
+            "def shout(words)\n  words.each do |w|\n    █",
+            "puts w.upcase\n  end\nend\n\ndef whisper(words)\n",
+            "ruby",
+            BLOCK,
+            False,
+            "puts w.upcase\n  end\n",
+            id="ruby-block-closing-end-kept-at-end-of-file-but-not-past-its-block",
+        ),
+        # --- no grammar ---
+        pytest.param(
+            "proc mean {xs} {\n    █\n}\n",
+            "set n [llength $xs]\n    return n\n}\n",
+            None,
+            BLOCK,
+            False,
+            "set n [llength $xs]\n    return n",
+            id="unknown-language-cuts-by-lines-and-braces",
+        ),
+    ],
+)
+def test_truncate_middle(marked, middle, language, shape, eot, expected):
+    assert cut(marked, middle, language, shape, eot) == expected
+
+
+@pytest.mark.parametrize(
+    ("language", "marked", "middle"),
+    [
+        pytest.param("python", PY_LOOP, "    for ch in word:\n        total += ch in 'aeiou'\n", id="python"),
+        pytest.param("typescript", TS_ADD, "return a + b;\n}\n", id="typescript"),
+        pytest.param("go", GO_DOUBLE_EOF, "return x * 2\n}\n", id="go"),
+        pytest.param("java", JAVA_SQUARE, "return x * x;\n    }\n}\n", id="java"),
+        pytest.param("c", C_MAX, "return a > b ? a : b;\n}\n", id="c"),
+    ],
+)
+def test_truncated_block_leaves_the_file_parseable(language, marked, middle):
+    prefix, suffix = marked.split(CURSOR)
+    shown = truncate_middle(prefix, middle, suffix, language, BLOCK, reached_eot=True)
+    assert shown
+    tree = new_parser(language).parse((prefix + shown + suffix).encode())
+    assert count_errors(tree.root_node) == 0
+
+
+def test_errors_already_in_the_file_do_not_block_a_middle():
+    """The user is mid-edit elsewhere (an unclosed call below): the middle is judged on what it adds."""
+    marked = "def f(x):\n    █\n\n\ndef g(y):\n    return h(y\n"
+    assert cut(marked, "return x + 1\n", "python", BLOCK, True) == "return x + 1"
+
+
+# --- stopping early, and the pipeline end to end with a scripted model ---
+
+
+@pytest.mark.parametrize(
+    ("marked", "written", "language", "shape", "done"),
+    [
+        pytest.param(
+            PY_LOOP,
+            "    for ch in word:\n        total += 1\n",
+            "python",
+            BLOCK,
+            False,
+            id="block-still-going",
+        ),
+        pytest.param(
+            PY_BODY_AT_END,
+            "    return math.pi * r ** 2\n\n\ndef square(s):\n",
+            "python",
+            BLOCK,
+            True,
+            id="block-left-function",
+        ),
+        pytest.param(
+            TS_ADD, "return a + b;\n}\n\nexport", "typescript", BLOCK, True, id="block-closed-its-block"
+        ),
+        pytest.param("def f():\n    █\n", "return 1\n```\n", "python", BLOCK, True, id="block-fence"),
+        pytest.param(
+            PY_LOOP,
+            "    total = 1\n    return total\n",
+            "python",
+            BLOCK,
+            False,
+            id="block-one-suffix-line-is-not-proof-yet",
+        ),
+        pytest.param("x = compute(█\n", "a, b)\n", "python", LINE, True, id="line-ended-at-eol"),
+        pytest.param("x = compute(█\n", "a, b", "python", LINE, False, id="line-not-ended"),
+        pytest.param(
+            "x = compute(█)\n", "a, b)\nmore", "python", LINE, False, id="line-mid-line-may-span-lines"
+        ),
+        pytest.param("tot█al", "", "python", NONE, True, id="none-is-done"),
+    ],
+)
+def test_middle_is_done(marked, written, language, shape, done):
+    prefix, suffix = marked.split(CURSOR)
+    assert middle_is_done(prefix, written, suffix, language, shape) is done
+
+
+class ScriptedEngine(Engine):
+    """Writes a fixed middle a few characters per 'token', honouring on_text, as the real engine does."""
+
+    def __init__(self, middle: str, eot: bool) -> None:
+        self.template = template_for_family("qwen2.5-coder")
+        self.middle, self.eot = middle, eot
+        self.written = ""
+
+    def count_tokens(self, text: str) -> int:
+        return (len(text) + 3) // 4
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        text = ""
+        for start in range(0, len(self.middle), 3):
+            text = self.middle[: start + 3]
+            if request.on_text is not None and request.on_text(text):
+                self.written = text
+                return Generation(text, "stop", generated_tokens=start // 3 + 1)
+        self.written = text
+        return Generation(text, "eot" if self.eot else "length", generated_tokens=len(self.middle) // 3)
+
+
+def test_pipeline_cuts_a_model_that_does_not_stop():
+    text = "import math\n\n\ndef area(r):\n    \n\n\ndef main():\n    print(area(2))\n"
+    offset = text.index("    \n") + 4
+    engine = ScriptedEngine(
+        "return math.pi * r ** 2\n\n\ndef perimeter(r):\n    return 2 * math.pi * r\n" * 3, False
+    )
+    completion = complete(CompletionRequest(text, offset, "python", "shapes.py"), Settings(), engine)
+    assert completion.shape is CompletionShape.BLOCK
+    assert completion.text == "return math.pi * r ** 2"
+    assert completion.reason == "stop"
+    assert len(engine.written) < 60  # generation stopped once the middle had left its function
+
+
+def test_pipeline_single_line_mid_line():
+    text = "const names = users.map((u) => );\n"
+    offset = text.index(");")
+    engine = ScriptedEngine("u.name);\n", True)
+    completion = complete(CompletionRequest(text, offset, "typescript", "a.ts"), Settings(), engine)
+    assert completion.shape is CompletionShape.LINE
+    assert completion.text == "u.name"
+
+
+def test_pipeline_shows_nothing_inside_a_word():
+    engine = ScriptedEngine("never", True)
+    completion = complete(CompletionRequest("total = 1\n", 2, "python"), Settings(), engine)
+    assert completion.text is None and completion.shape is CompletionShape.NONE
+    assert engine.written == ""
+
+
+def test_pipeline_types_the_indentation_the_code_above_fixes():
+    """At column 0 under a docstring-only body, the prompt ends with the body's indentation and the
+    shown middle starts with it."""
+
+    class Recording(ScriptedEngine):
+        def generate(self, request: GenerationRequest) -> Generation:
+            self.prompt = request.prompt
+            return super().generate(request)
+
+    text = 'def area(r):\n    """Area of a circle."""\n\n\ndef main():\n    print(area(2))\n'
+    offset = text.index('"""\n') + 4
+    engine = Recording("return 3.14159 * r * r\n\n\ndef perimeter(r):\n", False)
+    completion = complete(CompletionRequest(text, offset, "python", "shapes.py"), Settings(), engine)
+    assert '"""Area of a circle."""\n    <|fim_suffix|>' in engine.prompt
+    assert completion.text == "    return 3.14159 * r * r"
+
+
+def test_pipeline_drops_a_second_indentation_the_model_adds():
+    text = "def total(xs):\n    for x in xs:\n\n    return 0\n"
+    offset = text.index("xs:\n") + 4
+    engine = ScriptedEngine("    yield x\n", True)  # indented again after the typed "        "
+    completion = complete(CompletionRequest(text, offset, "python", "t.py"), Settings(), engine)
+    assert completion.text == "        yield x"
