@@ -113,11 +113,13 @@ build_vsix() {
         log "vsix: npm ci in editors/vscode"
         npm ci --no-audit --no-fund >/dev/null
     fi
-    # Repack only when a packed file is newer than the .vsix.
-    local newer
-    newer="$(find src package.json package-lock.json tsconfig.json README.md .vscodeignore \
-        -newer fim-lsp.vsix 2>/dev/null | head -1)"
-    if [[ ! -f fim-lsp.vsix || -n "$newer" ]]; then
+    # Pack when there is no .vsix yet (a fresh clone), or when a packed file is newer than it.
+    local newer="no vsix yet"
+    if [[ -f fim-lsp.vsix ]]; then
+        newer="$(find src package.json package-lock.json tsconfig.json README.md .vscodeignore \
+            -newer fim-lsp.vsix | head -1)"
+    fi
+    if [[ -n "$newer" ]]; then
         npm run --silent package >&2
     fi
     ls "$ROOT/editors/vscode/fim-lsp.vsix"
