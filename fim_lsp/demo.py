@@ -78,6 +78,10 @@ async def run_demo(settings: dict[str, Any], server_command: list[str], log_file
     def on_message(params: types.ShowMessageParams) -> None:
         print(f"server says: {params.message}")
 
+    @client.feature(types.WINDOW_LOG_MESSAGE)
+    def on_log(_params: types.LogMessageParams) -> None:
+        """The server's log is in its log file; the demo's output stays the completions."""
+
     started = time.monotonic()
     await client.start_io(*server_command, "--stdio", "--log-file", str(log_file))
     await client.initialize_async(
