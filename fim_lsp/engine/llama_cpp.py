@@ -25,9 +25,11 @@ from fim_lsp.prompt import FimTemplate, detect_template, known_templates, templa
 logger = logging.getLogger(__name__)
 llama_logger = logging.getLogger("fim_lsp.llama_cpp")
 
-#: Prompt tokens evaluated per llama_decode call. Cancellation does not wait for a chunk to finish:
-#: llama.cpp's abort callback stops a decode between two graph nodes (see `_install_abort_callback`).
-PROMPT_CHUNK_TOKENS = 256
+#: Prompt tokens evaluated per llama_decode call. Cancellation does not wait for a chunk to finish
+#: (llama.cpp's abort callback stops a decode between graph nodes, see `_install_abort_callback`), but an
+#: aborted chunk is lost while finished ones stay cached: small chunks let a prompt's evaluation make
+#: progress across requests that typing keeps cancelling.
+PROMPT_CHUNK_TOKENS = 64
 
 # ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the previous line).
 _GGML_TO_LOGGING = {3: logging.WARNING, 4: logging.ERROR}
