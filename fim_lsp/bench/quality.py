@@ -26,9 +26,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from fim_lsp.bench.scoring import check_infilling, exact_match
+from fim_lsp.config import FimOrder
 from fim_lsp.syntax import count_errors, new_parser
 
 logger = logging.getLogger(__name__)
@@ -578,7 +579,7 @@ def register_cli(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--order",
-        choices=("auto", "psm", "spm"),
+        choices=get_args(FimOrder),
         default="auto",
         help="FIM order of the pipeline's prompt (the baseline is always PSM)",
     )

@@ -19,11 +19,9 @@ from fim_lsp.engine.remote import (
     Check,
     Chunk,
     RemoteEngine,
-    ServerSaid,
-    json_object,
     reachable_check,
     split_prompt,
-    sse_data,
+    sse_event,
     wire_template,
 )
 from fim_lsp.errors import FimError
@@ -75,15 +73,9 @@ class LlamaServerEngine(RemoteEngine):
         return "/infill", body, characters
 
     def parse_line(self, line: str) -> Chunk | None:
-        data = sse_data(line)
-        if data is None:
-            return None
-        if data.strip() == "[DONE]":
-            return Chunk(end=True, finish="length")
-        event = json_object(data)
-        if "error" in event:
-            error = event["error"]
-            raise ServerSaid(str(error.get("message", error) if isinstance(error, dict) else error))
+        event = sse_event(line)
+        if not isinstance(event, dict):
+            return event
         text = event.get("content", "")
         if not isinstance(text, str):
             raise TypeError("content is not a string")

@@ -19,10 +19,8 @@ from fim_lsp.engine.remote import (
     Check,
     Chunk,
     RemoteEngine,
-    ServerSaid,
-    json_object,
     reachable_check,
-    sse_data,
+    sse_event,
     template_of,
 )
 from fim_lsp.errors import FimError
@@ -73,17 +71,9 @@ class OpenAIEngine(RemoteEngine):
         return "/completions", body, plain
 
     def parse_line(self, line: str) -> Chunk | None:
-        data = sse_data(line)
-        if data is None:
-            return None
-        if data.strip() == "[DONE]":
-            # Without a finish reason first, the server cut the answer short (llama-cpp-python does when
-            # another request is waiting): not the model's end.
-            return Chunk(end=True, finish="length")
-        event = json_object(data)
-        if "error" in event:
-            error = event["error"]
-            raise ServerSaid(str(error.get("message", error) if isinstance(error, dict) else error))
+        event = sse_event(line)
+        if not isinstance(event, dict):
+            return event
         choices, usage = event.get("choices"), event.get("usage")
         if not choices and not usage:
             raise ValueError("neither choices nor usage")

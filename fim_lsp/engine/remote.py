@@ -376,6 +376,25 @@ def sse_data(line: str) -> str | None:
     return value[1:] if value.startswith(" ") else value
 
 
+def sse_event(line: str) -> dict[str, Any] | Chunk | None:
+    """The JSON event of one server-sent-events line, for OpenAI-style streams.
+
+    None for lines that carry no data; for `data: [DONE]`, an end chunk with finish `length`: a stream
+    that ends without a finish reason first was cut short by the server, not ended by the model. An
+    error event raises ServerSaid.
+    """
+    data = sse_data(line)
+    if data is None:
+        return None
+    if data.strip() == "[DONE]":
+        return Chunk(end=True, finish="length")
+    event = json_object(data)
+    if "error" in event:
+        error = event["error"]
+        raise ServerSaid(str(error.get("message", error) if isinstance(error, dict) else error))
+    return event
+
+
 def json_object(text: str) -> dict[str, Any]:
     """A JSON object, or ValueError."""
     value = json.loads(text)
