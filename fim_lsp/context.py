@@ -34,6 +34,9 @@ IMPORTS_SHARE = 0.25
 CURSOR_LINE_STEP = 32
 #: Lines at the head of a file searched for imports.
 IMPORTS_HEAD_LINES = 300
+#: A window cut by the budget starts at the first allowed row at or after a multiple of this many rows
+#: (see `_anchored_start`).
+WINDOW_START_GRID = 16
 
 # Top-level tree-sitter nodes that import or declare what the file uses.
 _IMPORT_TYPES = frozenset(
@@ -183,6 +186,21 @@ def _window_ends(lines: _Lines, cursor_row: int, highest: int) -> list[int]:
     return sorted(set(ends))
 
 
+def _anchored_start(fitted: int, starts: list[int], cursor_row: int, lowest: int) -> int:
+    """Where a window cut by the budget starts: the first allowed row at or after the next multiple of
+    WINDOW_START_GRID rows from `fitted` (the earliest row that fits).
+
+    Without this the window's first row would follow the cursor down line by line, and with it the
+    start of the prompt, which is all llama.cpp can reuse: every new line would cost the whole prompt
+    again. Snapped to a grid of absolute rows (which edits below them do not move), the start stays put
+    for WINDOW_START_GRID lines of typing, at the price of at most that many rows of budget.
+    """
+    if fitted <= lowest:
+        return fitted  # the window reaches as far up as it can look: nothing slides
+    anchor = -(-fitted // WINDOW_START_GRID) * WINDOW_START_GRID
+    return next((row for row in starts if anchor <= row <= cursor_row), fitted)
+
+
 def _import_rows(lines: _Lines, syntax: DocumentSyntax | None, before_row: int) -> list[tuple[int, int]]:
     """(first row, last row) of each import above `before_row`, in document order. Only the head of the
     file is searched: imports live there, and a long file must not cost a walk to the cursor."""
@@ -301,6 +319,11 @@ def cut_context(
     if len(kept) < len(pinned_rows):
         # Some reserved rows fell inside the window: what they reserved buys more window.
         start_row, prefix_used = fill_above(prefix_allowance - sum(cost(row) for row in kept), set(starts))
+        kept = sorted(row for row in set(pinned_rows) if row < start_row)
+    anchored = _anchored_start(start_row, starts, cursor_row, lowest)
+    if anchored != start_row:
+        prefix_used -= sum(cost(row) for row in range(start_row, anchored))
+        start_row = anchored
         kept = sorted(row for row in set(pinned_rows) if row < start_row)
     leftover = prefix_allowance - prefix_used - sum(cost(row) for row in kept)
     if start_row == lowest and leftover > 0 and end_row < highest:

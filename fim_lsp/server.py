@@ -21,6 +21,7 @@ from fim_lsp.config import Settings, parse_settings
 from fim_lsp.documents import DocumentStore, InvalidPositionError, Position, offset_at
 from fim_lsp.pipeline import Completion, CompletionRequest
 from fim_lsp.service import CompletionService, Status
+from fim_lsp.syntax import DocumentSyntax, follow_document, language_of
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class FimLanguageServer(LanguageServer):
             "fim-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental
         )
         self.documents = DocumentStore()
+        #: Each open document's syntax tree, re-parsed incrementally on every change.
+        self.syntax: dict[str, DocumentSyntax] = {}
         self.service = CompletionService(
             settings or Settings(), on_status=self._status_changed, **service_options
         )
@@ -142,6 +145,21 @@ class FimLanguageServer(LanguageServer):
         logging.getLogger("fim_lsp").setLevel(settings.log_level.upper().replace("TRACE", "DEBUG"))
         self.service.update_settings(settings)
 
+    # -- documents ------------------------------------------------------------------------------------
+
+    def document_changed(self, uri: str) -> None:
+        """Bring the document's syntax tree up to date with its text."""
+        document = self.documents.get(uri)
+        if document is None:
+            self.syntax.pop(uri, None)
+            return
+        language = language_of(document.language_id, uri)
+        tree = follow_document(self.syntax.get(uri), language, document.text)
+        if tree is None:
+            self.syntax.pop(uri, None)
+        else:
+            self.syntax[uri] = tree
+
     # -- completions ----------------------------------------------------------------------------------
 
     async def complete_at(self, uri: str, position: types.Position) -> Completion | None:
@@ -158,7 +176,7 @@ class FimLanguageServer(LanguageServer):
             logger.info("completion at an invalid position: %s", exc)
             return None
         completion = await self.service.complete(
-            uri, CompletionRequest(document.text, offset, document.language_id, uri)
+            uri, CompletionRequest(document.text, offset, document.language_id, uri, self.syntax.get(uri))
         )
         total = completion.timings_ms.get("total")
         if total is not None:
@@ -203,6 +221,7 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
     def did_open(ls: FimLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
         ls.documents.open(doc.uri, doc.language_id, doc.version, doc.text)
+        ls.document_changed(doc.uri)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: FimLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -219,11 +238,13 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
             else:
                 document.apply_change(change.text)
         document.version = params.text_document.version
+        ls.document_changed(document.uri)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: FimLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.service.forget(params.text_document.uri)
         ls.documents.close(params.text_document.uri)
+        ls.syntax.pop(params.text_document.uri, None)
 
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(

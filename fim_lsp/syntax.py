@@ -179,9 +179,15 @@ def _point_of(data: bytes, offset: int) -> tuple[int, int]:
     return row, offset - line_start
 
 
+def utf8(text: str) -> bytes:
+    """`text` as UTF-8 for tree-sitter. A lone surrogate (JSON can carry one, as `\\ud800`) becomes its
+    three-byte form instead of an exception: tree-sitter reads it as an error, like any invalid byte."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 def byte_offset(text: str, offset: int) -> int:
     """The UTF-8 byte offset of string index `offset` in `text`."""
-    return len(text[:offset].encode("utf-8"))
+    return len(utf8(text[:offset]))
 
 
 class DocumentSyntax:
@@ -198,7 +204,7 @@ class DocumentSyntax:
         self.language = language
         self._parser = new_parser(language)
         self._lock = threading.Lock()
-        data = text.encode("utf-8")
+        data = utf8(text)
         self._state: tuple[str, bytes, Tree] = (text, data, self._parser.parse(data))
 
     @property
@@ -229,7 +235,7 @@ class DocumentSyntax:
         """Replace the text with `new_text`, re-parsing only what changed."""
         with self._lock:
             _text, old, tree = self._state
-            new = new_text.encode("utf-8")
+            new = utf8(new_text)
             if old == new:
                 self._state = (new_text, new, tree)
                 return
@@ -265,6 +271,29 @@ class DocumentSyntax:
     def byte_offset(self, offset: int) -> int:
         """UTF-8 byte offset of string index `offset`."""
         return byte_offset(self.text, offset)
+
+
+#: Documents longer than this (in characters) keep no whole-document tree: a 10 MB file takes seconds
+#: to parse, hundreds of MiB of tree, and ~150 ms per keystroke to re-parse on two cores. For them the
+#: pipeline parses only the prompt's window, a few kilobytes, whatever the file's size.
+MAX_TREE_CHARS = 1_000_000
+
+
+def follow_document(tree: DocumentSyntax | None, language: str | None, text: str) -> DocumentSyntax | None:
+    """The tree of an open document after a change: `tree` re-parsed incrementally when it is of the
+    same language, a new one when there was none, None when the document has no grammar or is too
+    long to keep whole (see MAX_TREE_CHARS)."""
+    if language is None or len(text) > MAX_TREE_CHARS:
+        return None
+    try:
+        if tree is None or tree.language != language:
+            return DocumentSyntax(language, text)
+        tree.update(text)
+        return tree
+    except Exception:  # a grammar failing on odd text must cost the tree, not the server
+        logger.warning("cannot parse the document as %s; the prompt window is parsed instead", language)
+        logger.debug("parse failure", exc_info=True)
+        return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -609,8 +638,8 @@ class _InsertionChecker:
     """Counts syntax errors of `prefix + middle + suffix` for many middles, re-parsing incrementally."""
 
     def __init__(self, language: str, prefix: str, suffix: str) -> None:
-        self._prefix = prefix.encode("utf-8")
-        self._suffix = suffix.encode("utf-8")
+        self._prefix = utf8(prefix)
+        self._suffix = utf8(suffix)
         self._language = language
         self._parser = new_parser(language)
         self._base = self._parser.parse(self._prefix + self._suffix)
@@ -626,7 +655,7 @@ class _InsertionChecker:
 
     def errors_with(self, middle: str) -> int:
         """Syntax errors of the file with `middle` inserted (see `_python_empty_blocks` for Python)."""
-        inserted = middle.encode("utf-8")
+        inserted = utf8(middle)
         data = self._prefix + inserted + self._suffix
         tree = self._base.copy()
         start = len(self._prefix)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
 
-from fim_lsp.context import cut_context
+from fim_lsp.context import WINDOW_START_GRID, cut_context
 from fim_lsp.syntax import DocumentSyntax
 
 CURSOR = "█"
@@ -178,3 +179,25 @@ def test_long_document_is_cut_quickly():
     context = cut_context(text, offset, 1536, 0.25, tokens)
     assert time.perf_counter() - started < 0.5
     assert 1000 < tokens(context.prefix) + tokens(context.suffix) <= 1536 + 20
+
+
+def test_prompt_start_stays_put_while_new_lines_are_typed():
+    # A long flat script: every line may start the window, so without anchoring the window's first row
+    # would move down with each line typed, and with it the start of the prompt.
+    lines = [f"total_{n} = compute({n}, factor={n % 7})\n" for n in range(400)]
+    row = 300
+    starts = []
+    text = "".join(lines)
+    for typed in range(WINDOW_START_GRID):
+        offset = sum(len(line) for line in lines[:row])
+        context = cut_context(text, offset, 512, 0.25, tokens)
+        starts.append(text[context.prefix_start : context.prefix_start + 20])
+        # Type one more line at the cursor, as a person writing code does.
+        line = f"typed_{typed} = compute({typed})\n"
+        lines.insert(row, line)
+        text = "".join(lines)
+        row += 1
+    # The start moves at most once every WINDOW_START_GRID lines typed.
+    assert len(set(starts)) <= 2
+    changes = sum(1 for a, b in itertools.pairwise(starts) if a != b)
+    assert changes <= 1

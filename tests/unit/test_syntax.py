@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 
 from fim_lsp.syntax import (
     LANGUAGES,
+    MAX_TREE_CHARS,
     CompletionShape,
     DocumentSyntax,
     byte_offset,
     classify,
     count_errors,
+    follow_document,
     indentation_to_type,
     language_of,
     new_parser,
@@ -171,6 +173,39 @@ def test_update_of_a_large_document_is_incremental_and_fast():
     comment = syntax.tree.root_node.named_children[30_000]
     assert comment.type == "comment" and comment.text == "# é".encode()
     assert update < full_parse / 2, (update, full_parse)
+
+
+def test_follow_document_reparses_the_same_tree_incrementally():
+    tree = follow_document(None, "python", "def f(x):\n    return x\n")
+    assert tree is not None
+    followed = follow_document(tree, "python", "def f(x):\n    return x + 1\n")
+    assert followed is tree
+    assert followed.text.endswith("x + 1\n") and followed.error_count() == 0
+
+
+def test_follow_document_starts_over_when_the_language_changes():
+    tree = follow_document(None, "python", "x = 1\n")
+    followed = follow_document(tree, "javascript", "let x = 1;\n")
+    assert followed is not tree and followed is not None and followed.language == "javascript"
+
+
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [
+        pytest.param(None, "plain text", id="no-grammar"),
+        pytest.param("python", "x = 1\n" * (MAX_TREE_CHARS // 6 + 1), id="too-long-to-keep-whole"),
+    ],
+)
+def test_follow_document_keeps_no_tree(language, text):
+    assert follow_document(None, language, text) is None
+
+
+def test_a_lone_surrogate_is_parsed_not_raised():
+    # JSON may carry "\\ud800"; the server's copy then holds a lone surrogate.
+    tree = DocumentSyntax("python", "s = '\ud800'\n")
+    tree.update("s = '\ud800x'\n")
+    assert tree.node_at(6).type in {"string_content", "string", "ERROR"}
+    assert byte_offset("\ud800x", 1) == 3
 
 
 def test_node_at_uses_string_indices_on_non_ascii_lines():
