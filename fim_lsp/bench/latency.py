@@ -47,6 +47,8 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any, Literal
 
+from fim_lsp.bench import json_object_arg
+
 logger = logging.getLogger(__name__)
 
 #: Language ids by file suffix, for the files replayed.
@@ -1305,16 +1307,6 @@ def format_report(report: dict[str, Any]) -> str:
 # -- command line -----------------------------------------------------------------------------------------
 
 
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("expected a JSON object")
-    return value
-
-
 def options_from_args(args: argparse.Namespace) -> BenchOptions:
     settings = dict(args.settings_json or {})
     if args.engine_json is not None:
@@ -1409,12 +1401,12 @@ def register_cli(bench_commands: Any) -> None:
     parser.add_argument("--probes", type=int, default=2, metavar="N", help="supersession probes per file (2)")
     parser.add_argument(
         "--engine-json",
-        type=_json_object,
+        type=json_object_arg,
         metavar="JSON",
         help="the `engine` settings object for both servers",
     )
     parser.add_argument(
-        "--settings-json", type=_json_object, metavar="JSON", help="more settings for both servers"
+        "--settings-json", type=json_object_arg, metavar="JSON", help="more settings for both servers"
     )
     parser.add_argument(
         "--log-dir", metavar="DIR", help="where the servers' logs go (default: a temporary folder)"

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from fim_lsp.bench import json_object_arg
 from fim_lsp.bench.scoring import check_infilling, exact_match
 from fim_lsp.config import FimOrder
 from fim_lsp.syntax import count_errors, new_parser
@@ -391,15 +392,23 @@ def machine() -> dict[str, Any]:
 
 @contextmanager
 def engine_systems(
-    model: str, order: str = "auto", threads: int | None = None
+    model: str, order: str = "auto", threads: int | None = None, settings_json: dict[str, Any] | None = None
 ) -> Iterator[tuple[System, System, str]]:
-    """Load `model` once and yield (pipeline, baseline, description) completion functions on it."""
-    from fim_lsp.config import Settings
+    """Load `model` once and yield (pipeline, baseline, description) completion functions on it.
+
+    `settings_json` holds more settings as a client sends them (camelCase), `engine` included: with a
+    remote engine both systems run on that server, so embedded and remote compare in one report.
+    """
+    from fim_lsp.config import Settings, parse_settings
     from fim_lsp.engine import create_engine
     from fim_lsp.engine.base import GenerationRequest
+    from fim_lsp.errors import ConfigurationError
     from fim_lsp.pipeline import CompletionRequest, complete, max_new_tokens
 
-    settings = Settings(model=model, fim_order=order, threads=threads)  # type: ignore[arg-type]
+    base = Settings(model=model, fim_order=order, threads=threads)  # type: ignore[arg-type]
+    settings, problems = parse_settings(settings_json or {}, base)
+    if problems:
+        raise ConfigurationError("; ".join(problems))
     engine = create_engine(settings)
 
     def forget_cache() -> None:
@@ -451,7 +460,11 @@ def engine_systems(
             )
 
         described = engine.describe()
-        yield pipeline, baseline, f"{model} ({Path(described.get('model', model)).name}, order {order})"
+        where = (
+            "" if settings.engine.kind == "embedded" else f", {settings.engine.kind} at {settings.engine.url}"
+        )
+        name = Path(str(described.get("model", model))).name
+        yield pipeline, baseline, f"{model} ({name}, order {order}{where})"
     finally:
         engine.close()
 
@@ -531,7 +544,8 @@ def quality_command(args: argparse.Namespace) -> int:
     documents = []
     for name in args.model or [Settings().model]:
         try:
-            with engine_systems(name, args.order, args.threads) as (pipeline, baseline, description):
+            systems = engine_systems(name, args.order, args.threads, _settings_of(args))
+            with systems as (pipeline, baseline, description):
                 reports = run_benchmark(
                     bench_dir, args.sets, args.limit, pipeline, baseline, progress=_log_progress
                 )
@@ -550,6 +564,13 @@ def quality_command(args: argparse.Namespace) -> int:
         info = machine()
         print(f"machine: {info['processor']}, {info['cpus']} CPUs, {info['platform']}")
     return 0
+
+
+def _settings_of(args: argparse.Namespace) -> dict[str, Any]:
+    settings = dict(args.settings_json or {})
+    if args.engine_json is not None:
+        settings["engine"] = args.engine_json
+    return settings
 
 
 def register_cli(subparsers: Any) -> None:
@@ -585,6 +606,15 @@ def register_cli(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--threads", type=int, metavar="N", help="CPU threads for the model (default: one per core)"
+    )
+    parser.add_argument(
+        "--engine-json",
+        type=json_object_arg,
+        metavar="JSON",
+        help='where the model runs, as the `engine` setting, e.g. \'{"kind": "openai", "url": "http://127.0.0.1:8080/v1"}\'',
+    )
+    parser.add_argument(
+        "--settings-json", type=json_object_arg, metavar="JSON", help="more settings, as a client sends them"
     )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument("--no-details", action="store_true", help="leave each task's middle out of the JSON")

@@ -204,3 +204,28 @@ def test_cancel_while_the_server_evaluates_the_prompt_returns_promptly(engine):
     )
     assert (generation.text, generation.stop_reason) == ("", "cancelled")
     assert time.monotonic() - started < 0.3 + 1.0
+
+
+def test_quality_bench_runs_both_systems_on_the_remote_server(llama_server):
+    from fim_lsp.bench.quality import Task, engine_systems, score_answer
+
+    prefix, suffix = FUNCTION.split("\n    \n", 1)
+    task = Task(
+        set_name="single-line",
+        task_id="add/L2",
+        language="python",
+        path="add.py",
+        prefix=prefix + "\n    ",
+        suffix="\n" + suffix,
+        reference="return a + b",
+        metric="exact-match",
+        canonical="return a + b",
+    )
+    engine = {"kind": "openai", "url": llama_server, "model": FAST_MODEL, "template": "qwen2.5-coder"}
+    with engine_systems(FAST_MODEL, settings_json={"engine": engine}) as (pipeline, baseline, description):
+        assert f"openai at {llama_server}" in description
+        answer = pipeline(task, None)
+        raw = baseline(task, 16)
+    assert answer.text is not None and answer.text.strip().startswith("return a + b"), answer
+    assert score_answer(task, answer.text)
+    assert raw.max_tokens == 16 and raw.tokens <= 16

@@ -24,6 +24,7 @@ from fim_lsp.bench.quality import (
     run_set,
     spread,
 )
+from fim_lsp.errors import ConfigurationError
 
 TEST = "def check(candidate):\n    assert candidate(2) == 4\n"
 
@@ -336,8 +337,10 @@ def fake_engine_systems(monkeypatch):
     asked: list[str] = []
 
     @contextmanager
-    def fake(model: str, order: str = "auto", threads: int | None = None):
+    def fake(model: str, order: str = "auto", threads: int | None = None, settings_json=None):
         asked.append(model)
+        if settings_json:
+            asked.append(f"settings {json.dumps(settings_json, sort_keys=True)}")
         yield fixed_system("    y = x * 2\n"), fixed_system("    pass\n", eot=False), f"{model} (fake)"
 
     monkeypatch.setattr(quality, "engine_systems", fake)
@@ -384,3 +387,26 @@ def test_command_reports_a_missing_benchmark_folder(tmp_path, fake_engine_system
     assert args.handler(args) == 2
     assert "not found" in capsys.readouterr().err
     assert fake_engine_systems == []
+
+
+def test_command_passes_the_engine_setting_on(bench_dir, fake_engine_systems, capsys):
+    engine = {"kind": "openai", "url": "http://127.0.0.1:9/v1"}
+    args = build_parser().parse_args(
+        [
+            *("bench", "quality", str(bench_dir), "--sets", "single-line", "--model", "m1"),
+            *("--engine-json", json.dumps(engine), "--settings-json", '{"maxNewTokens": 32}'),
+        ]
+    )
+    assert args.handler(args) == 0
+    assert fake_engine_systems == [
+        "m1",
+        "settings " + json.dumps({"engine": engine, "maxNewTokens": 32}, sort_keys=True),
+    ]
+
+
+def test_engine_systems_refuses_settings_it_cannot_use():
+    with (
+        pytest.raises(ConfigurationError, match="contextBudget"),
+        quality.engine_systems("m1", settings_json={"contextBudget": "lots"}),
+    ):
+        pass
