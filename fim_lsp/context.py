@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 IMPORTS_SHARE = 0.25
 #: Tokens of budget the cursor's line is charged in steps of (see `cut_context`).
 CURSOR_LINE_STEP = 32
+#: Tokens of the budget the prefix leaves unused are given to the suffix in steps of (see `cut_context`).
+LEFTOVER_STEP = 64
 #: Lines at the head of a file searched for imports.
 IMPORTS_HEAD_LINES = 300
 #: A window cut by the budget starts at the first allowed row at or after a multiple of this many rows
@@ -248,11 +250,14 @@ def cut_context(
     lines = _Lines(text, offset, max_lines)
     cursor_row = lines.cursor_row
     line_start, line_end = lines.start(cursor_row), lines.start(cursor_row + 1)
-    # The cursor's line changes with every keystroke: charging it in steps of CURSOR_LINE_STEP tokens,
-    # not exactly, keeps the cuts (and the start of the prompt) where they were while the user types.
-    line_cost = count_tokens(text[line_start:offset]) + count_tokens(text[offset:line_end])
+    # The cursor's line changes with every keystroke: charging the part before the cursor in steps of
+    # CURSOR_LINE_STEP tokens, not exactly, keeps the cuts (and the start of the prompt) where they were
+    # while the user types. The part after the cursor does not change as they type; it is the
+    # suffix's, so the suffix's cut (the start of an SPM prompt) does not depend on the typing either.
     step = max(1, min(CURSOR_LINE_STEP, budget // 32))
-    remaining = max(budget - -(-line_cost // step) * step, 0)
+    line_before_cost = -(-count_tokens(text[line_start:offset]) // step) * step
+    line_after_cost = count_tokens(text[offset:line_end])
+    remaining = max(budget - line_before_cost - line_after_cost, 0)
     lowest, highest = lines.first_row, lines.last_row
     if syntax is not None and syntax.text != text:
         syntax = None  # a tree of another version of the text would point at the wrong rows
@@ -294,7 +299,7 @@ def cut_context(
     starts, headers = _window_starts(lines, cursor_row, lowest)
     ends = set(_window_ends(lines, cursor_row, highest))
 
-    suffix_allowance = int(remaining * suffix_share)
+    suffix_allowance = max(int(budget * suffix_share) - line_after_cost, 0)
     end_row, suffix_used = fill_below(suffix_allowance, ends)
     prefix_allowance = max(remaining - suffix_used, 0)
 
@@ -326,6 +331,9 @@ def cut_context(
         start_row = anchored
         kept = sorted(row for row in set(pinned_rows) if row < start_row)
     leftover = prefix_allowance - prefix_used - sum(cost(row) for row in kept)
+    # What the prefix leaves shrinks with every keystroke; counted in whole steps, the suffix's cut
+    # moves once per step typed, not once per character.
+    leftover = leftover // LEFTOVER_STEP * LEFTOVER_STEP
     if start_row == lowest and leftover > 0 and end_row < highest:
         # The prefix reached the top of the file: what it left over extends the suffix.
         end_row, suffix_used = fill_below(suffix_used + leftover, ends)

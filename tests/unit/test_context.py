@@ -181,17 +181,18 @@ def test_long_document_is_cut_quickly():
     assert 1000 < tokens(context.prefix) + tokens(context.suffix) <= 1536 + 20
 
 
-def test_prompt_start_stays_put_while_new_lines_are_typed():
+def test_prompt_ends_stay_put_while_new_lines_are_typed():
     # A long flat script: every line may start the window, so without anchoring the window's first row
     # would move down with each line typed, and with it the start of the prompt.
     lines = [f"total_{n} = compute({n}, factor={n % 7})\n" for n in range(400)]
     row = 300
-    starts = []
+    starts, suffixes = [], set()
     text = "".join(lines)
     for typed in range(WINDOW_START_GRID):
         offset = sum(len(line) for line in lines[:row])
         context = cut_context(text, offset, 512, 0.25, tokens)
         starts.append(text[context.prefix_start : context.prefix_start + 20])
+        suffixes.add(context.suffix)
         # Type one more line at the cursor, as a person writing code does.
         line = f"typed_{typed} = compute({typed})\n"
         lines.insert(row, line)
@@ -201,3 +202,6 @@ def test_prompt_start_stays_put_while_new_lines_are_typed():
     assert len(set(starts)) <= 2
     changes = sum(1 for a, b in itertools.pairwise(starts) if a != b)
     assert changes <= 1
+    # The text after the cursor does not change as lines are typed, and neither does its cut: in SPM
+    # order the suffix starts the prompt.
+    assert len(suffixes) == 1
