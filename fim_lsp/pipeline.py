@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from fim_lsp.config import Settings
 from fim_lsp.context import PromptContext, cut_context
 from fim_lsp.engine.base import CancelToken, Engine, Generation, GenerationRequest
 from fim_lsp.postprocess import finish_middle
+from fim_lsp.prompt import RepoFile, comment_out
 from fim_lsp.syntax import (
     CompletionShape,
     DocumentSyntax,
@@ -32,6 +34,18 @@ Shape = CompletionShape
 
 
 @dataclass(frozen=True)
+class WorkspaceContext:
+    """Where the document sits in the user's workspace, and how to find snippets of the workspace for it."""
+
+    repo: str
+    """The workspace's name (the repository-level format's repository name)."""
+    path: str
+    """The document's path in the workspace."""
+    snippets: Callable[[int, Callable[[str], int]], Sequence[RepoFile]]
+    """Snippets for the cursor within a token budget, counted with the given counter."""
+
+
+@dataclass(frozen=True)
 class CompletionRequest:
     """A document's text and the cursor in it (a code point offset)."""
 
@@ -42,6 +56,8 @@ class CompletionRequest:
     syntax: DocumentSyntax | None = None
     """The document's syntax tree, kept current by the caller (the server parses each open document
     incrementally); used when its text is `text`. Without it the pipeline parses only the prompt's text."""
+    workspace: WorkspaceContext | None = None
+    """Snippets from the rest of the workspace, when the caller indexes one."""
 
 
 @dataclass
@@ -71,12 +87,15 @@ def max_new_tokens(settings: Settings, shape: Shape) -> int:
     return max(16, settings.max_new_tokens // 4) if shape is Shape.LINE else settings.max_new_tokens
 
 
-def build_context(request: CompletionRequest, settings: Settings, engine: Engine) -> PromptContext:
-    """The text around the cursor that goes in the prompt, cut to the budget."""
+def build_context(
+    request: CompletionRequest, settings: Settings, engine: Engine, budget: int | None = None
+) -> PromptContext:
+    """The text around the cursor that goes in the prompt, cut to the budget (the context budget
+    unless a smaller one is given: what workspace snippets left of it)."""
     return cut_context(
         request.text,
         request.offset,
-        settings.context_budget,
+        settings.context_budget if budget is None else budget,
         settings.suffix_share,
         engine.count_tokens,
         syntax=_document_syntax(request),
@@ -90,6 +109,45 @@ def build_prompt(
     after the cursor in the prompt as if the user had typed it (see `indentation_to_type`)."""
     context = build_context(request, settings, engine)
     return engine.template.render(context.prefix + typed, context.suffix, settings.fim_order), context
+
+
+def workspace_snippets(
+    request: CompletionRequest, settings: Settings, engine: Engine
+) -> tuple[list[RepoFile], int]:
+    """The workspace snippets for a request within their share of the budget, and the tokens they take."""
+    if request.workspace is None or not settings.workspace_context:
+        return [], 0
+    budget = int(settings.context_budget * settings.workspace_context_share)
+    if budget <= 0:
+        return [], 0
+    try:
+        snippets = list(request.workspace.snippets(budget, engine.count_tokens))
+    except Exception:  # a broken index must cost the snippets, not the completion
+        logger.warning("workspace snippets failed; completing without them", exc_info=True)
+        return [], 0
+    used = sum(engine.count_tokens(f"{s.path}\n{s.text}") + 2 for s in snippets)
+    return snippets, min(used, budget)
+
+
+def render_prompt(
+    engine: Engine,
+    settings: Settings,
+    prefix: str,
+    suffix: str,
+    snippets: Sequence[RepoFile] = (),
+    workspace: WorkspaceContext | None = None,
+    language: str | None = None,
+) -> str:
+    """The model's prompt: snippets in its repository-level format where it has one (as comments at
+    the prefix's start otherwise), then the FIM layout of prefix and suffix."""
+    template = engine.template
+    if not snippets or workspace is None:
+        return template.render(prefix, suffix, settings.fim_order)
+    if template.file_sep is None:
+        return template.render(comment_out(snippets, language) + prefix, suffix, settings.fim_order)
+    return template.render(
+        prefix, suffix, settings.fim_order, repo=workspace.repo, path=workspace.path, repo_files=snippets
+    )
 
 
 def _after_typed(typed: str, generated: str) -> str:
@@ -140,14 +198,17 @@ def complete(
         deadline = started + settings.time_budget_ms / 1000
 
     language = language_of(request.language_id, request.path)
-    context = build_context(request, settings, engine)
+    snippets, snippet_tokens = workspace_snippets(request, settings, engine)
+    context = build_context(request, settings, engine, settings.context_budget - snippet_tokens)
     shape = _shape_in_context(request, context, language)
     if shape is Shape.NONE:
         return Completion(None, shape, "cursor inside a word")
     # At column 0 where the code above fixes the indentation, the model is shown it as typed: it then
     # writes the body it should rather than a new top-level definition.
     typed = indentation_to_type(context.prefix, context.suffix, language) if shape is Shape.BLOCK else ""
-    prompt = engine.template.render(context.prefix + typed, context.suffix, settings.fim_order)
+    prompt = render_prompt(
+        engine, settings, context.prefix + typed, context.suffix, snippets, request.workspace, language
+    )
     prompt_built = time.monotonic()
 
     def done(middle: str) -> bool:

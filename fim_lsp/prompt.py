@@ -27,6 +27,21 @@ class RepoFile:
     text: str
 
 
+#: Line comment starts by tree-sitter grammar name, for snippets shown to a family without a
+#: repository-level format.
+_LINE_COMMENTS = {"python": "#", "ruby": "#", "bash": "#", "lua": "--", "php": "//"}
+
+
+def comment_out(files: Iterable[RepoFile], language: str | None) -> str:
+    """Workspace snippets as line comments of `language`, each under a line naming its file."""
+    mark = _LINE_COMMENTS.get(language or "", "//")
+    lines = []
+    for snippet in files:
+        lines.append(f"{mark} {snippet.path}")
+        lines.extend(f"{mark} {line}".rstrip() for line in snippet.text.splitlines())
+    return "\n".join(lines) + "\n\n" if lines else ""
+
+
 @dataclass(frozen=True)
 class FimTemplate:
     """How one model family wants a fill-in-the-middle prompt laid out."""

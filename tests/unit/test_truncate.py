@@ -6,12 +6,14 @@ Each case is a document with a cursor mark, what the model wrote there, whether 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import Engine, Generation, GenerationRequest
-from fim_lsp.pipeline import CompletionRequest, complete
-from fim_lsp.prompt import template_for_family
+from fim_lsp.pipeline import CompletionRequest, WorkspaceContext, complete
+from fim_lsp.prompt import RepoFile, template_for_family
 from fim_lsp.syntax import CompletionShape, count_errors, middle_is_done, new_parser, truncate_middle
 
 CURSOR = "█"
@@ -561,3 +563,87 @@ def test_pipeline_drops_a_second_indentation_the_model_adds():
     engine = ScriptedEngine("    yield x\n", True)  # indented again after the typed "        "
     completion = complete(CompletionRequest(text, offset, "python", "t.py"), Settings(), engine)
     assert completion.text == "        yield x"
+
+
+class PromptRecorder(ScriptedEngine):
+    def __init__(self, middle: str, eot: bool, family: str = "qwen2.5-coder") -> None:
+        super().__init__(middle, eot)
+        self.template = template_for_family(family)
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        self.prompt = request.prompt
+        return super().generate(request)
+
+
+def workspace_of(*snippets: RepoFile, asked: list[int] | None = None) -> WorkspaceContext:
+    def find(budget: int, count_tokens: Callable[[str], int]) -> list[RepoFile]:
+        if asked is not None:
+            asked.append(budget)
+        return list(snippets)
+
+    return WorkspaceContext(repo="shop", path="app/orders.py", snippets=find)
+
+
+ORDERS = "from app.money import cents\n\n\ndef order_total(order):\n    return █\n"
+MONEY = RepoFile("app/money.py", "def cents(amount):\n    return round(amount * 100)\n")
+
+
+def test_workspace_snippets_come_first_in_the_repository_format():
+    text, offset = ORDERS.replace(CURSOR, ""), ORDERS.index(CURSOR)
+    engine = PromptRecorder("cents(order.amount)\n", True)
+    asked: list[int] = []
+    request = CompletionRequest(
+        text, offset, "python", "orders.py", workspace=workspace_of(MONEY, asked=asked)
+    )
+    completion = complete(request, Settings(), engine)
+    assert engine.prompt.startswith(
+        "<|repo_name|>shop\n<|file_sep|>app/money.py\ndef cents(amount):\n    return round(amount * 100)\n"
+        "<|file_sep|>app/orders.py\n<|fim_prefix|>from app.money import cents"
+    )
+    assert asked == [int(Settings().context_budget * Settings().workspace_context_share)]
+    assert completion.text == "cents(order.amount)"
+
+
+def test_workspace_snippets_become_comments_for_a_family_without_a_repository_format():
+    text, offset = ORDERS.replace(CURSOR, ""), ORDERS.index(CURSOR)
+    engine = PromptRecorder("cents(order.amount)\n", True, family="codellama")
+    request = CompletionRequest(text, offset, "python", "orders.py", workspace=workspace_of(MONEY))
+    complete(request, Settings(), engine)
+    assert (
+        "# app/money.py\n# def cents(amount):\n#     return round(amount * 100)\n\nfrom app.money"
+        in engine.prompt
+    )
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        pytest.param(Settings(workspace_context=False), id="setting-off"),
+        pytest.param(Settings(workspace_context_share=0.0), id="no-share"),
+    ],
+)
+def test_without_workspace_context_the_prompt_is_the_files_alone(settings):
+    text, offset = ORDERS.replace(CURSOR, ""), ORDERS.index(CURSOR)
+    with_workspace, alone = PromptRecorder("x\n", True), PromptRecorder("x\n", True)
+    complete(
+        CompletionRequest(text, offset, "python", "o.py", workspace=workspace_of(MONEY)),
+        settings,
+        with_workspace,
+    )
+    complete(CompletionRequest(text, offset, "python", "o.py"), settings, alone)
+    assert with_workspace.prompt == alone.prompt
+    assert alone.prompt.startswith("<|fim_prefix|>")
+
+
+def test_a_failing_workspace_costs_the_snippets_not_the_completion():
+    def broken(budget: int, count_tokens: Callable[[str], int]) -> list[RepoFile]:
+        raise OSError("index gone")
+
+    text, offset = ORDERS.replace(CURSOR, ""), ORDERS.index(CURSOR)
+    engine = PromptRecorder("cents(order.amount)\n", True)
+    workspace = WorkspaceContext(repo="shop", path="app/orders.py", snippets=broken)
+    completion = complete(
+        CompletionRequest(text, offset, "python", "o.py", workspace=workspace), Settings(), engine
+    )
+    assert completion.text == "cents(order.amount)"
+    assert engine.prompt.startswith("<|fim_prefix|>")
