@@ -489,6 +489,26 @@ _FENCE = re.compile(r"^\s*```")
 # An English sentence at column 0: a capitalised word, at least three more words, no code punctuation.
 _PROSE = re.compile(r"^[A-Z][a-z']+(?:[ ,]+[A-Za-z0-9'`\-]+){3,}[.:!?]?\s*$")
 _TRAILING_SPACES_THEN_NEWLINE = re.compile(r"^[ \t]+\n")
+#: How a comment starts, by grammar (the C family's by default).
+_COMMENT_STARTS: dict[str, tuple[str, ...]] = {
+    "python": ("#",),
+    "ruby": ("#",),
+    "bash": ("#",),
+    "lua": ("--",),
+    "php": ("//", "#", "/*"),
+}
+
+
+def _drop_end_of_line_comment(middle: str, language: str | None) -> str:
+    """The middle without a comment it starts with on the cursor's line, when the cursor ends a line of
+    code: instruct-tuned models like to remark on the line just written (`  # remove the maximum`)
+    before the line they were asked for, and such a remark is not what the user was about to type."""
+    first, newline, rest = middle.partition("\n")
+    if first.strip().startswith(_COMMENT_STARTS.get(language or "", ("//", "/*"))):
+        return newline + rest
+    return middle
+
+
 _TRAILING_BLANK_LINES = re.compile(r"\n[ \t\n]*\n[ \t]*$|\n[ \t]+$")
 # Definition headers, whose body a block middle never leaves.
 _DEFINITIONS = {
@@ -978,6 +998,7 @@ def truncate_middle(
     if not cursor.at_line_start:
         # Spaces the model puts at the end of the cursor's line before starting the next are noise.
         middle = _TRAILING_SPACES_THEN_NEWLINE.sub("\n", middle, count=1)
+        middle = _drop_end_of_line_comment(middle, language)
     if shape is CompletionShape.LINE:
         needs_checker = (cursor.text_after and not cursor.at_line_start) or (whole and "\n" in middle.strip())
         checker = _make_checker(language, prefix, suffix) if needs_checker else None

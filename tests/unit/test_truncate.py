@@ -402,6 +402,43 @@ end
             "puts w.upcase\n  end\n",
             id="ruby-block-closing-end-kept-at-end-of-file-but-not-past-its-block",
         ),
+        # --- a remark on the line just written is not what the user was about to type ---
+        pytest.param(
+            "def largest(xs):\n    best = max(xs)█\n    return best\n",
+            "  # the largest value\n    xs.remove(best)\n",
+            "python",
+            BLOCK,
+            True,
+            "\n    xs.remove(best)",
+            id="python-end-of-line-comment-before-the-next-line-dropped",
+        ),
+        pytest.param(
+            "function largest(xs) {\n  const best = Math.max(...xs);█\n  return best;\n}\n",
+            " // the largest\n  xs.splice(xs.indexOf(best), 1);\n",
+            "javascript",
+            BLOCK,
+            True,
+            "\n  xs.splice(xs.indexOf(best), 1);",
+            id="javascript-end-of-line-comment-dropped",
+        ),
+        pytest.param(
+            "def has_close(xs, threshold):\n    for x in xs:\n        if x < threshold:█    return False\n",
+            "  # close enough\n            return True\n",
+            "python",
+            LINE,
+            True,
+            "\n            return True\n",
+            id="python-line-before-code-comment-dropped-line-kept",
+        ),
+        pytest.param(
+            "def largest(xs):\n    # the largest█\n    return max(xs)\n",
+            " value of xs\n",
+            "python",
+            BLOCK,
+            True,
+            " value of xs",
+            id="python-a-comment-being-written-goes-on",
+        ),
         # --- no grammar ---
         pytest.param(
             "proc mean {xs} {\n    █\n}\n",
