@@ -143,12 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     models.register_cli(commands)
     bench = commands.add_parser("bench", help="measure completion quality or latency")
     bench_commands = bench.add_subparsers(title="benchmarks", metavar="BENCHMARK", required=True)
-    from fim_lsp.bench import latency, quality
+    from fim_lsp.bench import latency, quality, workspace
 
     quality.register_cli(bench_commands)
     latency.register_cli(bench_commands)
-    from fim_lsp import demo
+    workspace.register_cli(bench_commands)
+    from fim_lsp import dataset, demo
 
+    dataset.register_cli(commands)
     demo.register_cli(commands)
     return parser
 

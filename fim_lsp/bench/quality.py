@@ -14,6 +14,7 @@ come from `engine_systems`.
 from __future__ import annotations
 
 import argparse
+import difflib
 import gzip
 import hashlib
 import json
@@ -31,11 +32,14 @@ from typing import Any, Literal, get_args
 from fim_lsp.bench import json_object_arg
 from fim_lsp.bench.scoring import check_infilling, exact_match
 from fim_lsp.config import FimOrder
+from fim_lsp.prompt import RepoFile
 from fim_lsp.syntax import count_errors, new_parser
 
 logger = logging.getLogger(__name__)
 
-Metric = Literal["pass@1", "exact-match"]
+Metric = Literal["pass@1", "exact-match", "exact-match-all"]
+"""`exact-match` compares the first line (SantaCoder-FIM, as the Qwen report scores it); `exact-match-all`
+the whole middle, line by line, for holes of several lines cut from a repository (`fim-lsp dataset`)."""
 
 HUMAN_EVAL_DIR = "human-eval-infilling"
 SANTACODER_FILE = "santacoder-fim/santacoder-fim-task.jsonl.gz"
@@ -75,6 +79,9 @@ class Task:
     """The canonical solution the exact-match scorer compares with (SantaCoder)."""
     test: str = ""
     entry_point: str = ""
+    snippets: tuple[RepoFile, ...] = ()
+    """Workspace snippets for the cursor (tasks cut by `fim-lsp dataset`)."""
+    repo: str = ""
 
     def problem(self) -> dict[str, str]:
         """The human-eval-infilling problem record the execution scorer takes."""
@@ -99,6 +106,9 @@ class Answer:
     max_tokens: int
     """The cap on generated tokens this answer ran under (the baseline gets the same)."""
 
+
+#: What the second system of a run is: the raw baseline, or the pipeline without workspace snippets.
+Comparison = Literal["baseline", "workspace"]
 
 #: A completion function: `(task, max_tokens)` -> answer. `max_tokens` None lets the system choose (the
 #: pipeline does, from the cursor's shape); a number is a cap the system must use (the baseline).
@@ -176,6 +186,30 @@ def _santacoder_task(set_name: str, record: dict[str, Any]) -> Task:
     )
 
 
+def dataset_tasks(path: Path, limit: int | None = None) -> dict[str, list[Task]]:
+    """The tasks of a `fim-lsp dataset` file, a set per kind (`repo:cross-file`...), `limit` per set."""
+    from fim_lsp.dataset import read_tasks
+
+    sets: dict[str, list[Task]] = {}
+    for record in read_tasks(path):
+        one_line = record.kind in ("single-line", "cross-file")
+        task = Task(
+            set_name=f"repo:{record.kind}",
+            task_id=record.task_id,
+            language=record.language,
+            path=record.path,
+            prefix=record.prefix,
+            suffix=record.suffix,
+            reference=record.middle,
+            metric="exact-match" if one_line else "exact-match-all",
+            canonical=record.middle,
+            snippets=record.snippets,
+            repo=record.repo,
+        )
+        sets.setdefault(task.set_name, []).append(task)
+    return {name: spread(tasks, limit) for name, tasks in sets.items()}
+
+
 def load_set(bench_dir: Path, set_name: str, limit: int | None = None) -> list[Task]:
     """The tasks of one set (see `SETS`), `limit` of them spread evenly when given."""
     if set_name not in SETS:
@@ -208,7 +242,22 @@ def score_answer(task: Task, text: str | None) -> bool:
     """Whether a middle is right: the tests pass (human-eval), or the line matches (SantaCoder)."""
     if task.metric == "pass@1":
         return check_infilling(task.problem(), text).passed
+    if task.metric == "exact-match-all":
+        return text is not None and _lines_of(text) == _lines_of(task.canonical)
     return exact_match(text, task.canonical)
+
+
+def _lines_of(text: str) -> list[str]:
+    """A middle's lines without trailing spaces or blank lines at either end: what a reader compares."""
+    return [line.rstrip() for line in text.strip("\n").split("\n")]
+
+
+def edit_similarity(text: str | None, reference: str) -> float:
+    """1 for the same text, towards 0 the more edits apart (difflib's ratio over the stripped texts),
+    as cross-file completion benchmarks report beside exact match; nothing shown scores 0."""
+    if text is None:
+        return 0.0
+    return difflib.SequenceMatcher(None, text.strip(), reference.strip(), autojunk=False).ratio()
 
 
 @dataclass
@@ -220,6 +269,8 @@ class TaskResult:
     correct: bool
     parseable: bool | None
     """Whether the file parses with the middle inserted; None where the reference itself does not."""
+    similarity: float = 0.0
+    """Edit similarity of the middle to the reference (see `edit_similarity`)."""
 
 
 @dataclass
@@ -238,6 +289,8 @@ class Summary:
     """Share of tasks where nothing was shown."""
     latency_ms: float
     tokens: float
+    similarity: float = 0.0
+    """Mean edit similarity to the reference."""
 
     @classmethod
     def of(cls, results: Sequence[TaskResult]) -> Summary:
@@ -252,6 +305,7 @@ class Summary:
             dropped=sum(r.answer.text is None for r in results) / count,
             latency_ms=sum(r.answer.latency_ms for r in results) / count,
             tokens=sum(r.answer.tokens for r in results) / count,
+            similarity=sum(r.similarity for r in results) / count,
         )
 
 
@@ -287,7 +341,13 @@ def run_set(
             parseable = None
             if reference_parses:
                 parseable = _parses_clean(task.language, task.prefix + (answer.text or "") + task.suffix)
-            result = TaskResult(task.task_id, answer, score_answer(task, answer.text), parseable)
+            result = TaskResult(
+                task.task_id,
+                answer,
+                score_answer(task, answer.text),
+                parseable,
+                edit_similarity(answer.text, task.canonical or task.reference),
+            )
             outcomes[name].append(result)
             pair.append(result)
         if progress:
@@ -314,10 +374,21 @@ def _pair(pipeline: float | None, baseline: float | None, fmt: str) -> str:
     return f"{one(pipeline)} / {one(baseline)}"
 
 
-def format_report(model: str, reports: Sequence[SetReport]) -> str:
+def format_report(model: str, reports: Sequence[SetReport], systems: str = "pipeline / baseline") -> str:
     """A table for people: one row per set, each cell `pipeline / baseline`; after the parseable share,
     how many middles each share is of."""
-    header = ("set", "metric", "n", "score", "eot", "parseable", "dropped", "latency ms", "tokens")
+    header = (
+        "set",
+        "metric",
+        "n",
+        "score",
+        "edit sim",
+        "eot",
+        "parseable",
+        "dropped",
+        "latency ms",
+        "tokens",
+    )
     rows = [header]
     for report in reports:
         p, b = report.pipeline, report.baseline
@@ -327,6 +398,7 @@ def format_report(model: str, reports: Sequence[SetReport]) -> str:
                 report.metric,
                 str(p.tasks),
                 _pair(p.score, b.score, ".3f"),
+                _pair(p.similarity, b.similarity, ".2f"),
                 _pair(p.eot, b.eot, ".2f"),
                 _pair(p.parseable, b.parseable, ".2f") + f" ({p.parse_tasks}/{b.parse_tasks})",
                 _pair(p.dropped, b.dropped, ".2f"),
@@ -335,7 +407,7 @@ def format_report(model: str, reports: Sequence[SetReport]) -> str:
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = [f"model: {model}  (each cell: pipeline / baseline)"]
+    lines = [f"model: {model}  (each cell: {systems})"]
     for row in rows:
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
@@ -392,18 +464,24 @@ def machine() -> dict[str, Any]:
 
 @contextmanager
 def engine_systems(
-    model: str, order: str = "auto", threads: int | None = None, settings_json: dict[str, Any] | None = None
+    model: str,
+    order: str = "auto",
+    threads: int | None = None,
+    settings_json: dict[str, Any] | None = None,
+    compare: Comparison = "baseline",
 ) -> Iterator[tuple[System, System, str]]:
     """Load `model` once and yield (pipeline, baseline, description) completion functions on it.
 
     `settings_json` holds more settings as a client sends them (camelCase), `engine` included: with a
     remote engine both systems run on that server, so embedded and remote compare in one report.
+    With `compare="workspace"` the first system is the pipeline given each task's workspace snippets
+    and the second the same pipeline without them.
     """
     from fim_lsp.config import Settings, parse_settings
     from fim_lsp.engine import create_engine
     from fim_lsp.engine.base import GenerationRequest
     from fim_lsp.errors import ConfigurationError
-    from fim_lsp.pipeline import CompletionRequest, complete, max_new_tokens
+    from fim_lsp.pipeline import CompletionRequest, WorkspaceContext, complete, max_new_tokens
 
     base = Settings(model=model, fim_order=order, threads=threads)  # type: ignore[arg-type]
     settings, problems = parse_settings(settings_json or {}, base)
@@ -420,11 +498,20 @@ def engine_systems(
 
     try:
 
-        def pipeline(task: Task, max_tokens: int | None) -> Answer:
+        def pipeline(task: Task, max_tokens: int | None, with_snippets: bool = True) -> Answer:
             forget_cache()
             started = time.perf_counter()
+            workspace = None
+            if with_snippets and task.snippets:
+                workspace = WorkspaceContext(
+                    task.repo or "workspace",
+                    task.path,
+                    lambda budget, count: fit(task.snippets, budget, count),
+                )
             completion = complete(
-                CompletionRequest(task.prefix + task.suffix, len(task.prefix), task.language, task.path),
+                CompletionRequest(
+                    task.prefix + task.suffix, len(task.prefix), task.language, task.path, workspace=workspace
+                ),
                 settings,
                 engine,
                 deadline=time.monotonic() + 600,  # the benchmark measures quality, not the time budget
@@ -459,14 +546,29 @@ def engine_systems(
                 max_tokens=max_tokens or settings.max_new_tokens,
             )
 
+        def without_snippets(task: Task, max_tokens: int | None) -> Answer:
+            return pipeline(task, None, with_snippets=False)
+
         described = engine.describe()
         where = (
             "" if settings.engine.kind == "embedded" else f", {settings.engine.kind} at {settings.engine.url}"
         )
         name = Path(str(described.get("model", model))).name
-        yield pipeline, baseline, f"{model} ({name}, order {order}{where})"
+        second = without_snippets if compare == "workspace" else baseline
+        yield pipeline, second, f"{model} ({name}, order {order}{where})"
     finally:
         engine.close()
+
+
+def fit(files: Sequence[RepoFile], budget: int, count_tokens: Callable[[str], int]) -> list[RepoFile]:
+    """The files, in their order, that fit `budget` tokens; one that does not fit is left out."""
+    kept, used = [], 0
+    for snippet in files:
+        cost = count_tokens(f"{snippet.path}\n{snippet.text}") + 2
+        if used + cost <= budget:
+            kept.append(snippet)
+            used += cost
+    return kept
 
 
 def plain_context(
@@ -532,30 +634,51 @@ def _log_progress(task: Task, pipeline: TaskResult, baseline: TaskResult) -> Non
 
 
 def quality_command(args: argparse.Namespace) -> int:
-    bench_dir = Path(args.bench_dir)
-    for name in args.sets:
-        file_name, _ = SETS[name]
-        if not (bench_dir / file_name).exists():
-            print(f"fim-lsp: {bench_dir / file_name} not found", file=sys.stderr)
+    if (args.bench_dir is None) == (args.tasks is None):
+        print("fim-lsp: give either BENCH_DIR or --tasks FILE", file=sys.stderr)
+        return 2
+    task_sets: dict[str, list[Task]] = {}
+    if args.tasks is not None:
+        try:
+            task_sets = dataset_tasks(Path(args.tasks), args.limit)
+        except (OSError, ValueError) as exc:
+            print(f"fim-lsp: {exc}", file=sys.stderr)
             return 2
+    else:
+        bench_dir = Path(args.bench_dir)
+        for name in args.sets:
+            file_name, _ = SETS[name]
+            if not (bench_dir / file_name).exists():
+                print(f"fim-lsp: {bench_dir / file_name} not found", file=sys.stderr)
+                return 2
     from fim_lsp.config import Settings
     from fim_lsp.errors import FimError
 
+    compare: Comparison = "workspace" if task_sets else "baseline"
     documents = []
     for name in args.model or [Settings().model]:
         try:
-            systems = engine_systems(name, args.order, args.threads, _settings_of(args))
-            with systems as (pipeline, baseline, description):
-                reports = run_benchmark(
-                    bench_dir, args.sets, args.limit, pipeline, baseline, progress=_log_progress
-                )
+            systems = engine_systems(name, args.order, args.threads, _settings_of(args), compare)
+            with systems as (pipeline, second, description):
+                if task_sets:
+                    reports = [
+                        run_set(tasks, pipeline, second, progress=_log_progress)
+                        for tasks in task_sets.values()
+                    ]
+                else:
+                    reports = run_benchmark(
+                        bench_dir, args.sets, args.limit, pipeline, second, progress=_log_progress
+                    )
         except FimError as exc:
             print(f"fim-lsp: cannot benchmark model {name}: {exc}", file=sys.stderr)
             return 1
         if args.json:
-            documents.append(report_json(description, reports, details=not args.no_details))
+            document = report_json(description, reports, details=not args.no_details)
+            document["systems"] = ["with workspace", "without"] if task_sets else ["pipeline", "baseline"]
+            documents.append(document)
         else:
-            print(format_report(description, reports))
+            labels = "with workspace context / without" if task_sets else "pipeline / baseline"
+            print(format_report(description, reports, labels))
             print()
     if args.json:
         json.dump({"machine": machine(), "limit": args.limit, "runs": documents}, sys.stdout, indent=1)
@@ -581,7 +704,15 @@ def register_cli(subparsers: Any) -> None:
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
     parser.add_argument(
-        "bench_dir", metavar="BENCH_DIR", help="folder holding human-eval-infilling/ and santacoder-fim/"
+        "bench_dir",
+        metavar="BENCH_DIR",
+        nargs="?",
+        help="folder holding human-eval-infilling/ and santacoder-fim/",
+    )
+    parser.add_argument(
+        "--tasks",
+        metavar="FILE",
+        help="tasks cut by `fim-lsp dataset` instead: the pipeline with and without workspace snippets",
     )
     parser.add_argument(
         "--sets",

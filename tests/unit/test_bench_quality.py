@@ -337,10 +337,14 @@ def fake_engine_systems(monkeypatch):
     asked: list[str] = []
 
     @contextmanager
-    def fake(model: str, order: str = "auto", threads: int | None = None, settings_json=None):
+    def fake(
+        model: str, order: str = "auto", threads: int | None = None, settings_json=None, compare="baseline"
+    ):
         asked.append(model)
         if settings_json:
             asked.append(f"settings {json.dumps(settings_json, sort_keys=True)}")
+        if compare != "baseline":
+            asked.append(f"compare {compare}")
         yield fixed_system("    y = x * 2\n"), fixed_system("    pass\n", eot=False), f"{model} (fake)"
 
     monkeypatch.setattr(quality, "engine_systems", fake)
@@ -410,3 +414,29 @@ def test_engine_systems_refuses_settings_it_cannot_use():
         quality.engine_systems("m1", settings_json={"contextBudget": "lots"}),
     ):
         pass
+
+
+def test_command_runs_a_tasks_file_with_and_without_workspace_context(tmp_path, fake_engine_systems, capsys):
+    record = {
+        "task_id": "cross-file/0/a.py",
+        "kind": "cross-file",
+        "path": "a.py",
+        "language": "python",
+        "prefix": "def f(x):\n",
+        "suffix": "\n",
+        "middle": "    y = x * 2",
+        "snippets": [{"path": "b.py", "text": "def g(): ...\n"}],
+    }
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    args = build_parser().parse_args(["bench", "quality", "--tasks", str(tasks), "--model", "m1"])
+    assert args.handler(args) == 0
+    out = capsys.readouterr().out
+    assert fake_engine_systems == ["m1", "compare workspace"]
+    assert "with workspace context / without" in out and "repo:cross-file" in out
+
+
+def test_command_wants_a_benchmark_folder_or_a_tasks_file(tmp_path, fake_engine_systems, capsys):
+    args = build_parser().parse_args(["bench", "quality"])
+    assert args.handler(args) == 2
+    assert "BENCH_DIR or --tasks" in capsys.readouterr().err
