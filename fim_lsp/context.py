@@ -37,7 +37,7 @@ LEFTOVER_STEP = 64
 #: Lines at the head of a file searched for imports.
 IMPORTS_HEAD_LINES = 300
 #: A window cut by the budget starts at the first allowed row at or after a multiple of this many rows
-#: (see `_anchored_start`).
+#: (fewer for a small window; see `_anchored_start`). A power of two.
 WINDOW_START_GRID = 16
 
 # Top-level tree-sitter nodes that import or declare what the file uses.
@@ -199,7 +199,10 @@ def _anchored_start(fitted: int, starts: list[int], cursor_row: int, lowest: int
     """
     if fitted <= lowest:
         return fitted  # the window reaches as far up as it can look: nothing slides
-    anchor = -(-fitted // WINDOW_START_GRID) * WINDOW_START_GRID
+    # A small window must not lose most of its rows to the grid: at most a quarter of them, in a power
+    # of two (so the grid itself changes only when the window's size crosses a power of two).
+    grid = 1 << max(0, min(WINDOW_START_GRID, (cursor_row - fitted) // 4).bit_length() - 1)
+    anchor = -(-fitted // grid) * grid
     return next((row for row in starts if anchor <= row <= cursor_row), fitted)
 
 

@@ -467,6 +467,7 @@ def replay(
     server: ScriptedServer, script: FileScript, pace: TypingPace, **options: Any
 ) -> list[RequestRecord]:
     records: list[RequestRecord] = []
+    options.setdefault("warm_up", False)  # these tests count every request the server sees
     in_sync = asyncio.run(
         latency.replay_file(server, script, pace, ReplayOptions(debounce_s=0.03, **options), records, 0.0)
     )
@@ -545,3 +546,11 @@ def test_each_request_carries_the_document_it_was_asked_about():
         assert record.snapshot.startswith(SOURCE[: SOURCE.index("sum(")])
         assert record.snapshot.endswith(SOURCE[SOURCE.index("\n    return") :])
         assert record.source == "model" and record.evaluated_tokens == 12
+
+
+def test_the_warm_up_request_is_waited_for_and_not_counted():
+    server = ScriptedServer(lambda text, offset: None, delay_s=0.001)
+    records = replay(server, one_hole_script(FAST), FAST, warm_up=True)
+    assert len(server.requests) == len(records) + 1
+    _version, first_offset = server.requests[0]
+    assert first_offset == one_hole_script(FAST).offset_of(0, set())

@@ -68,13 +68,12 @@ def test_psm_line_prompts_of_two_keystrokes_share_all_but_the_typed_characters()
 
 def test_qwen_repository_format_puts_files_before_the_fim_tokens():
     qwen = template_for_family("qwen2.5-coder")
-    prompt = qwen.render(
-        "x = ", "\n", repo="shop", path="app.py", repo_files=[RepoFile("util.py", "def g(): ...")]
-    )
-    assert prompt == (
-        "<|repo_name|>shop\n<|file_sep|>util.py\ndef g(): ...\n<|file_sep|>app.py\n"
-        "<|fim_prefix|>x = <|fim_suffix|>\n<|fim_middle|>"
-    )
+    files = [RepoFile("util.py", "def g(): ...")]
+    head = "<|repo_name|>shop\n<|file_sep|>util.py\ndef g(): ...\n<|file_sep|>app.py\n"
+    prompt = qwen.render("x = ", "\n", "psm", repo="shop", path="app.py", repo_files=files)
+    assert prompt == head + "<|fim_prefix|>x = <|fim_suffix|>\n<|fim_middle|>"
+    prompt = qwen.render("x = ", "\n", "spm", repo="shop", path="app.py", repo_files=files)
+    assert prompt == head + "<|fim_prefix|><|fim_suffix|>\n<|fim_middle|>x = "
 
 
 def test_codestral_has_no_psm_layout():

@@ -32,7 +32,7 @@ def test_a_server_without_a_tokenizer_gets_a_tiny_fim_request(fault):
     ]
     assert "got 'return a + b'" in checks[-1][2]
     probe = fault.requests_to("/v1/completions")[-1].body
-    assert probe["prompt"].startswith("<|fim_prefix|>def add(a, b):")
+    assert probe["prompt"].startswith("<|fim_prefix|>") and "def add(a, b):" in probe["prompt"]
 
 
 def test_the_vocabulary_decides_fim_where_the_server_tokenizes(fault):

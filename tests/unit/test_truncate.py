@@ -590,7 +590,7 @@ def test_pipeline_types_the_indentation_the_code_above_fixes():
     offset = text.index('"""\n') + 4
     engine = Recording("return 3.14159 * r * r\n\n\ndef perimeter(r):\n", False)
     completion = complete(CompletionRequest(text, offset, "python", "shapes.py"), Settings(), engine)
-    assert '"""Area of a circle."""\n    <|fim_suffix|>' in engine.prompt
+    assert engine.prompt.endswith('"""Area of a circle."""\n    ')  # SPM: the prefix ends the prompt
     assert completion.text == "    return 3.14159 * r * r"
 
 
@@ -635,7 +635,10 @@ def test_workspace_snippets_come_first_in_the_repository_format():
     completion = complete(request, Settings(), engine)
     assert engine.prompt.startswith(
         "<|repo_name|>shop\n<|file_sep|>app/money.py\ndef cents(amount):\n    return round(amount * 100)\n"
-        "<|file_sep|>app/orders.py\n<|fim_prefix|>from app.money import cents"
+        "<|file_sep|>app/orders.py\n<|fim_prefix|><|fim_suffix|>"
+    )
+    assert engine.prompt.endswith(
+        "<|fim_middle|>from app.money import cents\n\n\ndef order_total(order):\n    return "
     )
     assert asked == [int(Settings().context_budget * Settings().workspace_context_share)]
     assert completion.text == "cents(order.amount)"
