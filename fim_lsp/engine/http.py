@@ -16,11 +16,12 @@ import queue
 import random
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -156,10 +157,7 @@ class HttpTransport:
             waited = min(self.timeout, CONNECT_TIMEOUT)
             message = f"cannot connect to {self.where}: no answer within {waited:g} s"
         elif isinstance(exc, httpx.ConnectError):
-            hint = ""
-            if "CERTIFICATE_VERIFY_FAILED" in detail:
-                hint = " (its TLS certificate is not trusted; engine.verifyTls false turns the check off)"
-            message = f"cannot connect to {self.where}: {detail.lower()}{hint}"
+            message = f"cannot connect to {self.where}: {_connect_failure(exc, detail)}"
         elif isinstance(exc, httpx.TimeoutException):
             message = f"{self.where} sent nothing for {self.timeout:g} s (engine.timeout)"
         elif isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
@@ -361,7 +359,8 @@ class _StreamPump:
                     raise
                 # The connection failed before any answer, and a completion has no side effects: retrying
                 # is safe (a kept-alive connection the server closed meanwhile fails just this way).
-                if self._may_retry(attempt, pause):
+                # A certificate that failed verification fails the same way next time.
+                if _cause(exc, ssl.SSLCertVerificationError) is None and self._may_retry(attempt, pause):
                     logger.info("%s: %s; trying again in %.2f s", self.path, transport.translate(exc), pause)
                     self._pause(pause)
                     continue
@@ -385,6 +384,42 @@ class _StreamPump:
                 )
         if pending.strip():
             self.lines.put(pending.rstrip(b"\r").decode("utf-8", errors="replace"))
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _cause(exc: BaseException, kind: type[_E]) -> _E | None:
+    """The first exception of `kind` in `exc`'s chain of causes (httpx wraps httpcore wraps ssl)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _connect_failure(exc: httpx.ConnectError, detail: str) -> str:
+    """Why a connection failed, with the cure when it was TLS (the ssl module's words are cryptic)."""
+    # A refused certificate (untrusted, expired, another host's) ends the handshake before any request,
+    # and so before the API key, is sent.
+    refusal = _cause(exc, ssl.SSLCertVerificationError)
+    if refusal is not None:
+        reason = (refusal.verify_message or refusal.reason or "not trusted").rstrip(".")
+        if "mismatch" in reason:
+            cure = "engine.url must name a host the certificate is for"
+        else:
+            cure = "make its certificate authority trusted (SSL_CERT_FILE may name a CA bundle)"
+        return f"its TLS certificate failed verification ({reason}); {cure}, or set engine.verifyTls to false"
+    handshake = _cause(exc, ssl.SSLError)
+    if handshake is not None:
+        reason = (handshake.reason or detail).lower().replace("_", " ")
+        return (
+            f"the TLS handshake failed ({reason}); is it serving HTTPS? (http:// in engine.url is plain HTTP)"
+        )
+    return detail.lower()
 
 
 def _read_some(response: httpx.Response) -> str:

@@ -9,6 +9,7 @@ cut short, a stall before answering, or pieces slow to come. With `api_key` set,
 from __future__ import annotations
 
 import collections
+import ssl
 from dataclasses import dataclass, field
 
 from tests.fakes.http import Exchange, FakeHttpServer, sse
@@ -67,8 +68,10 @@ Behaviour = Stream | Status | Garbage | Truncated | Stall
 class FaultServer(FakeHttpServer):
     """An OpenAI-compatible completions server whose answers a test scripts."""
 
-    def __init__(self, port: int = 0, *, api_key: str | None = None) -> None:
-        super().__init__(port)
+    def __init__(
+        self, port: int = 0, *, api_key: str | None = None, tls: ssl.SSLContext | None = None
+    ) -> None:
+        super().__init__(port, tls=tls)
         self.api_key = api_key
         self.script: collections.deque[Behaviour] = collections.deque()
         self.default: Behaviour = Stream()

@@ -4,7 +4,8 @@ Each fake server (fault injection, llama-server's `/infill`, Ollama) registers i
 It keeps connections alive as real servers do, records every request, counts the connections it
 accepted (to check that clients reuse them), and can cut a stream mid-answer or notice a client that
 went away. It can be stopped and started again on the same port, which is how tests take a server down
-and bring it back.
+and bring it back. Given an `ssl.SSLContext` it serves HTTPS instead, and records the TLS handshakes that
+failed (a client that refused our certificate never gets as far as sending a request).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,14 +111,18 @@ class Exchange:
 class FakeHttpServer:
     """Routes `(method, path)` to handlers on 127.0.0.1, in a background thread."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *, tls: ssl.SSLContext | None = None) -> None:
         self.port = port
+        self.tls = tls
+        """Serve HTTPS with this context (its certificate chain loaded); None serves plain HTTP."""
         self.routes: dict[tuple[str, str], Handler] = {}
         self.requests: list[Recorded] = []
         self.connections = 0
         """Connections accepted since the server was made (across restarts)."""
         self.gone: list[str] = []
         """Paths of requests whose client went away before the answer was complete."""
+        self.tls_failures: list[str] = []
+        """Why each failed TLS handshake failed (e.g. the client rejected our certificate)."""
         self.stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -125,7 +131,8 @@ class FakeHttpServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def route(self, method: str, path: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
@@ -144,12 +151,26 @@ class FakeHttpServer:
 
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as every real inference server does
+            handshake_failed = False
 
             def setup(self) -> None:
                 super().setup()
                 with fake._lock:
                     fake.connections += 1
                     fake._sockets.add(self.connection)
+                if isinstance(self.connection, ssl.SSLSocket):
+                    # Here, on the connection's own thread, not in accept(): a stalled or refused
+                    # handshake must not hold up the listening loop.
+                    try:
+                        self.connection.do_handshake()
+                    except OSError as exc:  # ssl.SSLError included
+                        with fake._lock:
+                            fake.tls_failures.append(str(exc))
+                        self.handshake_failed = True
+
+            def handle(self) -> None:
+                if not self.handshake_failed:
+                    super().handle()
 
             def finish(self) -> None:
                 with fake._lock:
@@ -170,6 +191,10 @@ class FakeHttpServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), RequestHandler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
+        if self.tls is not None:
+            self._httpd.socket = self.tls.wrap_socket(
+                self._httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, args=(0.05,), name="fake-http", daemon=True
         )
