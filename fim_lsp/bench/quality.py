@@ -561,14 +561,16 @@ def engine_systems(
 
 
 def fit(files: Sequence[RepoFile], budget: int, count_tokens: Callable[[str], int]) -> list[RepoFile]:
-    """The files, in their order, that fit `budget` tokens; one that does not fit is left out."""
+    """The files that fit `budget` tokens, in their order. Retrieval puts the most relevant file last
+    (nearest the code being completed), so they are taken from the end; one that does not fit is left
+    out."""
     kept, used = [], 0
-    for snippet in files:
+    for snippet in reversed(files):
         cost = count_tokens(f"{snippet.path}\n{snippet.text}") + 2
         if used + cost <= budget:
             kept.append(snippet)
             used += cost
-    return kept
+    return kept[::-1]
 
 
 def plain_context(

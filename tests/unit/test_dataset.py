@@ -55,6 +55,7 @@ LINES = ORDERS.split("\n")
         pytest.param("        )", False, id="closing-bracket"),
         pytest.param("    x = 1", False, id="too-short"),
         pytest.param("    @property", False, id="decorator"),
+        pytest.param("    ProtocolError,", False, id="name-in-an-import-list"),
     ],
 )
 def test_code_line(line, wanted):
@@ -167,7 +168,8 @@ def test_edit_similarity_is_between_zero_and_one_for_near_misses():
     assert 0.5 < edit_similarity("tax_rates(region)", "tax_rate(region)") < 1.0
 
 
-def test_fit_keeps_whole_snippets_in_order_within_the_budget():
-    files = [RepoFile("a.py", "a" * 40), RepoFile("b.py", "b" * 400), RepoFile("c.py", "c" * 40)]
-    kept = fit(files, 40, lambda text: len(text) // 4)
-    assert [f.path for f in kept] == ["a.py", "c.py"]
+def test_fit_keeps_the_most_relevant_whole_snippets_in_order_within_the_budget():
+    files = [RepoFile(f"{name}.py", name * 40) for name in "abcd"] + [RepoFile("e.py", "e" * 400)]
+    kept = fit(files, 30, lambda text: len(text) // 4)  # 13 tokens each, the last 103
+    # Retrieval puts the most relevant last: the last ones that fit are kept, in their order.
+    assert [f.path for f in kept] == ["c.py", "d.py"]
