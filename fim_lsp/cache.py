@@ -1,15 +1,17 @@
 """Answers that cost no model time: the completion cache and typed-through reuse.
 
 - The completion cache maps what the prompt would be made of (the text around the cursor, the language
-  and the settings that shape generation) to the answer, with an LRU bound on entries and on characters,
-  so undo, moving back and forth and re-triggers cost nothing.
+  and the settings that shape generation) to the answer, least recently used first out when its bytes
+  pass the `cacheMemoryMb` setting, so undo, moving back and forth and re-triggers cost nothing.
 - Typed-through reuse: when the user types the characters the ghost text on screen begins with, the
-  rest of that ghost text is still the answer.
+  rest of that ghost text is still the answer. What is remembered per document is the text near the
+  cursor (the context window, as for the cache key), not a copy of the whole document.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -21,8 +23,11 @@ def context_window(settings: Settings) -> int:
     return settings.context_budget * 8
 
 
-def cache_key(text: str, offset: int, language_id: str | None, settings: Settings) -> str:
-    """A digest of everything that decides the answer: the text near the cursor and the settings."""
+def cache_key(
+    text: str, offset: int, language_id: str | None, settings: Settings, workspace_state: str = ""
+) -> str:
+    """A digest of everything that decides the answer: the text near the cursor, the settings, and the
+    state of the rest of the workspace (whose snippets the prompt may carry)."""
     window = context_window(settings)
     digest = hashlib.blake2b(digest_size=16)
     shaping = (
@@ -32,7 +37,10 @@ def cache_key(text: str, offset: int, language_id: str | None, settings: Setting
         settings.suffix_share,
         settings.max_new_tokens,
         settings.fim_order,
+        settings.workspace_context,
+        settings.workspace_context_share,
         language_id,
+        workspace_state,
     )
     digest.update(repr(shaping).encode())
     digest.update(b"\0prefix\0")
@@ -42,14 +50,25 @@ def cache_key(text: str, offset: int, language_id: str | None, settings: Setting
     return digest.hexdigest()
 
 
-class CompletionCache:
-    """Least-recently-used answers, bounded by count and by total characters."""
+#: Bytes an entry costs besides its key and answer strings (the ordered dictionary's node and slot).
+ENTRY_OVERHEAD = 100
+MIB = 1024 * 1024
 
-    def __init__(self, max_entries: int = 256, max_chars: int = 256 * 1024) -> None:
+
+def entry_cost(key: str, answer: str) -> int:
+    """Bytes one entry is counted as."""
+    return sys.getsizeof(key) + sys.getsizeof(answer) + ENTRY_OVERHEAD
+
+
+class CompletionCache:
+    """Least-recently-used answers, bounded by the bytes their keys and answers take (and, when given,
+    by count). `max_bytes` 0 keeps nothing."""
+
+    def __init__(self, max_bytes: int = 4 * MIB, max_entries: int | None = None) -> None:
+        self.max_bytes = max_bytes
         self.max_entries = max_entries
-        self.max_chars = max_chars
         self._entries: OrderedDict[str, str] = OrderedDict()
-        self._chars = 0
+        self._bytes = 0
         self.hits = 0
         self.misses = 0
 
@@ -63,47 +82,75 @@ class CompletionCache:
         return answer
 
     def put(self, key: str, answer: str) -> None:
-        if len(answer) > self.max_chars:
+        if entry_cost(key, answer) > self.max_bytes:
             return
         previous = self._entries.pop(key, None)
         if previous is not None:
-            self._chars -= len(previous)
+            self._bytes -= entry_cost(key, previous)
         self._entries[key] = answer
-        self._chars += len(answer)
-        while len(self._entries) > self.max_entries or self._chars > self.max_chars:
-            _, evicted = self._entries.popitem(last=False)
-            self._chars -= len(evicted)
+        self._bytes += entry_cost(key, answer)
+        self._evict()
+
+    def resize(self, max_bytes: int) -> None:
+        """A new bound (the setting changed); the least recently used go until the rest fit."""
+        self.max_bytes = max_bytes
+        self._evict()
+
+    def _evict(self) -> None:
+        while self._entries and (
+            self._bytes > self.max_bytes
+            or (self.max_entries is not None and len(self._entries) > self.max_entries)
+        ):
+            key, evicted = self._entries.popitem(last=False)
+            self._bytes -= entry_cost(key, evicted)
 
     def clear(self) -> None:
         self._entries.clear()
-        self._chars = 0
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
     @property
-    def chars(self) -> int:
-        return self._chars
+    def bytes(self) -> int:
+        """What the entries take, as counted against `max_bytes`."""
+        return self._bytes
 
 
 @dataclass(frozen=True)
 class ShownCompletion:
-    """The ghost text last answered for a document, and the document around it when answered."""
+    """The ghost text last answered for a document, and the document near the cursor when answered."""
 
     before: str
-    """The document's text before the cursor."""
+    """The document's text before the cursor: the end of it, up to the context window."""
     after: str
-    """The document's text after the cursor."""
+    """The document's text after the cursor: the start of it, up to the context window."""
     text: str
+    before_length: int = -1
+    """Where the cursor was (a code point offset); -1: `before` is all the text before it."""
+    after_length: int = -1
+    """How much text followed the cursor; -1: `after` is all of it."""
+
+    @classmethod
+    def at(cls, text: str, offset: int, middle: str, window: int) -> ShownCompletion:
+        """What to remember of `text` with `middle` shown at `offset`: `window` characters each side
+        (as the cache key sees; a prompt holds no more), so a huge document is not copied per request."""
+        before, after = text[max(0, offset - window) : offset], text[offset : offset + window]
+        return cls(before, after, middle, offset, len(text) - offset)
 
 
 def typed_through(shown: ShownCompletion, text: str, offset: int) -> str | None:
-    """The rest of the shown ghost text, if the user has since typed its beginning and nothing else."""
-    if offset < len(shown.before) or text[offset:] != shown.after:
+    """The rest of the shown ghost text, if the user has since typed its beginning and nothing else
+    (near the cursor: edits farther away than what `shown` remembers are not seen)."""
+    start = len(shown.before) if shown.before_length < 0 else shown.before_length
+    after_length = len(shown.after) if shown.after_length < 0 else shown.after_length
+    if offset < start or len(text) - offset != after_length:
         return None
-    if not text.startswith(shown.before):
+    if text[offset : offset + len(shown.after)] != shown.after:
         return None
-    typed = text[len(shown.before) : offset]
+    if text[start - len(shown.before) : start] != shown.before:
+        return None
+    typed = text[start:offset]
     if not typed or not shown.text.startswith(typed):
         return None
     rest = shown.text[len(typed) :]

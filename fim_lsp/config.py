@@ -25,6 +25,11 @@ def _positive(_instance: object, attribute: attrs.Attribute, value: Any) -> None
         raise ValueError(f"{attribute.name} must be positive, not {value!r}")
 
 
+def _not_negative(_instance: object, attribute: attrs.Attribute, value: Any) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must not be negative, not {value!r}")
+
+
 def _share(_instance: object, attribute: attrs.Attribute, value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{attribute.name} must lie between 0 and 1, not {value!r}")
@@ -83,6 +88,12 @@ class Settings:
 
     time_budget_ms: int = attrs.field(default=15000, validator=_positive)
     """Wall time a request may take; when it runs out the server answers with what is whole so far."""
+
+    cache_memory_mb: int = attrs.field(default=4, validator=_not_negative)
+    """Megabytes the completion cache's keys and answers may take; the least recently used go first
+    when they would take more, and 0 keeps no answers. What is remembered of each open document for
+    typed-through answers is bounded too (the context window around its cursor); the documents
+    themselves and their syntax trees are not caches and are not counted."""
 
     reuse: bool = True
     """Reuse work between requests: the model's KV cache, the completion cache and typed-through

@@ -36,6 +36,12 @@ CURSOR_LINE_STEP = 32
 LEFTOVER_STEP = 64
 #: Lines at the head of a file searched for imports.
 IMPORTS_HEAD_LINES = 300
+#: Characters per token no real text averages more than: a line longer than this many per budgeted
+#: token cannot fit the budget, and is not tokenized to find that out (10 MB took 6 s).
+MAX_CHARS_PER_TOKEN = 32
+#: A cursor's line that cannot fit (minified code, a data blob) is cut around the cursor at about this
+#: many characters per budgeted token.
+LONG_LINE_CHARS_PER_TOKEN = 3
 #: A window cut by the budget starts at the first allowed row at or after a multiple of this many rows
 #: (fewer for a small window; see `_anchored_start`). A power of two.
 WINDOW_START_GRID = 16
@@ -246,13 +252,24 @@ def cut_context(
 ) -> PromptContext:
     """Prefix and suffix around `offset` within `budget` tokens, `suffix_share` of it for the suffix.
 
-    The cursor's own line is always kept whole on both sides. Budget one side leaves unused goes to the
+    The cursor's own line is kept whole on both sides (unless it is far longer than the budget: then it is
+    cut around the cursor, and is the whole prompt). Budget one side leaves unused goes to the
     other. `syntax` (a tree of `text`) finds the imports; without it a pattern does. `max_lines` bounds
     the lines looked at on each side of the cursor.
     """
     lines = _Lines(text, offset, max_lines)
     cursor_row = lines.cursor_row
     line_start, line_end = lines.start(cursor_row), lines.start(cursor_row + 1)
+    if line_end - line_start > budget * MAX_CHARS_PER_TOKEN:
+        # The cursor's line alone is far over the budget: it cannot be kept whole, and counting its
+        # tokens would take seconds per keystroke. The prompt is the line around the cursor, by characters.
+        room = budget * LONG_LINE_CHARS_PER_TOKEN
+        after = min(line_end - offset, int(room * suffix_share))
+        before = min(offset - line_start, room - after)
+        after = min(line_end - offset, room - before)
+        return PromptContext(
+            text[offset - before : offset], text[offset : offset + after], offset - before, offset + after
+        )
     # The cursor's line changes with every keystroke: charging the part before the cursor in steps of
     # CURSOR_LINE_STEP tokens, not exactly, keeps the cuts (and the start of the prompt) where they were
     # while the user types. The part after the cursor does not change as they type; it is the
@@ -269,7 +286,8 @@ def cut_context(
 
     def cost(row: int) -> int:
         if row not in costs:
-            costs[row] = count_tokens(lines.line(row))
+            line = lines.line(row)
+            costs[row] = count_tokens(line) if len(line) <= budget * MAX_CHARS_PER_TOKEN else budget + 1
         return costs[row]
 
     def fill_above(allowance: int, allowed: set[int] | None) -> tuple[int, int]:

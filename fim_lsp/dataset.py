@@ -42,6 +42,7 @@ MIN_LINE_CHARS = 12
 MAX_DEFINING_FILES = 3
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BARE_NAME = re.compile(r"[\w.]+(?:\s+as\s+\w+)?,?$")
 # Lines that are no good as holes: comments, decorators, imports, lone brackets, docstring quotes.
 _SKIPPED_LINE = re.compile(
     r"^\s*(?:#|//|/\*|\*|--|@|import\b|from\s+\S+\s+import\b|package\b|using\b|#include\b|\"\"\"|'''|[)\]}]+[;,]?\s*$)"
@@ -118,9 +119,10 @@ def _line_starts(lines: Sequence[str]) -> list[int]:
 
 
 def code_line(line: str) -> bool:
-    """Whether a line is code worth cutting out: long enough, not a comment, import or lone bracket."""
+    """Whether a line is code worth cutting out: long enough, not a comment, import or lone bracket, nor
+    a bare name (as in the middle of a bracketed import list or enumeration)."""
     body = line.strip()
-    return len(body) >= MIN_LINE_CHARS and not _SKIPPED_LINE.match(line)
+    return len(body) >= MIN_LINE_CHARS and not _SKIPPED_LINE.match(line) and not _BARE_NAME.match(body)
 
 
 def single_line_holes(lines: Sequence[str]) -> list[tuple[int, int]]:

@@ -43,6 +43,8 @@ class WorkspaceContext:
     """The document's path in the workspace."""
     snippets: Callable[[int, Callable[[str], int]], Sequence[RepoFile]]
     """Snippets for the cursor within a token budget, counted with the given counter."""
+    state: str = ""
+    """Names the state of the rest of the workspace: answers cached under another state are stale."""
 
 
 @dataclass(frozen=True)

@@ -11,17 +11,20 @@ import hashlib
 import logging
 import sys
 import uuid
-from typing import Any
+from typing import Any, BinaryIO
 
 from lsprotocol import types
+from pygls import uris
 from pygls.lsp.server import LanguageServer
 
 from fim_lsp import __version__
 from fim_lsp.config import Settings, parse_settings
-from fim_lsp.documents import DocumentStore, InvalidPositionError, Position, offset_at
+from fim_lsp.documents import DocumentStore, InvalidPositionError, Position
 from fim_lsp.pipeline import Completion, CompletionRequest
+from fim_lsp.protocol import FimProtocol, FramedInput, is_parse_error
 from fim_lsp.service import CompletionService, Status
 from fim_lsp.syntax import DocumentSyntax, follow_document, language_of
+from fim_lsp.workspace.session import WorkspaceSession
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +66,10 @@ class FimLanguageServer(LanguageServer):
 
     def __init__(self, settings: Settings | None = None, **service_options: Any) -> None:
         super().__init__(
-            "fim-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental
+            "fim-lsp",
+            __version__,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            protocol_cls=FimProtocol,
         )
         self.documents = DocumentStore()
         #: Each open document's syntax tree, re-parsed incrementally on every change.
@@ -75,6 +81,23 @@ class FimLanguageServer(LanguageServer):
         self._progress_token: str | None = None
         self._reported_error: str | None = None
         self.last_latency_ms: float | None = None
+        #: Folders the client opened (paths), and their index once workspace context is on.
+        self.folders: list[str] = []
+        self.repository: WorkspaceSession | None = None
+
+    protocol: FimProtocol
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """Serve on stdin/stdout, reading through FramedInput so a broken header costs one message."""
+        super().start_io(FramedInput(stdin or sys.stdin.buffer), stdout)  # type: ignore[arg-type]
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """pygls shows each error outside a request as a pop-up; a malformed message is not something
+        the user can act on: it is answered as JSON-RPC says and logged."""
+        if is_parse_error(error):
+            self.protocol.answer_parse_error(error)
+        else:
+            logger.error("server error (%s): %s", getattr(source, "__name__", source), error)
 
     # -- status, progress and messages, safe to call from the worker thread ---------------------------
 
@@ -117,20 +140,9 @@ class FimLanguageServer(LanguageServer):
         """Start loading the engine, with `$/progress` when the client supports it."""
         self._loop = asyncio.get_running_loop()
         self._log_to_client()
-        capabilities = self.client_capabilities.window
-        if capabilities is not None and capabilities.work_done_progress:
-            token = f"fim-lsp-load-{uuid.uuid4().hex[:8]}"
-            try:
-                await self.work_done_progress.create_async(token)
-                self.work_done_progress.begin(
-                    token,
-                    types.WorkDoneProgressBegin(
-                        title="fim-lsp: loading model", message=self.service.settings.model
-                    ),
-                )
-                self._progress_token = token
-            except Exception:  # a client that refuses progress still gets completions
-                logger.debug("client refused work done progress", exc_info=True)
+        self._progress_token = await self._begin_progress(
+            "fim-lsp: loading model", self.service.settings.model
+        )
         self.service.start()
 
     def apply_settings(self, raw: Any) -> None:
@@ -144,6 +156,85 @@ class FimLanguageServer(LanguageServer):
             )
         logging.getLogger("fim_lsp").setLevel(settings.log_level.upper().replace("TRACE", "DEBUG"))
         self.service.update_settings(settings)
+        if self._loop is not None:  # after `initialized`: follow the workspace setting now
+            if settings.workspace_context:
+                self._loop.create_task(self.start_workspace())
+            else:
+                self.stop_workspace()
+
+    # -- workspace ------------------------------------------------------------------------------------
+
+    async def start_workspace(self) -> None:
+        """Index the workspace folders in the background (with `$/progress` when the client takes it);
+        completions go on meanwhile, with whatever is indexed so far."""
+        if self.repository is not None or not self.folders or not self.service.settings.workspace_context:
+            return
+        session = self.repository = WorkspaceSession()
+        token = await self._begin_progress("fim-lsp: indexing workspace", ", ".join(self.folders))
+
+        def progress(done: int, total: int) -> None:
+            if token is not None:
+                report = types.WorkDoneProgressReport(
+                    message=f"{done}/{total} files", percentage=100 * done // max(total, 1)
+                )
+                self.call_soon(self.work_done_progress.report, token, report)
+
+        def finished() -> None:
+            stats = session.index.stats()
+            logger.info("workspace indexed: %d files, %d definitions", stats.files, stats.definitions)
+            if token is not None:
+                end = types.WorkDoneProgressEnd(message=f"{stats.files} files")
+                self.call_soon(self.work_done_progress.end, token, end)
+
+        session.start(self.folders, progress, finished)
+        for document in list(self.documents):
+            path = _path_of(document.uri)
+            if path is not None:
+                session.opened(path, document.text)
+
+    def stop_workspace(self) -> None:
+        session, self.repository = self.repository, None
+        if session is not None:
+            session.stop()
+
+    def change_folders(self, added: list[str], removed: list[str]) -> None:
+        self.folders = [f for f in self.folders if f not in removed] + [
+            f for f in added if f not in self.folders
+        ]
+        if self.repository is not None:
+            self.repository.remove_folders(removed)
+            self.repository.start(added)
+        elif self._loop is not None:
+            self._loop.create_task(self.start_workspace())
+
+    def buffer_event(self, uri: str, event: str, rows: list[int] | None = None) -> None:
+        """Tell the workspace index about an open buffer (`opened`, `changed`, `saved`, `closed`)."""
+        session, path = self.repository, _path_of(uri)
+        if session is None or path is None:
+            return
+        document = self.documents.get(uri)
+        if event == "opened" and document is not None:
+            session.opened(path, document.text)
+        elif event == "changed" and document is not None:
+            session.changed(path, document.text, rows or ())
+        elif event == "saved":
+            session.saved(path)
+        elif event == "closed":
+            session.closed(path)
+
+    async def _begin_progress(self, title: str, message: str) -> str | None:
+        """A `$/progress` token, begun; None when the client does not take progress."""
+        capabilities = self.client_capabilities.window
+        if capabilities is None or not capabilities.work_done_progress:
+            return None
+        token = f"fim-lsp-{uuid.uuid4().hex[:8]}"
+        try:
+            await self.work_done_progress.create_async(token)
+            self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, message=message))
+        except Exception:  # a client that refuses progress still gets completions
+            logger.debug("client refused work done progress", exc_info=True)
+            return None
+        return token
 
     # -- documents ------------------------------------------------------------------------------------
 
@@ -171,12 +262,18 @@ class FimLanguageServer(LanguageServer):
         if not self.service.settings.enables(document.language_id):
             return None
         try:
-            offset = offset_at(document.text, Position(position.line, position.character))
+            offset = document.offset_at(Position(position.line, position.character))
         except InvalidPositionError as exc:
             logger.info("completion at an invalid position: %s", exc)
             return None
+        text = document.text_for_model()
+        workspace = None
+        path = _path_of(uri)
+        if self.repository is not None and path is not None:
+            language = language_of(document.language_id, uri)
+            workspace = self.repository.context_for(path, text, offset, language)
         completion = await self.service.complete(
-            uri, CompletionRequest(document.text, offset, document.language_id, uri, self.syntax.get(uri))
+            uri, CompletionRequest(text, offset, document.language_id, uri, self.syntax.get(uri), workspace)
         )
         total = completion.timings_ms.get("total")
         if total is not None:
@@ -196,6 +293,22 @@ class FimLanguageServer(LanguageServer):
         return completion
 
 
+def _path_of(uri: str) -> str | None:
+    """The file system path of a `file:` URI; None for other schemes (untitled buffers, remote files)."""
+    if not uri.startswith("file:"):
+        return None
+    return uris.to_fs_path(uri)
+
+
+def _folders_of(params: types.InitializeParams) -> list[str]:
+    """The workspace folders' paths: `workspaceFolders`, else the older `rootUri` / `rootPath`."""
+    if params.workspace_folders:
+        paths = [_path_of(folder.uri) for folder in params.workspace_folders]
+        return [path for path in paths if path]
+    root = _path_of(params.root_uri) if params.root_uri else params.root_path
+    return [root] if root else []
+
+
 def create_server(settings: Settings | None = None, **service_options: Any) -> FimLanguageServer:
     """A server with every handler registered."""
     ls = FimLanguageServer(settings, **service_options)
@@ -204,10 +317,18 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
     def initialize(ls: FimLanguageServer, params: types.InitializeParams) -> None:
         if params.initialization_options is not None:
             ls.apply_settings(params.initialization_options)
+        ls.folders = _folders_of(params)
 
     @ls.feature(types.INITIALIZED)
     async def initialized(ls: FimLanguageServer, _params: types.InitializedParams) -> None:
         await ls.begin_loading()
+        await ls.start_workspace()
+
+    @ls.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    def did_change_folders(ls: FimLanguageServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
+        added = [_path_of(folder.uri) for folder in params.event.added]
+        removed = [_path_of(folder.uri) for folder in params.event.removed]
+        ls.change_folders([p for p in added if p], [p for p in removed if p])
 
     @ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(ls: FimLanguageServer, params: types.DidChangeConfigurationParams) -> None:
@@ -222,6 +343,7 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
         doc = params.text_document
         ls.documents.open(doc.uri, doc.language_id, doc.version, doc.text)
         ls.document_changed(doc.uri)
+        ls.buffer_event(doc.uri, "opened")
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: FimLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -239,12 +361,23 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
                 document.apply_change(change.text)
         document.version = params.text_document.version
         ls.document_changed(document.uri)
+        rows = [
+            c.range.start.line
+            for c in params.content_changes
+            if isinstance(c, types.TextDocumentContentChangePartial)
+        ]
+        ls.buffer_event(document.uri, "changed", rows)
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: FimLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
+        ls.buffer_event(params.text_document.uri, "saved")
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: FimLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.service.forget(params.text_document.uri)
         ls.documents.close(params.text_document.uri)
         ls.syntax.pop(params.text_document.uri, None)
+        ls.buffer_event(params.text_document.uri, "closed")
 
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
@@ -293,6 +426,7 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
 
     @ls.feature(types.SHUTDOWN)
     def shutdown(ls: FimLanguageServer, _params: Any) -> None:
+        ls.stop_workspace()
         ls.service.shutdown()
 
     return ls

@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from fim_lsp import pipeline
-from fim_lsp.cache import CompletionCache, ShownCompletion, cache_key, typed_through
+from fim_lsp.cache import MIB, CompletionCache, ShownCompletion, cache_key, context_window, typed_through
 from fim_lsp.config import Settings
 from fim_lsp.engine import CancelToken, Engine, create_engine
 from fim_lsp.errors import EngineUnavailableError, FimError, PromptTooLongError
@@ -59,7 +60,9 @@ class CompletionService:
         self._latest: dict[str, CancelToken] = {}
         self._lock = threading.Lock()
         self._generation = 0  # bumps on every (re)load, so a stale load never installs its engine
-        self.cache = CompletionCache()
+        #: The model file a load failed on, and its state then: a changed file is loaded again.
+        self._failed_model: tuple[Path, FileState] | None = None
+        self.cache = CompletionCache(settings.cache_memory_mb * MIB)
         self._shown: dict[str, ShownCompletion] = {}
         self.stats = {
             "requests": 0,
@@ -113,19 +116,22 @@ class CompletionService:
             engine = self._engine_factory(settings)
         except FimError as exc:
             logger.error("cannot load the model: %s", exc)
+            path = _model_file(settings)
+            self._failed_model = None if path is None else (path, _file_state(path))
             self._set_status(Status("error", str(exc), exc))
             return
         except Exception as exc:
             logger.exception("unexpected failure loading the model")
             self._set_status(Status("error", f"cannot load the model: {exc}", FimError(str(exc))))
             return
-        self._engine = engine
+        self._engine, self._failed_model = engine, None
         logger.info("engine ready in %.2f s: %s", time.monotonic() - started, engine.describe())
         self._set_status(Status("ready", f"ready ({engine.template.family})"))
 
     def update_settings(self, settings: Settings) -> None:
         """Use new settings; reload the engine when one that shapes it changed."""
         old, self.settings = self.settings, settings
+        self.cache.resize(settings.cache_memory_mb * MIB)
         if self._status.state == "idle":
             return  # not started yet: the first load will use these settings
         if any(getattr(old, name) != getattr(settings, name) for name in _ENGINE_FIELDS):
@@ -162,6 +168,7 @@ class CompletionService:
             return Completion(None, Shape.NONE, "superseded")
         engine = self._engine
         if engine is None:
+            self._reload_if_model_changed()
             return Completion(None, Shape.NONE, f"engine {self._status.state}: {self._status.message}")
         try:
             completion = pipeline.complete(request, self.settings, engine, cancel=cancel)
@@ -174,10 +181,28 @@ class CompletionService:
         except PromptTooLongError as exc:
             logger.info("no completion: %s", exc)
             return Completion(None, Shape.NONE, "prompt too long")
+        except Exception as exc:
+            # A bug or a failure inside the engine or the pipeline (llama.cpp failing a decode, say): this
+            # request gets no answer rather than an error the editor may pop up on each keystroke; the
+            # status says what happened, once per distinct failure, and the next request tries again.
+            message = f"completion failed: {type(exc).__name__}: {exc}"
+            if self._status.state != "error" or self._status.message != message:
+                logger.exception("%s", message)
+                self._set_status(Status("error", message, FimError(message)))
+            return Completion(None, Shape.NONE, "engine error")
         if self._status.state == "error" and self._engine is engine:
             logger.info("engine available again")
             self._set_status(Status("ready", f"ready ({engine.template.family})"))
         return completion
+
+    def _reload_if_model_changed(self) -> None:
+        """After a load failed on its model file, load again once the file has changed (it is back, or
+        whole again): a stat() per request while there is no engine, and no reload until then."""
+        failed = self._failed_model
+        if failed is not None and _file_state(failed[0]) != failed[1]:
+            self._failed_model = None
+            logger.info("the model file %s changed; loading it again", failed[0])
+            self.start()
 
     def _answer_without_model(self, key: str, request: CompletionRequest, digest: str) -> Completion | None:
         """An answer from what was shown or computed before, or None when the model must run."""
@@ -197,14 +222,15 @@ class CompletionService:
         if completion.text is None:
             self._shown.pop(key, None)
             return
-        offset = request.offset
-        self._shown[key] = ShownCompletion(request.text[:offset], request.text[offset:], completion.text)
+        window = context_window(self.settings)
+        self._shown[key] = ShownCompletion.at(request.text, request.offset, completion.text, window)
 
     async def complete(self, key: str, request: CompletionRequest) -> Completion:
         """Complete for document `key`; a newer request for the same key makes this one's answer empty."""
         self.stats["requests"] += 1
         token = self._supersede(key)
-        digest = cache_key(request.text, request.offset, request.language_id, self.settings)
+        workspace_state = request.workspace.state if request.workspace is not None else ""
+        digest = cache_key(request.text, request.offset, request.language_id, self.settings, workspace_state)
         answer = self._answer_without_model(key, request, digest) if self.settings.reuse else None
         if answer is not None:
             self._remember(key, request, answer)
@@ -254,6 +280,33 @@ class CompletionService:
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.close()
+
+
+#: A file's identity and version: inode, size, modification time (None: no such file).
+FileState = tuple[int, int, int] | None
+
+
+def _file_state(path: Path) -> FileState:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def _model_file(settings: Settings) -> Path | None:
+    """The file the embedded engine loads for these settings (where a known model's file goes)."""
+    if settings.engine.kind != "embedded":
+        return None
+    from fim_lsp.models import cached_path, known_models
+
+    try:
+        models = known_models()
+    except (FimError, OSError):
+        return None
+    if settings.model in models:
+        return cached_path(models[settings.model])
+    return Path(settings.model).expanduser()
 
 
 def _shape_of(text: str) -> Shape:

@@ -70,6 +70,22 @@ def check_gguf(path: Path) -> None:
         raise ModelCorruptError(f"{path} is not a GGUF model file")
 
 
+def maps_safely(path: Path) -> bool:
+    """Whether the model file may be memory-mapped rather than read into the process's own memory.
+
+    A mapped model costs no load-time copy, and its pages are the page cache's: shared by every fim-lsp
+    process (one per editor window) and dropped by the kernel under memory pressure. But a mapped file
+    truncated or overwritten in place (`cp other.gguf model.gguf`) kills the process with SIGBUS on its
+    next read of a missing page. Files in fim-lsp's model cache are only ever replaced by a rename
+    (`models.py` writes a temporary file and renames it), which leaves the mapped inode intact: those
+    are mapped. A model given by any other path is a file fim-lsp does not control, and is read into
+    memory (0.5B: 587 MiB private instead of 486 MiB shared + 151 MiB private; load 0.3 s slower).
+    """
+    from fim_lsp.models import models_dir
+
+    return path.resolve().is_relative_to(models_dir().resolve())
+
+
 class LlamaCppEngine(Engine):
     """A GGUF model loaded by llama.cpp; generation is greedy (a completion should be deterministic)."""
 
@@ -81,6 +97,7 @@ class LlamaCppEngine(Engine):
         n_threads: int | None = None,
         n_gpu_layers: int = -1,
         template_family: str | None = None,
+        use_mmap: bool = True,
     ) -> None:
         import llama_cpp
 
@@ -99,6 +116,7 @@ class LlamaCppEngine(Engine):
                 n_threads_batch=threads,
                 n_gpu_layers=n_gpu_layers if self.gpu_offload else 0,
                 flash_attn=True,
+                use_mmap=use_mmap,
                 # verbose=False keeps llama-cpp-python's prints off the process's stdout; our stdio
                 # transport does not use file descriptor 1 anyway (see cli.py), and llama.cpp's own log
                 # lines reach our logger through route_llama_logs().
@@ -113,9 +131,10 @@ class LlamaCppEngine(Engine):
         self.template = template_for_family(template_family) if template_family else self._detect_template()
         self._stop_token_ids = self._single_token_ids(self.template.stop)
         logger.info(
-            "loaded %s in %.2f s (template %s, %d threads, gpu offload %s)",
+            "loaded %s in %.2f s (%s, template %s, %d threads, gpu offload %s)",
             model_path.name,
             self.load_seconds,
+            "mapped" if use_mmap else "read into memory",
             self.template.family,
             threads,
             self.gpu_offload,
@@ -125,12 +144,14 @@ class LlamaCppEngine(Engine):
     def from_settings(cls, settings: Settings) -> LlamaCppEngine:
         from fim_lsp.models import resolve_model
 
+        path = resolve_model(settings.model)
         return cls(
-            resolve_model(settings.model),
+            path,
             n_ctx=settings.context_size,
             n_threads=settings.threads,
             n_gpu_layers=settings.gpu_layers,
             template_family=settings.engine.template,
+            use_mmap=maps_safely(path),
         )
 
     def _install_abort_callback(self) -> None:

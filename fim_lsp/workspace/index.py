@@ -557,6 +557,16 @@ class WorkspaceIndex:
         with self._lock:
             return self._version
 
+    def version_of_others(self, path: str) -> int:
+        """The index's version as of the last change to a file other than `path` (the version itself
+        when the changes it remembers are all of `path` and it cannot tell how old they are)."""
+        path = normalize_path(path)
+        with self._lock:
+            for version, changed in reversed(self._changes):
+                if changed != path:
+                    return version
+            return 0 if len(self._changes) < (self._changes.maxlen or 0) else self._version
+
     def changed_since(self, version: int) -> set[str] | None:
         """The files changed after `version`, or None when that is too long ago to tell."""
         with self._lock:

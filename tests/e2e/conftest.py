@@ -97,6 +97,7 @@ async def start_editor() -> AsyncIterator[StartEditor]:
         progress: bool = False,
         env: dict[str, str] | None = None,
         command: list[str] | None = None,
+        root_uri: str | None = None,
     ) -> Editor:
         client = pytest_lsp.make_test_lsp_client()
         editor = Editor(client)
@@ -109,6 +110,7 @@ async def start_editor() -> AsyncIterator[StartEditor]:
         result = await client.initialize_session(
             types.InitializeParams(
                 capabilities=capabilities,
+                root_uri=root_uri,
                 initialization_options={"timeBudgetMs": TEST_TIME_BUDGET_MS, **(settings or {})},
             )
         )

@@ -2,8 +2,9 @@
 
 import pytest
 
-from fim_lsp.cache import CompletionCache, ShownCompletion, cache_key, typed_through
-from fim_lsp.config import Settings
+from fim_lsp.cache import MIB, CompletionCache, ShownCompletion, cache_key, entry_cost, typed_through
+from fim_lsp.config import Settings, parse_settings
+from fim_lsp.service import CompletionService
 
 
 def test_cache_evicts_the_least_recently_used():
@@ -17,13 +18,40 @@ def test_cache_evicts_the_least_recently_used():
     assert (cache.hits, cache.misses) == (3, 1)
 
 
-def test_cache_is_bounded_by_characters():
-    cache = CompletionCache(max_entries=100, max_chars=10)
-    cache.put("a", "12345")
-    cache.put("b", "123456")
-    assert len(cache) == 1 and cache.chars == 6
-    cache.put("huge", "x" * 11)  # larger than the whole cache: not kept
-    assert cache.get("huge") is None
+def test_cache_is_bounded_by_bytes():
+    one = entry_cost("a", "x" * 1000)
+    cache = CompletionCache(max_bytes=2 * one + 10)
+    for key in "abc":
+        cache.put(key, "x" * 1000)
+    assert len(cache) == 2 and cache.get("a") is None  # the least recently used went
+    assert cache.bytes == 2 * one <= cache.max_bytes
+    cache.put("huge", "x" * 3000)  # larger than the whole cache: not kept, nothing evicted for it
+    assert cache.get("huge") is None and len(cache) == 2
+
+
+def test_a_smaller_bound_evicts_and_zero_keeps_nothing():
+    cache = CompletionCache(max_bytes=MIB)
+    for number in range(100):
+        cache.put(str(number), f"answer {number}")
+    cache.resize(entry_cost("99", "answer 99") * 10)
+    assert len(cache) == 10 and cache.get("99") == "answer 99" and cache.get("89") is None
+    cache.resize(0)
+    assert len(cache) == 0 and cache.bytes == 0
+    cache.put("a", "b")
+    assert cache.get("a") is None
+
+
+def test_the_setting_bounds_the_services_cache():
+    settings, problems = parse_settings({"cacheMemoryMb": 2})
+    assert problems == []
+    service = CompletionService(settings)  # never started: no engine is loaded
+    assert service.cache.max_bytes == 2 * MIB
+    for number in range(200_000):  # far more than 2 MB of answers
+        service.cache.put(f"key {number}", f"return value_{number} * 2")
+    assert service.cache.bytes <= 2 * MIB
+    service.update_settings(parse_settings({"cacheMemoryMb": 1}, settings)[0])
+    assert service.cache.max_bytes == MIB and service.cache.bytes <= MIB
+    service.shutdown()
 
 
 def test_key_depends_on_text_near_the_cursor_and_settings():
@@ -56,3 +84,16 @@ SHOWN = ShownCompletion(before="total = sum(", after=")\n", text="item.price for
 )
 def test_typed_through(text, offset, expected):
     assert typed_through(SHOWN, text, offset) == expected
+
+
+def test_what_is_remembered_for_typing_through_is_near_the_cursor_only():
+    lines = [f"value_{n} = {n}\n" for n in range(100_000)]
+    text = "".join(lines) + "total = sum(" + ")\n" + "".join(lines)
+    offset = text.index("sum(") + 4
+    shown = ShownCompletion.at(text, offset, "item.price for item in items", window=2048)
+    assert len(shown.before) == len(shown.after) == 2048  # not the 3 MB around them
+    typed = text[:offset] + "it" + text[offset:]
+    assert typed_through(shown, typed, offset + 2) == "em.price for item in items"
+    # An edit near the cursor is seen; one longer than the window far below is seen by its length.
+    assert typed_through(shown, typed.replace("total = ", "grand = "), offset + 2) is None
+    assert typed_through(shown, typed + "x = 1\n", offset + 2) is None

@@ -36,6 +36,8 @@ def test_camel_case_fields_are_read():
         pytest.param({"fimOrder": "msp"}, "fim_order", "one of auto, psm, psm-line, spm", id="unknown-order"),
         pytest.param({"workspaceContext": "yes"}, "workspace_context", "true or false", id="bool-as-string"),
         pytest.param({"maxNewTokens": True}, "max_new_tokens", "whole number", id="bool-as-int"),
+        pytest.param({"cacheMemoryMb": -1}, "cache_memory_mb", "must not be negative", id="cache-negative"),
+        pytest.param({"cacheMemoryMb": 1.5}, "cache_memory_mb", "whole number", id="cache-fraction"),
     ],
 )
 def test_a_bad_value_is_reported_and_the_default_kept(raw, field, message):

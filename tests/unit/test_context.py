@@ -205,3 +205,40 @@ def test_prompt_ends_stay_put_while_new_lines_are_typed():
     # The text after the cursor does not change as lines are typed, and neither does its cut: in SPM
     # order the suffix starts the prompt.
     assert len(suffixes) == 1
+
+
+def test_a_line_far_over_the_budget_is_never_tokenized():
+    """A 10 MB line above the cursor cannot fit any budget: it is left out without being counted (the
+    real tokenizer took 6 s on it), and the lines around it are still used."""
+    seen: list[int] = []
+
+    def counting(text: str) -> int:
+        seen.append(len(text))
+        return tokens(text)
+
+    blob = "DATA = [" + "1, " * 3_000_000 + "]\n"
+    text, offset = split_cursor("import os\n" + blob + "\n\ndef double(x):\n    return █\n")
+    context = cut_context(text, offset, 256, 0.25, counting)
+    assert max(seen) <= 256 * 32
+    assert context.prefix.endswith("def double(x):\n    return ") and "DATA" not in context.prefix
+
+
+@pytest.mark.parametrize("share", [0.0, 0.25, 1.0])
+def test_a_cursor_on_a_line_far_over_the_budget_gets_the_line_around_it(share):
+    """Minified code: the cursor's line is cut around the cursor by characters, about three per budgeted
+    token, and nothing of it is tokenized whole."""
+    seen: list[int] = []
+
+    def counting(text: str) -> int:
+        seen.append(len(text))
+        return tokens(text)
+
+    line = "".join(f"function f{n}(a){{return a+{n}}};" for n in range(200_000))
+    middle = len(line) // 2
+    text = "// minified\n" + line[:middle] + line[middle:] + "\n"
+    offset = len("// minified\n") + middle
+    context = cut_context(text, offset, 512, share, counting)
+    assert seen == []
+    assert len(context.prefix) + len(context.suffix) == 512 * 3
+    assert text[context.prefix_start : context.suffix_end] == context.prefix + context.suffix
+    assert context.prefix_start <= offset <= context.suffix_end

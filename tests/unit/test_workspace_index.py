@@ -369,3 +369,17 @@ def test_queries_run_while_the_index_builds(tmp_path):
     assert index.stats().files == 150
     [hit] = index.similar_chunks(terms_of("apply_discount_7 RATE_7 percent"), limit=1)
     assert hit.file.relative == "pkg_7/module_7.py"
+
+
+def test_version_of_others_moves_only_with_other_files(workspace):
+    index = built(workspace)
+    pricing, warehouse = workspace / "shop/pricing.py", workspace / "inventory/warehouse.go"
+    before = index.version_of_others(str(pricing))
+    # Typing in the file itself: answers cached for it stay good.
+    index.set_buffer(str(pricing), PRICING_PY + "\n\ndef net(price):\n    return price\n")
+    index.refresh()
+    assert index.version_of_others(str(pricing)) == before
+    # Another file changes: what its snippets would say may have changed too.
+    index.set_buffer(str(warehouse), INVENTORY_GO.replace("Reserve", "Hold"))
+    index.refresh()
+    assert index.version_of_others(str(pricing)) != before

@@ -1,0 +1,54 @@
+"""tree-sitter works in UTF-8 and fim-lsp in Python strings: no text a client can send makes the syntax
+layer raise. Lone surrogates included (JSON can carry `"\\ud800"`; UTF-8 cannot encode it), with NUL,
+CR, CRLF, Unicode line separators and astral characters, in every grammar."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fim_lsp.syntax import (
+    LANGUAGES,
+    CompletionShape,
+    DocumentSyntax,
+    classify,
+    indentation_to_type,
+    middle_is_done,
+    truncate_middle,
+)
+
+odd_text = st.lists(
+    st.one_of(
+        st.characters(blacklist_categories=()),  # any code point, surrogates too
+        st.sampled_from(
+            ["\ud800", "\udfff", "\x00", "\r", "\r\n", "\n", "\u2028", "😀", "{", "}", "(", '"', "#"]
+        ),
+        st.sampled_from(["def f(x):\n    ", "if (a) {\n\t", "/* ", '"""', "end\n"]),
+    ),
+    max_size=50,
+).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    language=st.sampled_from(sorted(LANGUAGES)),
+    text=odd_text,
+    changed=odd_text,
+    where=st.floats(0, 1),
+    middle=odd_text,
+    shape=st.sampled_from(list(CompletionShape)),
+    eot=st.booleans(),
+)
+def test_the_syntax_layer_takes_any_text(language, text, changed, where, middle, shape, eot):
+    syntax = DocumentSyntax(language, text)
+    offset = int(len(text) * where)
+    syntax.update(text[:offset] + changed + text[offset:])
+    view = syntax.snapshot()
+    offset = int(len(view.text) * where)
+    syntax.node_at(offset)
+    syntax.error_count()
+    classify(view, view.text, offset)
+    prefix, suffix = view.text[:offset], view.text[offset:]
+    truncate_middle(prefix, middle, suffix, language, shape, eot)
+    middle_is_done(prefix, middle, suffix, language, shape)
+    indentation_to_type(prefix, suffix, language)
