@@ -40,7 +40,9 @@ IMPORTS_HEAD_LINES = 300
 #: token cannot fit the budget, and is not tokenized to find that out (10 MB took 6 s).
 MAX_CHARS_PER_TOKEN = 32
 #: A cursor's line that cannot fit (minified code, a data blob) is cut around the cursor at about this
-#: many characters per budgeted token.
+#: many characters per budgeted token. At the default budget that keeps more of the line before the
+#: cursor than `fim_lsp.syntax.LINE_WINDOW_CHARS`, what the shape is judged on, so the prompt's text and
+#: the document's give the same shape.
 LONG_LINE_CHARS_PER_TOKEN = 3
 #: A window cut by the budget starts at the first allowed row at or after a multiple of this many rows
 #: (fewer for a small window; see `_anchored_start`). A power of two.

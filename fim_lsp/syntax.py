@@ -186,7 +186,9 @@ def utf8(text: str) -> bytes:
 
 
 def byte_offset(text: str, offset: int) -> int:
-    """The UTF-8 byte offset of string index `offset` in `text`."""
+    """The UTF-8 byte offset of string index `offset` (0 to `len(text)`) in `text`."""
+    if text.isascii():  # known without a scan (CPython keeps the flag): one byte per character
+        return max(0, min(offset, len(text)))
     return len(utf8(text[:offset]))
 
 
@@ -297,6 +299,36 @@ def follow_document(tree: DocumentSyntax | None, language: str | None, text: str
 
 
 # --------------------------------------------------------------------------------------------------
+# The cursor's line, within a window
+# --------------------------------------------------------------------------------------------------
+
+#: The most characters of the cursor's line, on each side of the cursor, that the line rules read
+#: (brackets, strings and comments; whether the line opens a block or goes on to the next). Code lines
+#: are far shorter, so for them nothing changes; a longer line is minified code or data, where the
+#: characters next to the cursor say as much as the rest of the line, and lexing all of it with the
+#: regexes below took seconds per request at the end of a 10 MB line. Brackets, strings and comments
+#: that start further from the cursor are not seen. Kept below what `fim_lsp.context` keeps before the
+#: cursor of a line too long for the budget (3,456 characters at the default 1536 tokens: budget x
+#: LONG_LINE_CHARS_PER_TOKEN x the prefix's share), so that the shape judged on the prompt's text is
+#: the one judged on the document (after the cursor only the first character and whether the rest is
+#: blank count).
+LINE_WINDOW_CHARS = 2048
+
+
+def _line_before(text: str, offset: int) -> str:
+    """The cursor's line before `offset`: at most its last LINE_WINDOW_CHARS characters."""
+    low = max(0, offset - LINE_WINDOW_CHARS)
+    return text[max(low, text.rfind("\n", low, offset) + 1) : offset]
+
+
+def _line_after(text: str, offset: int) -> str:
+    """The cursor's line from `offset` on: at most its first LINE_WINDOW_CHARS characters."""
+    high = min(len(text), offset + LINE_WINDOW_CHARS)
+    end = text.find("\n", offset, high)
+    return text[offset : high if end == -1 else end]
+
+
+# --------------------------------------------------------------------------------------------------
 # A small lexer: brackets outside strings and comments
 # --------------------------------------------------------------------------------------------------
 
@@ -379,9 +411,10 @@ _CONTINUES_EXPRESSION = re.compile(
     r"(?:[-+*/%=<>!&|^~,.?:]|\b(?:and|or|not|in|is|return|yield|await|new|typeof|instanceof)|=>|->)\s*$"
 )
 _PYTHON_BLOCK_START = re.compile(r":\s*$")
-_RUBY_BLOCK_START = re.compile(
-    r"(?:\bdo(?:\s*\|[^|]*\|)?|\{\s*\|[^|]*\||\bthen)\s*$|"
-    r"^\s*(?:def|class|module|if|unless|while|until|for|case|begin|else|elsif|when|rescue|ensure)\b"
+_RUBY_BLOCK_START = re.compile(r"(?:\bdo(?:\s*\|[^|]*\|)?|\{\s*\|[^|]*\||\bthen)\s*$")
+# Read from the line's start: only on a line that fits LINE_WINDOW_CHARS (not on a window's cut start).
+_RUBY_BLOCK_HEADER = re.compile(
+    r"\s*(?:def|class|module|if|unless|while|until|for|case|begin|else|elsif|when|rescue|ensure)\b"
 )
 _LUA_BLOCK_START = re.compile(r"(?:\bthen|\bdo|\belse|\brepeat|\bfunction\b[^()]*\([^)]*\))\s*$")
 _BASH_BLOCK_START = re.compile(r"(?:\bthen|\bdo|\belse|\{|\(\))\s*$")
@@ -403,21 +436,25 @@ _STRING_TYPES = (
 
 
 def opens_block(line: str, language: str | None) -> bool:
-    """Whether `line` (code before the cursor) ends where a block of statements starts."""
-    code = _code_part(line, language).rstrip()
+    """Whether `line` (code before the cursor) ends where a block of statements starts.
+
+    Only the line's last LINE_WINDOW_CHARS characters are read.
+    """
+    whole = len(line) <= LINE_WINDOW_CHARS
+    code = _code_part(line[-LINE_WINDOW_CHARS:], language).rstrip()
     if not code:
         return False
     if language == "python":
         return bool(_PYTHON_BLOCK_START.search(code)) and _unclosed_openers(code, language) == 0
     if language == "ruby":
-        return bool(_RUBY_BLOCK_START.search(code))
+        return bool(_RUBY_BLOCK_START.search(code) or (whole and _RUBY_BLOCK_HEADER.match(code)))
     if language == "lua":
         return bool(_LUA_BLOCK_START.search(code))
     if language == "bash":
         return bool(_BASH_BLOCK_START.search(code))
     if language is None and code.endswith(":") and _unclosed_openers(code, language) == 0:
         return True  # unknown language: a colon that ends a line opens a block in most that use one
-    return code.endswith("{") or bool(_SWITCH_LABEL.match(code))
+    return code.endswith("{") or (whole and bool(_SWITCH_LABEL.match(code)))
 
 
 def _inside_comment_or_string(syntax: DocumentSyntax, text: str, offset: int) -> str | None:
@@ -446,13 +483,12 @@ def classify(syntax: DocumentSyntax | None, text: str, offset: int) -> Completio
       of a line that opens a block or is a finished statement (the next lines are what comes).
 
     Comments are completed: people write them as prompts. `syntax` refines the decision (comments,
-    strings) when its text is `text`; without it the text alone decides.
+    strings) when its text is `text`; without it the text alone decides. Of the cursor's line only
+    LINE_WINDOW_CHARS characters on each side of the cursor are read, whatever its length.
     """
     offset = max(0, min(offset, len(text)))
-    line_start = text.rfind("\n", 0, offset) + 1
-    line_end = text.find("\n", offset)
-    before = text[line_start:offset]
-    after = text[offset : line_end if line_end != -1 else len(text)]
+    before = _line_before(text, offset)
+    after = _line_after(text, offset)
 
     if before and after and _WORD.match(before[-1]) and _WORD.match(after[0]):
         return CompletionShape.NONE
@@ -509,6 +545,15 @@ def _drop_end_of_line_comment(middle: str, language: str | None) -> str:
     return middle
 
 
+_INDENTATION = re.compile(r"[ \t]*")
+
+
+def _leading_whitespace(line: str) -> str:
+    """The spaces and tabs `line` starts with (read no further: the line may be a long one)."""
+    match = _INDENTATION.match(line)
+    return match.group() if match else ""
+
+
 _TRAILING_BLANK_LINES = re.compile(r"\n[ \t\n]*\n[ \t]*$|\n[ \t]+$")
 # Definition headers, whose body a block middle never leaves.
 _DEFINITIONS = {
@@ -524,9 +569,9 @@ class _Cursor:
     """The cursor's line, split at the cursor: what the rules about lines and newlines look at."""
 
     before: str
-    """Text before the cursor on its line."""
+    """Text before the cursor on its line (its last LINE_WINDOW_CHARS characters at most)."""
     after: str
-    """Text after the cursor on its line."""
+    """Text after the cursor on its line (its first LINE_WINDOW_CHARS characters at most)."""
     rest_of_suffix: str
     """The suffix after the cursor's line (after its newline); empty when the suffix has no newline."""
     suffix_has_newline: bool
@@ -535,8 +580,8 @@ class _Cursor:
     def of(cls, prefix: str, suffix: str) -> _Cursor:
         newline = suffix.find("\n")
         return cls(
-            before=prefix[prefix.rfind("\n") + 1 :],
-            after=suffix if newline == -1 else suffix[:newline],
+            before=_line_before(prefix, len(prefix)),
+            after=_line_after(suffix, 0),
             rest_of_suffix="" if newline == -1 else suffix[newline + 1 :],
             suffix_has_newline=newline != -1,
         )
@@ -560,8 +605,7 @@ class _Cursor:
 
 
 def _indent_width(line: str) -> int:
-    stripped = line.lstrip(" \t")
-    return len(line[: len(line) - len(stripped)].expandtabs(8))
+    return len(_leading_whitespace(line).expandtabs(8))
 
 
 def _strip_special_and_fences(middle: str) -> tuple[str, bool]:
@@ -800,8 +844,9 @@ def _block_floor(prefix: str, cursor: _Cursor, language: str | None, first_line:
     definition = _DEFINITIONS.get(language or "")
     if definition is None:
         return None
-    lines = prefix.split("\n")
-    current = lines[-1]
+    # The lines above the cursor's, and the cursor's own as far as `cursor` read it (it may be long).
+    lines = prefix[: prefix.rfind("\n") + 1].split("\n")
+    current = cursor.before
     typed_indent = _indent_width(current + "x") if current and not current.strip() else None
     # How deep the cursor is, to find the definition around it.
     if current.strip():
@@ -1040,17 +1085,13 @@ def _indent_unit(lines: list[str]) -> str:
     """One level of indentation as this file writes it: a tab, or the narrowest indentation in use."""
     widths = []
     for line in lines:
-        stripped = line.lstrip(" \t")
-        if stripped and stripped != line:
-            if line[0] == "\t":
+        indentation = _leading_whitespace(line)
+        if indentation and len(indentation) < len(line):
+            if indentation[0] == "\t":
                 return "\t"
-            widths.append(len(line) - len(stripped))
+            widths.append(len(indentation))
     narrowest = min(widths, default=4)
     return " " * (narrowest if narrowest in (2, 3, 4, 8) else 4)
-
-
-def _leading_whitespace(line: str) -> str:
-    return line[: len(line) - len(line.lstrip(" \t"))]
 
 
 def indentation_to_type(prefix: str, suffix: str, language: str | None) -> str:

@@ -2,9 +2,11 @@
 
 import pytest
 
+from fim_lsp.config import Settings
 from fim_lsp.context import cut_context
 from fim_lsp.pipeline import Shape, choose_shape
 from fim_lsp.postprocess import clean_middle, strip_artifacts
+from fim_lsp.syntax import LINE_WINDOW_CHARS
 
 
 @pytest.mark.parametrize(
@@ -49,6 +51,34 @@ def test_small_file_fits_whole():
     offset = text.index("return")
     context = cut_context(text, offset, budget=1000, suffix_share=0.25, count_tokens=count_characters)
     assert context.prefix + context.suffix == text
+
+
+@pytest.mark.parametrize(
+    ("tail", "after", "shape"),
+    [
+        pytest.param("if(a){", "", Shape.BLOCK, id="opens-a-block"),
+        pytest.param("x=f(a,", "", Shape.LINE, id="unfinished-call"),
+        pytest.param("x=1; // why", "", Shape.LINE, id="ends-in-a-comment"),
+        pytest.param("f(a, ", "b);", Shape.LINE, id="text-after-the-cursor"),
+    ],
+)
+def test_a_long_lines_prompt_is_judged_like_the_document(tail, after, shape):
+    # Far over the budget: the context cuts the line around the cursor, by characters.
+    line = 'a=[1,"x"];' * 100_000 + tail
+    text = "first();\n" + line + after + "\nnext();\n"
+    offset = len("first();\n") + len(line)
+    settings = Settings()
+    context = cut_context(
+        text, offset, settings.context_budget, settings.suffix_share, lambda chunk: len(chunk) // 4
+    )
+    assert context.prefix_start > len("first();\n")  # the long-line cut
+    # The prompt keeps all the line the shape is judged on before the cursor, so both judge alike.
+    assert len(context.prefix) >= LINE_WINDOW_CHARS
+    assert (
+        choose_shape(text, offset)
+        is choose_shape(context.prefix + context.suffix, len(context.prefix))
+        is shape
+    )
 
 
 @pytest.mark.parametrize(

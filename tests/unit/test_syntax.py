@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fim_lsp import syntax as syntax_module
 from fim_lsp.syntax import (
     LANGUAGES,
+    LINE_WINDOW_CHARS,
     MAX_TREE_CHARS,
     CompletionShape,
     DocumentSyntax,
@@ -22,7 +26,10 @@ from fim_lsp.syntax import (
     follow_document,
     indentation_to_type,
     language_of,
+    middle_is_done,
     new_parser,
+    truncate_middle,
+    utf8,
 )
 
 CURSOR = "█"
@@ -335,6 +342,166 @@ def test_classify_ignores_a_tree_of_another_text():
 
 def test_classify_clamps_the_offset():
     assert classify(None, "x = 1\n", 99) is CompletionShape.BLOCK
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("x = 1\n" * 3, id="ascii"),
+        pytest.param("é = 'ü'\n😀 = 1\n", id="non-ascii"),
+        pytest.param("a\ud800b\n", id="lone-surrogate"),
+    ],
+)
+def test_byte_offset_counts_utf8_bytes(text):
+    for offset in range(len(text) + 1):
+        assert byte_offset(text, offset) == len(utf8(text[:offset]))
+
+
+# --- a very long line: only a window around the cursor is read ---
+
+#: A minified bundle's one line.
+LONG_LINE_CHARS = 10_000_000
+
+
+def long_line(unit: str, tail: str, size: int = LONG_LINE_CHARS) -> str:
+    """`unit` repeated to about `size` characters, then `tail`: one line, no newline."""
+    return unit * (size // len(unit)) + tail
+
+
+class ScanRecorder:
+    """A compiled pattern that records the length of each text it scans."""
+
+    SCANS = frozenset({"search", "finditer", "findall", "sub", "subn", "split"})
+
+    def __init__(self, pattern: re.Pattern[str], lengths: list[int]) -> None:
+        self._pattern = pattern
+        self._lengths = lengths
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._pattern, name)
+        if name not in self.SCANS:
+            return method
+
+        def scan(string: str, *args: Any, **kwargs: Any) -> Any:
+            self._lengths.append(len(string))
+            return method(string, *args, **kwargs)
+
+        return scan
+
+
+@pytest.fixture
+def scanned(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The length of every text the syntax module's regexes scan while the test runs (search, finditer,
+    sub...: the lexer among them). `match` is not counted: it reads from the text's start only as far
+    as it matches (an indentation, a keyword)."""
+    lengths: list[int] = []
+    for name, value in list(vars(syntax_module).items()):
+        if isinstance(value, re.Pattern):
+            monkeypatch.setattr(syntax_module, name, ScanRecorder(value, lengths))
+    token_pattern = syntax_module._token_pattern
+    monkeypatch.setattr(
+        syntax_module, "_token_pattern", lambda language: ScanRecorder(token_pattern(language), lengths)
+    )
+    return lengths
+
+
+# Cursor at the end of a minified line (or before `after`), and what its last statement alone calls for.
+LONG_LINE_CASES = [
+    pytest.param('a=[1,"x"];', "if(a){", "", CompletionShape.BLOCK, id="opens-a-block"),
+    pytest.param('a=[1,"x"];', "x=f(a,", "", CompletionShape.LINE, id="unfinished-call"),
+    pytest.param('a=[1,"x"];', "x=1;", "", CompletionShape.BLOCK, id="finished-statement"),
+    pytest.param('a=[1,"x"];', "x=1; // why", "", CompletionShape.LINE, id="ends-in-a-comment"),
+    pytest.param('a=[1,"x"];', "f(a, ", "b);", CompletionShape.LINE, id="text-after-the-cursor"),
+    pytest.param('a=[1,"x"];', "x=tot", "al;", CompletionShape.NONE, id="inside-a-word"),
+    pytest.param("f(a)(b)", "if(a){", "", CompletionShape.BLOCK, id="window-cut-between-brackets"),
+    pytest.param("a = {'k': [1, 2]}; ", "if x:", "", CompletionShape.BLOCK, id="colon-ends-the-line"),
+]
+
+
+def on_long_line(unit: str, tail: str, after: str, size: int = LONG_LINE_CHARS) -> tuple[str, int]:
+    """A document whose second line is the long line, with the cursor between `tail` and `after`."""
+    line = long_line(unit, tail, size)
+    text = "first();\n" + line + after + "\nnext();\n"
+    return text, len("first();\n") + len(line)
+
+
+@pytest.mark.parametrize(("unit", "tail", "after", "shape"), LONG_LINE_CASES)
+def test_a_long_line_is_judged_on_its_window(unit, tail, after, shape):
+    text, offset = on_long_line(unit, tail, after)
+    window = text[offset - LINE_WINDOW_CHARS : offset + LINE_WINDOW_CHARS]
+    assert classify(None, text, offset) is classify(None, window, LINE_WINDOW_CHARS) is shape
+    # As its last statement alone would be.
+    assert classify(None, *on_long_line(unit, tail, after, size=len(unit))) is shape
+
+
+@pytest.mark.parametrize(("unit", "tail", "after", "shape"), LONG_LINE_CASES)
+def test_classify_scans_only_the_window_of_a_long_line(scanned, unit, tail, after, shape):
+    text, offset = on_long_line(unit, tail, after)
+    classify(None, text, offset)
+    assert max(scanned, default=0) <= LINE_WINDOW_CHARS
+
+
+def test_classify_with_a_tree_scans_only_the_window_of_a_long_line(scanned):
+    # Short enough to keep a tree (see MAX_TREE_CHARS); not ASCII, so string and byte offsets differ.
+    line = long_line("é = [1]; ", 's = """doc', size=200_000)
+    text = line + '\nmore"""\n'
+    syntax = DocumentSyntax("python", text)
+    # Inside a string, says the tree; the line alone looks like a finished statement.
+    assert classify(syntax, text, len(line)) is CompletionShape.LINE
+    assert classify(None, text, len(line)) is CompletionShape.BLOCK
+    assert scanned and max(scanned) <= LINE_WINDOW_CHARS
+
+
+@pytest.mark.parametrize(
+    ("language", "unit", "tail", "typed"),
+    [
+        pytest.param("javascript", "a=1;", "if(a){", "    ", id="javascript-block-opened"),
+        pytest.param("python", "a = [1]; ", "if a:", "    ", id="python-block-opened"),
+        pytest.param("python", "a = [1]; ", "b = 2", "", id="python-statement"),
+    ],
+)
+def test_indentation_after_a_long_line_reads_its_end(scanned, language, unit, tail, typed):
+    prefix = long_line(unit, tail) + "\n"
+    assert indentation_to_type(prefix, "", language) == typed
+    assert max(scanned, default=0) <= LINE_WINDOW_CHARS
+    assert indentation_to_type(unit + tail + "\n", "", language) == typed
+
+
+@pytest.mark.parametrize(
+    ("language", "unit", "tail", "middle", "suffix", "shape"),
+    [
+        pytest.param(
+            "python",
+            "a = [1]; ",
+            "if a:",
+            "\n        b()\n    c()\n",
+            "\n",
+            CompletionShape.BLOCK,
+            id="python-block-after-a-long-opener",
+        ),
+        pytest.param(
+            "javascript",
+            "a=1;",
+            "if(a){",
+            "\n  b();\n}\nc();\n",
+            "\n",
+            CompletionShape.BLOCK,
+            id="javascript-block-after-a-long-opener",
+        ),
+        pytest.param(None, "a=1;", "x = f(", "a, b);\n", ");\n", CompletionShape.LINE, id="line-before-text"),
+    ],
+)
+def test_cutting_a_middle_at_the_end_of_a_long_line_reads_its_end(
+    scanned, language, unit, tail, middle, suffix, shape
+):
+    prefix = long_line(unit, tail)
+    done = middle_is_done(prefix, middle, suffix, language, shape)
+    # No language: no syntax check, which parses the whole prefix (the pipeline's prompt is bounded).
+    shown = truncate_middle(prefix, middle, suffix, None, shape, True)
+    assert max(scanned, default=0) <= LINE_WINDOW_CHARS
+    short = unit + tail
+    assert done == middle_is_done(short, middle, suffix, language, shape)
+    assert shown == truncate_middle(short, middle, suffix, None, shape, True)
 
 
 def test_snapshot_is_left_alone_by_later_updates():
