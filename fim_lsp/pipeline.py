@@ -152,6 +152,16 @@ def render_prompt(
     )
 
 
+def _suffix_second_line(prompt: str, suffix: str) -> int | None:
+    """Where the suffix's second line starts in the prompt (None when it has one line, or is not found
+    once). A BPE tokenizer joins the spaces before a line break to it, so the tokens of the suffix's
+    first line depend on where the cursor is; from the next line on they do not."""
+    newline = suffix.find("\n")
+    if newline < 0 or prompt.count(suffix) != 1:
+        return None
+    return prompt.index(suffix) + newline + 1
+
+
 def _after_typed(typed: str, generated: str) -> str:
     """The middle when `typed` was put in the prompt for the model: `typed`, then what it wrote. A model
     shown indentation at the end of its prompt sometimes indents once more (the prompt then ends where
@@ -211,6 +221,7 @@ def complete(
     prompt = render_prompt(
         engine, settings, context.prefix + typed, context.suffix, snippets, request.workspace, language
     )
+    split_at = _suffix_second_line(prompt, context.suffix)
     prompt_built = time.monotonic()
 
     def done(middle: str) -> bool:
@@ -221,6 +232,7 @@ def complete(
     generation = engine.generate(
         GenerationRequest(
             prompt=prompt,
+            split_at=split_at,
             max_tokens=max_new_tokens(settings, shape),
             deadline=deadline,
             cancel=cancel or CancelToken(),

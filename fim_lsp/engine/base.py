@@ -46,6 +46,11 @@ class GenerationRequest:
     """Reuse the engine's cached evaluation of a shared prompt start; False evaluates it all afresh."""
     on_text: Callable[[str], bool] | None = None
     """Called with the text so far after each token; returning True stops generation (reason `stop`)."""
+    split_at: int | None = None
+    """An offset in `prompt` where tokenization starts afresh (engines that tokenize themselves): the
+    pipeline puts it at the start of the suffix's second line, so that the rest of the suffix is
+    tokenized the same whatever precedes it, and its cached evaluation can be found again when the
+    cursor moves (see `fim_lsp.engine.llama_cpp.reuse_plan`)."""
 
 
 @dataclass

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,9 @@ llama_logger = logging.getLogger("fim_lsp.llama_cpp")
 #: aborted chunk is lost while finished ones stay cached: small chunks let a prompt's evaluation make
 #: progress across requests that typing keeps cancelling.
 PROMPT_CHUNK_TOKENS = 64
+#: Shortest run of cached tokens moved to a new position rather than evaluated again (see `reuse_plan`):
+#: shorter runs are likely chance matches, and each move costs a pass over the cache.
+MIN_REUSED_RUN = 32
 
 # ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the previous line).
 _GGML_TO_LOGGING = {3: logging.WARNING, 4: logging.ERROR}
@@ -86,6 +89,40 @@ def maps_safely(path: Path) -> bool:
     return path.resolve().is_relative_to(models_dir().resolve())
 
 
+def reuse_plan(
+    cached: Sequence[int], tokens: Sequence[int], shared: int, min_run: int = MIN_REUSED_RUN
+) -> tuple[list[tuple[int, int, int]], int]:
+    """How to reuse cached tokens that the new prompt has later or earlier than `shared`, the common
+    start: runs of at least `min_run` tokens, found in order, each as (cached position, length, shift).
+    Returns the runs and how many leading prompt tokens are in the cache once they are moved.
+
+    This is llama.cpp's server's cache reuse: when text is taken out of the prompt (in SPM order, the
+    lines between the old and the new cursor when the cursor moves down; the start of a window that
+    moved), what follows it is shifted back in the KV cache instead of evaluated again. The shifted
+    entries were computed seeing the removed text, an approximation llama.cpp makes too. Only
+    removals can be reused: llama.cpp decodes a sequence at consecutive positions, so new text cannot
+    be put in front of cached entries. The prompt's last token is always left to evaluate.
+    """
+    runs: list[tuple[int, int, int]] = []
+    head_c = head_p = shared
+    limit = len(tokens) - 1
+    while head_c < len(cached) and head_p < limit:
+        length = 0
+        while (
+            head_c + length < len(cached)
+            and head_p + length < limit
+            and cached[head_c + length] == tokens[head_p + length]
+        ):
+            length += 1
+        if length >= min_run:
+            runs.append((head_c, length, head_p - head_c))
+            head_c += length
+            head_p += length
+        else:
+            head_c += 1
+    return runs, head_p
+
+
 class LlamaCppEngine(Engine):
     """A GGUF model loaded by llama.cpp; generation is greedy (a completion should be deterministic)."""
 
@@ -127,6 +164,8 @@ class LlamaCppEngine(Engine):
         self.load_seconds = time.monotonic() - started
         self._interrupt: Callable[[], bool] | None = None
         self._install_abort_callback()
+        memory = llama_cpp.llama_get_memory(self.llama._ctx.ctx)
+        self._can_shift = memory is not None and bool(llama_cpp.llama_memory_can_shift(memory))
         self._vocab = self.llama._model.vocab
         self.template = template_for_family(template_family) if template_family else self._detect_template()
         self._stop_token_ids = self._single_token_ids(self.template.stop)
@@ -237,6 +276,8 @@ class LlamaCppEngine(Engine):
         """Evaluate all prompt tokens but the last, chunk by chunk; stop early when interrupted."""
         llama = self.llama
         shared = self._reusable_prefix(tokens) if request.reuse_cache else 0
+        if request.reuse_cache and self._can_shift:
+            shared = self._move_cached_runs(tokens, shared)
         if shared < llama.n_tokens:
             llama._ctx.kv_cache_seq_rm(-1, shared, -1)
             llama.n_tokens = shared
@@ -253,8 +294,35 @@ class LlamaCppEngine(Engine):
             position = end
         return len(tokens) - shared, None
 
+    def _move_cached_runs(self, tokens: list[int], shared: int) -> int:
+        """Shift the cached runs `reuse_plan` finds to where the new prompt has them; returns how many
+        leading prompt tokens the cache then holds."""
+        import llama_cpp
+
+        llama = self.llama
+        cached = list(llama.input_ids[: llama.n_tokens])
+        runs, reused = reuse_plan(cached, tokens, shared)
+        if not runs:
+            return shared
+        memory = llama_cpp.llama_get_memory(llama._ctx.ctx)
+        for start, length, shift in runs:
+            target = start + shift
+            # What lies between the run's new place and its old one goes; then the run moves back.
+            llama_cpp.llama_memory_seq_rm(memory, 0, target, start)
+            llama_cpp.llama_memory_seq_add(memory, 0, start, start + length, shift)
+            cached[target : target + length] = cached[start : start + length]
+        llama_cpp.llama_memory_seq_rm(memory, 0, reused, -1)
+        llama.input_ids[:reused] = cached[:reused]
+        llama.n_tokens = reused
+        logger.debug("reused %d cached tokens in %d shifted runs", reused - shared, len(runs))
+        return reused
+
     def generate(self, request: GenerationRequest) -> Generation:
-        tokens = self.tokenize(request.prompt)
+        split = request.split_at
+        if split is not None and 0 < split < len(request.prompt):
+            tokens = self.tokenize(request.prompt[:split]) + self.tokenize(request.prompt[split:])
+        else:
+            tokens = self.tokenize(request.prompt)
         if len(tokens) + request.max_tokens > self.llama.n_ctx():
             raise PromptTooLongError(
                 f"prompt of {len(tokens)} tokens plus {request.max_tokens} new ones exceeds "

@@ -687,3 +687,18 @@ def test_a_failing_workspace_costs_the_snippets_not_the_completion():
     )
     assert completion.text == "cents(order.amount)"
     assert engine.prompt.startswith("<|fim_prefix|>")
+
+
+def test_the_prompt_is_split_for_tokenization_at_the_suffixs_second_line():
+    class Splits(ScriptedEngine):
+        def generate(self, request: GenerationRequest) -> Generation:
+            self.prompt, self.split_at = request.prompt, request.split_at
+            return super().generate(request)
+
+    text = "def area(r):\n    return 3.14 * r * r    \n\n\ndef main():\n    print(area(2))\n"
+    offset = text.index("3.14")
+    engine = Splits("3.14159\n", True)
+    complete(CompletionRequest(text, offset, "python", "shapes.py"), Settings(), engine)
+    # The spaces before the first line break tokenize with it; the next line starts afresh.
+    assert engine.prompt[: engine.split_at].endswith("3.14 * r * r    \n")
+    assert engine.prompt[engine.split_at :].startswith("\n\ndef main():")

@@ -1,0 +1,52 @@
+"""The KV cache across cursor moves, counted in evaluated tokens through `fim-lsp.stats`: with SPM prompts
+a move down the file keeps the cached suffix (shifted back, llama.cpp's cache reuse) and evaluates
+little; with reuse off every request evaluates its whole prompt."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+from lsprotocol import types
+
+from tests.e2e.conftest import FAST_MODEL
+
+pytestmark = pytest.mark.model
+
+SOURCE = resources.files("fim_lsp").joinpath("data/replay/jobs.py").read_text("utf-8")
+
+
+async def evaluated_at(editor, uri: str, line: int) -> tuple[int, int]:
+    """(tokens evaluated, prompt tokens) of a completion at the end of `line`'s indentation."""
+    before = await editor.client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="fim-lsp.stats")
+    )
+    await editor.inline(uri, line, 4)
+    after = await editor.client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="fim-lsp.stats")
+    )
+    return (
+        after["evaluated_tokens"] - before["evaluated_tokens"],
+        after["prompt_tokens"] - before["prompt_tokens"],
+    )
+
+
+@pytest.mark.parametrize("reuse", [True, False], ids=["reuse-on", "reuse-off"])
+async def test_moving_down_the_file_reuses_the_cached_suffix(start_editor, reuse):
+    editor = await start_editor({"model": FAST_MODEL, "maxNewTokens": 8, "reuse": reuse})
+    await editor.wait_until("ready")
+    lines = SOURCE.split("\n")
+    # Blank lines inside function bodies, a few lines apart: the cursor moves down between them.
+    rows = [row for row, line in enumerate(lines) if line == "" and lines[row - 1].startswith("    ")][:3]
+    text = "\n".join(line if row not in rows else "    " for row, line in enumerate(lines))
+    uri = "file:///work/jobs.py"
+    editor.open(uri, text)
+    first, prompt = await evaluated_at(editor, uri, rows[0])
+    assert first == prompt  # a cold start evaluates everything
+    for row in rows[1:]:
+        evaluated, prompt = await evaluated_at(editor, uri, row)
+        if reuse:
+            # Only the lines the cursor moved over (now in the prefix) and the prompt's end are new.
+            assert evaluated < prompt / 4, (row, evaluated, prompt)
+        else:
+            assert evaluated == prompt
