@@ -143,12 +143,18 @@ def render_prompt(
     """The model's prompt: snippets in its repository-level format where it has one (as comments at
     the prefix's start otherwise), then the FIM layout of prefix and suffix."""
     template = engine.template
+    order = template.resolve_order(settings.fim_order)
+    if order == "spm" and not suffix.strip():
+        # Nothing after the cursor: an SPM prompt then puts the middle token right after the suffix
+        # token, and models often end the middle at once (the 1.5B wrote nothing for a function body
+        # at the end of a file); PSM writes. Typing at the end of a file appends to either.
+        order = "psm"
     if not snippets or workspace is None:
-        return template.render(prefix, suffix, settings.fim_order)
+        return template.render(prefix, suffix, order)
     if template.file_sep is None:
-        return template.render(comment_out(snippets, language) + prefix, suffix, settings.fim_order)
+        return template.render(comment_out(snippets, language) + prefix, suffix, order)
     return template.render(
-        prefix, suffix, settings.fim_order, repo=workspace.repo, path=workspace.path, repo_files=snippets
+        prefix, suffix, order, repo=workspace.repo, path=workspace.path, repo_files=snippets
     )
 
 

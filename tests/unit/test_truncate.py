@@ -621,7 +621,10 @@ def workspace_of(*snippets: RepoFile, asked: list[int] | None = None) -> Workspa
     return WorkspaceContext(repo="shop", path="app/orders.py", snippets=find)
 
 
-ORDERS = "from app.money import cents\n\n\ndef order_total(order):\n    return █\n"
+ORDERS = (
+    "from app.money import cents\n\n\ndef order_total(order):\n    return █\n\n\n"
+    "def refund(order):\n    return -order_total(order)\n"
+)
 MONEY = RepoFile("app/money.py", "def cents(amount):\n    return round(amount * 100)\n")
 
 
@@ -702,3 +705,11 @@ def test_the_prompt_is_split_for_tokenization_at_the_suffixs_second_line():
     # The spaces before the first line break tokenize with it; the next line starts afresh.
     assert engine.prompt[: engine.split_at].endswith("3.14 * r * r    \n")
     assert engine.prompt[engine.split_at :].startswith("\n\ndef main():")
+
+
+def test_with_nothing_after_the_cursor_the_prompt_is_psm():
+    text = 'def total(xs):\n    """The sum of xs."""\n\n'
+    engine = PromptRecorder("    return sum(xs)\n", True)
+    complete(CompletionRequest(text, len(text), "python", "t.py"), Settings(), engine)
+    assert engine.prompt.startswith("<|fim_prefix|>def total(xs):")
+    assert engine.prompt.endswith("<|fim_suffix|><|fim_middle|>")
