@@ -17,7 +17,7 @@ from fim_lsp.config import Settings
 from fim_lsp.context import PromptContext, cut_context
 from fim_lsp.engine.base import CancelToken, Engine, Generation, GenerationRequest
 from fim_lsp.postprocess import finish_middle
-from fim_lsp.prompt import RepoFile, comment_out
+from fim_lsp.prompt import Order, RepoFile, comment_out
 from fim_lsp.syntax import (
     CompletionShape,
     DocumentSyntax,
@@ -131,6 +131,18 @@ def workspace_snippets(
     return snippets, min(used, budget)
 
 
+def prompt_order(engine: Engine, settings: Settings, suffix: str) -> Order:
+    """The FIM order of this prompt: the setting's (the family's measured best for `auto`), but PSM
+    when nothing follows the cursor."""
+    order = engine.template.resolve_order(settings.fim_order)
+    if order == "spm" and not suffix.strip():
+        # Nothing after the cursor: an SPM prompt then puts the middle token right after the suffix
+        # token, and models often end the middle at once (the 1.5B wrote nothing for a function body
+        # at the end of a file); PSM writes. Typing at the end of a file appends to either.
+        return "psm"
+    return order
+
+
 def render_prompt(
     engine: Engine,
     settings: Settings,
@@ -139,16 +151,12 @@ def render_prompt(
     snippets: Sequence[RepoFile] = (),
     workspace: WorkspaceContext | None = None,
     language: str | None = None,
+    order: Order | None = None,
 ) -> str:
     """The model's prompt: snippets in its repository-level format where it has one (as comments at
     the prefix's start otherwise), then the FIM layout of prefix and suffix."""
     template = engine.template
-    order = template.resolve_order(settings.fim_order)
-    if order == "spm" and not suffix.strip():
-        # Nothing after the cursor: an SPM prompt then puts the middle token right after the suffix
-        # token, and models often end the middle at once (the 1.5B wrote nothing for a function body
-        # at the end of a file); PSM writes. Typing at the end of a file appends to either.
-        order = "psm"
+    order = order or prompt_order(engine, settings, suffix)
     if not snippets or workspace is None:
         return template.render(prefix, suffix, order)
     if template.file_sep is None:
@@ -166,6 +174,25 @@ def _suffix_second_line(prompt: str, suffix: str) -> int | None:
     if newline < 0 or prompt.count(suffix) != 1:
         return None
     return prompt.index(suffix) + newline + 1
+
+
+def _held_back(prefix: str, order: Order) -> str:
+    """Spaces and tabs at the end of the prefix that are left out of a prompt the prefix ends (SPM,
+    psm-line). A BPE tokenizer puts a space in front of the word after it (` return`, ` 5`): a prompt
+    that ends in spaces is one the model never saw, and it answers with one space too many, or
+    nothing. The model writes them again, and `_after_held` takes them off."""
+    if order == "psm":
+        return ""
+    return prefix[len(prefix.rstrip(" \t")) :]
+
+
+def _after_held(held: str, generated: str) -> str:
+    """What the model wrote, as it goes after the spaces `held` back from its prompt."""
+    if not held:
+        return generated
+    if generated.startswith(held):
+        return generated[len(held) :]
+    return generated.lstrip(" \t") if generated[:1] in (" ", "\t") else generated
 
 
 def _after_typed(typed: str, generated: str) -> str:
@@ -224,16 +251,30 @@ def complete(
     # At column 0 where the code above fixes the indentation, the model is shown it as typed: it then
     # writes the body it should rather than a new top-level definition.
     typed = indentation_to_type(context.prefix, context.suffix, language) if shape is Shape.BLOCK else ""
+    order = prompt_order(engine, settings, context.suffix)
+    shown_prefix = context.prefix + typed
+    held = _held_back(shown_prefix, order)
     prompt = render_prompt(
-        engine, settings, context.prefix + typed, context.suffix, snippets, request.workspace, language
+        engine,
+        settings,
+        shown_prefix[: len(shown_prefix) - len(held)],
+        context.suffix,
+        snippets,
+        request.workspace,
+        language,
+        order,
     )
     split_at = _suffix_second_line(prompt, context.suffix)
     prompt_built = time.monotonic()
 
+    def middle_of(generated: str) -> str:
+        """The middle at the cursor for what the model wrote after the prompt's prefix."""
+        return _after_typed(typed, _after_held(held, generated))
+
     def done(middle: str) -> bool:
         # Stop generating once nothing more could be shown: saves the tokens small models write past
         # the end of the hole.
-        return middle_is_done(context.prefix, _after_typed(typed, middle), context.suffix, language, shape)
+        return middle_is_done(context.prefix, middle_of(middle), context.suffix, language, shape)
 
     generation = engine.generate(
         GenerationRequest(
@@ -251,7 +292,7 @@ def complete(
     else:
         text = finish_middle(
             context.prefix,
-            _after_typed(typed, generation.text),
+            middle_of(generation.text),
             context.suffix,
             language=language,
             shape=shape,

@@ -590,7 +590,8 @@ def test_pipeline_types_the_indentation_the_code_above_fixes():
     offset = text.index('"""\n') + 4
     engine = Recording("return 3.14159 * r * r\n\n\ndef perimeter(r):\n", False)
     completion = complete(CompletionRequest(text, offset, "python", "shapes.py"), Settings(), engine)
-    assert engine.prompt.endswith('"""Area of a circle."""\n    ')  # SPM: the prefix ends the prompt
+    # SPM: the prefix ends the prompt, its trailing spaces held back for the model to write.
+    assert engine.prompt.endswith('"""Area of a circle."""\n')
     assert completion.text == "    return 3.14159 * r * r"
 
 
@@ -641,7 +642,7 @@ def test_workspace_snippets_come_first_in_the_repository_format():
         "<|file_sep|>app/orders.py\n<|fim_prefix|><|fim_suffix|>"
     )
     assert engine.prompt.endswith(
-        "<|fim_middle|>from app.money import cents\n\n\ndef order_total(order):\n    return "
+        "<|fim_middle|>from app.money import cents\n\n\ndef order_total(order):\n    return"
     )
     assert asked == [int(Settings().context_budget * Settings().workspace_context_share)]
     assert completion.text == "cents(order.amount)"
@@ -713,3 +714,21 @@ def test_with_nothing_after_the_cursor_the_prompt_is_psm():
     complete(CompletionRequest(text, len(text), "python", "t.py"), Settings(), engine)
     assert engine.prompt.startswith("<|fim_prefix|>def total(xs):")
     assert engine.prompt.endswith("<|fim_suffix|><|fim_middle|>")
+
+
+@pytest.mark.parametrize(
+    ("marked", "written", "shown"),
+    [
+        pytest.param(
+            "def f(x):\n    █\n\n\nprint(f(2))\n", "    return x * 2\n", "return x * 2", id="indentation"
+        ),
+        pytest.param("def f(x):\n    y = █\n    return y\n", " x * 2\n", "x * 2", id="space-after-equals"),
+        pytest.param("def f(x):\n    y = █\n    return y\n", "x * 2\n", "x * 2", id="model-wrote-no-space"),
+    ],
+)
+def test_spaces_ending_an_spm_prefix_are_held_back_and_written_by_the_model(marked, written, shown):
+    text, offset = marked.replace(CURSOR, ""), marked.index(CURSOR)
+    engine = PromptRecorder(written, True)
+    completion = complete(CompletionRequest(text, offset, "python", "f.py"), Settings(), engine)
+    assert not engine.prompt.endswith(" ")
+    assert completion.text == shown
