@@ -1317,8 +1317,8 @@ def format_report(report: dict[str, Any]) -> str:
 
 def options_from_args(args: argparse.Namespace) -> BenchOptions:
     settings = dict(args.settings_json or {})
-    if args.engine_json is not None:
-        settings["engine"] = args.engine_json
+    if args.engine_json:
+        settings["engine"] = args.engine_json[0]
     return BenchOptions(
         files=tuple(Path(f) for f in args.files or ()),
         holes=args.holes,
@@ -1376,9 +1376,13 @@ def latency_command(args: argparse.Namespace) -> int:
         "runs": [],
     }
     status = 0
-    for model in args.model or [None]:
+    engines = args.engine_json or [None]
+    for model, engine in [(m, e) for m in args.model or [None] for e in engines]:
+        run_options = options
+        if engine is not None:
+            run_options = replace(options, settings={**options.settings, "engine": engine})
         try:
-            report["runs"].append(asyncio.run(run_model(model, options, say)))
+            report["runs"].append(asyncio.run(run_model(model, run_options, say)))
         except BenchError as exc:
             report["runs"].append({"model": model or "default model", "error": str(exc)})
             status = 1
@@ -1416,8 +1420,9 @@ def register_cli(bench_commands: Any) -> None:
     parser.add_argument(
         "--engine-json",
         type=json_object_arg,
+        action="append",
         metavar="JSON",
-        help="the `engine` settings object for both servers",
+        help="the `engine` settings object for both servers; repeat to compare engines in one run",
     )
     parser.add_argument(
         "--settings-json", type=json_object_arg, metavar="JSON", help="more settings for both servers"

@@ -658,9 +658,12 @@ def quality_command(args: argparse.Namespace) -> int:
 
     compare: Comparison = "workspace" if task_sets else "baseline"
     documents = []
-    for name in args.model or [Settings().model]:
+    runs = [
+        (name, engine) for name in args.model or [Settings().model] for engine in args.engine_json or [None]
+    ]
+    for name, engine in runs:
         try:
-            systems = engine_systems(name, args.order, args.threads, _settings_of(args), compare)
+            systems = engine_systems(name, args.order, args.threads, _settings_of(args, engine), compare)
             with systems as (pipeline, second, description):
                 if task_sets:
                     reports = [
@@ -691,10 +694,10 @@ def quality_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _settings_of(args: argparse.Namespace) -> dict[str, Any]:
+def _settings_of(args: argparse.Namespace, engine: dict[str, Any] | None) -> dict[str, Any]:
     settings = dict(args.settings_json or {})
-    if args.engine_json is not None:
-        settings["engine"] = args.engine_json
+    if engine is not None:
+        settings["engine"] = engine
     return settings
 
 
@@ -743,8 +746,11 @@ def register_cli(subparsers: Any) -> None:
     parser.add_argument(
         "--engine-json",
         type=json_object_arg,
+        action="append",
         metavar="JSON",
-        help='where the model runs, as the `engine` setting, e.g. \'{"kind": "openai", "url": "http://127.0.0.1:8080/v1"}\'',
+        help="where the model runs, as the `engine` setting, e.g. "
+        '\'{"kind": "openai", "url": "http://127.0.0.1:8080/v1"}\'; repeat to compare engines in one run '
+        '(\'{"kind": "embedded"}\' for the model in process)',
     )
     parser.add_argument(
         "--settings-json", type=json_object_arg, metavar="JSON", help="more settings, as a client sends them"

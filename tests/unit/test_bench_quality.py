@@ -440,3 +440,21 @@ def test_command_wants_a_benchmark_folder_or_a_tasks_file(tmp_path, fake_engine_
     args = build_parser().parse_args(["bench", "quality"])
     assert args.handler(args) == 2
     assert "BENCH_DIR or --tasks" in capsys.readouterr().err
+
+
+def test_command_compares_engines_in_one_run(bench_dir, fake_engine_systems, capsys):
+    remote = {"kind": "openai", "url": "http://127.0.0.1:9/v1"}
+    args = build_parser().parse_args(
+        [
+            *("bench", "quality", str(bench_dir), "--sets", "single-line", "--model", "m1"),
+            *("--engine-json", '{"kind": "embedded"}', "--engine-json", json.dumps(remote)),
+        ]
+    )
+    assert args.handler(args) == 0
+    assert fake_engine_systems == [
+        "m1",
+        "settings " + json.dumps({"engine": {"kind": "embedded"}}, sort_keys=True),
+        "m1",
+        "settings " + json.dumps({"engine": remote}, sort_keys=True),
+    ]
+    assert capsys.readouterr().out.count("single-line") == 2
