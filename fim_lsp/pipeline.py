@@ -104,15 +104,6 @@ def build_context(
     )
 
 
-def build_prompt(
-    request: CompletionRequest, settings: Settings, engine: Engine, typed: str = ""
-) -> tuple[str, PromptContext]:
-    """The rendered FIM prompt for a request, and the context it was made from. `typed` is text put
-    after the cursor in the prompt as if the user had typed it (see `indentation_to_type`)."""
-    context = build_context(request, settings, engine)
-    return engine.template.render(context.prefix + typed, context.suffix, settings.fim_order), context
-
-
 def workspace_snippets(
     request: CompletionRequest, settings: Settings, engine: Engine
 ) -> tuple[list[RepoFile], int]:
