@@ -118,7 +118,7 @@ def workspace_snippets(
     except Exception:  # a broken index must cost the snippets, not the completion
         logger.warning("workspace snippets failed; completing without them", exc_info=True)
         return [], 0
-    used = sum(engine.count_tokens(f"{s.path}\n{s.text}") + 2 for s in snippets)
+    used = sum(s.tokens(engine.count_tokens) for s in snippets)
     return snippets, min(used, budget)
 
 

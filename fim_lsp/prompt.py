@@ -8,7 +8,7 @@ some families were trained suffix-first. We render the prompt ourselves, because
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -19,12 +19,24 @@ from fim_lsp.errors import ConfigurationError
 Order = Literal["psm", "psm-line", "spm"]
 
 
+#: Tokens a file separator and the line break after its path take, besides the path and the text.
+FILE_SEPARATOR_TOKENS = 2
+
+
+def repo_file_tokens(path: str, text: str, count_tokens: Callable[[str], int]) -> int:
+    """Tokens a file (or snippet) of `path` takes in a repository-level prompt."""
+    return count_tokens(f"{path}\n{text}") + FILE_SEPARATOR_TOKENS
+
+
 @dataclass(frozen=True)
 class RepoFile:
     """A workspace file (or a snippet of one) placed before the current file in a repository prompt."""
 
     path: str
     text: str
+
+    def tokens(self, count_tokens: Callable[[str], int]) -> int:
+        return repo_file_tokens(self.path, self.text, count_tokens)
 
 
 #: Line comment starts by tree-sitter grammar name, for snippets shown to a family without a

@@ -566,7 +566,7 @@ def fit(files: Sequence[RepoFile], budget: int, count_tokens: Callable[[str], in
     out."""
     kept, used = [], 0
     for snippet in reversed(files):
-        cost = count_tokens(f"{snippet.path}\n{snippet.text}") + 2
+        cost = snippet.tokens(count_tokens)
         if used + cost <= budget:
             kept.append(snippet)
             used += cost

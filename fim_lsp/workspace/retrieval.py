@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from fim_lsp.prompt import RepoFile
+from fim_lsp.prompt import RepoFile, repo_file_tokens
 from fim_lsp.syntax import language_of
 from fim_lsp.workspace import symbols
 from fim_lsp.workspace.index import IndexedFile, WorkspaceIndex, normalize_path, terms_of
@@ -65,8 +65,6 @@ SIMILAR_FLOOR = 0.3
 SHARES = {"definition": 0.5, "recent": 0.2, "similar": 0.3}
 #: Budget left below which no more snippets are looked at (none would fit).
 MIN_SNIPPET_TOKENS = 12
-#: Tokens a file separator and the path's line break cost, on top of the path and text.
-SEPARATOR_TOKENS = 2
 _MEMO_SIZE = 32
 _STICKY_PATHS = 64
 
@@ -314,7 +312,7 @@ def _pack(candidates: list[_Candidate], budget: int, count_tokens: Callable[[str
     def read(candidate: _Candidate) -> tuple[Snippet | None, int]:
         if candidate.key not in snippets:
             snippet = candidate.read(lines_cache)
-            cost = count_tokens(f"{snippet.relative}\n{snippet.text}") + SEPARATOR_TOKENS if snippet else 0
+            cost = repo_file_tokens(snippet.relative, snippet.text, count_tokens) if snippet else 0
             snippets[candidate.key] = snippet, cost
         return snippets[candidate.key]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fim_lsp.prompt import RepoFile
+from fim_lsp.prompt import FILE_SEPARATOR_TOKENS, RepoFile
 from fim_lsp.workspace import retrieval
 from fim_lsp.workspace.index import WorkspaceIndex
 from fim_lsp.workspace.retrieval import SnippetRetriever, definition_rows, snippets_for
@@ -170,7 +170,7 @@ def test_budget_is_respected(tmp_path, budget):
     files["shop/cart.py"] = f"from shop import {uses}\n\n\ndef checkout(price):\n    x = {uses}\n    █\n"
     index = make_workspace(tmp_path, files)
     found = retrieve(index, tmp_path, "shop/cart.py", files["shop/cart.py"], budget=budget)
-    spent = sum(tokens(f"{f.path}\n{f.text}") + retrieval.SEPARATOR_TOKENS for f in found)
+    spent = sum(tokens(f"{f.path}\n{f.text}") + FILE_SEPARATOR_TOKENS for f in found)
     assert spent <= budget
     if budget >= 80:
         assert found
