@@ -21,7 +21,7 @@ import logging
 import random
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -152,13 +152,14 @@ def multi_line_holes(lines: Sequence[str], rng: random.Random) -> list[tuple[int
     return holes
 
 
-def cross_file_names(line: str, defined_here: set[str], defined_elsewhere: dict[str, int]) -> list[str]:
-    """Names a line uses that the repository defines in other files (and few), not in the line's own."""
+def cross_file_names(line: str, defined_here: set[str], files_defining: Callable[[str], int]) -> list[str]:
+    """Names a line uses that the repository defines in other files (and few: `files_defining(name)`
+    counts them), not in the line's own."""
     names = []
     for name in _IDENTIFIER.findall(line):
         if len(name) < 4 or name in defined_here:
             continue
-        if 0 < defined_elsewhere.get(name, 0) <= MAX_DEFINING_FILES:
+        if 0 < files_defining(name) <= MAX_DEFINING_FILES:
             names.append(name)
     return names
 
@@ -249,9 +250,13 @@ def _candidates(
             rows = single_line_holes(lines)
         else:
             defined_here = set(entry.def_names)
+
+            def elsewhere(name: str, path: str = entry.path) -> int:
+                return sum(1 for f in index.defining_files(name) if f.path != path)
+
             rows = []
             for row, _ in single_line_holes(lines):
-                names = cross_file_names(lines[row], defined_here, _Elsewhere(index, entry))
+                names = cross_file_names(lines[row], defined_here, elsewhere)
                 if names:
                     rows.append((row, row))
         for first, last in rows:
@@ -261,18 +266,6 @@ def _candidates(
                 prefix, middle, suffix = cut(text, lines, first, last)
             if middle.strip():
                 yield entry, prefix, middle, suffix
-
-
-class _Elsewhere(dict[str, int]):
-    """How many other files define a name, asked of the index only for the names a line uses."""
-
-    def __init__(self, index: Any, entry: Any) -> None:
-        super().__init__()
-        self._index, self._entry = index, entry
-
-    def get(self, name: str, default: int = 0) -> int:  # type: ignore[override]
-        owners = [f for f in self._index.defining_files(name) if f.path != self._entry.path]
-        return len(owners) or default
 
 
 def _snippets(index: Any, entry: Any, prefix: str, suffix: str) -> list[RepoFile]:
