@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fim_lsp.workspace.files import SkippedFile, SourceFilter, read_source
+from tests.unit.workspace_samples import write
 
 SERVICE_PY = '''"""Orders and their totals."""
 
@@ -23,16 +24,6 @@ class Order:
     def total(self) -> float:
         return sum(quantity * price for _sku, quantity, price in self.lines)
 '''
-
-
-def write(root: Path, relative: str, text: str | bytes = SERVICE_PY) -> Path:
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
 
 
 def listed(root: Path) -> list[str]:
@@ -70,7 +61,7 @@ def listed(root: Path) -> list[str]:
 )
 def test_gitignore_is_honoured(tmp_path, files, gitignore, expected):
     for relative in files:
-        write(tmp_path, relative)
+        write(tmp_path, relative, SERVICE_PY)
     for folder, patterns in gitignore.items():
         write(tmp_path, os.path.join(folder, ".gitignore"), patterns)
     assert listed(tmp_path) == expected
@@ -80,8 +71,8 @@ def test_gitignore_is_honoured(tmp_path, files, gitignore, expected):
 
 
 def test_git_info_exclude_is_honoured(tmp_path):
-    write(tmp_path, "app.py")
-    write(tmp_path, "scratch.py")
+    write(tmp_path, "app.py", SERVICE_PY)
+    write(tmp_path, "scratch.py", SERVICE_PY)
     write(tmp_path, ".git/info/exclude", "scratch.py\n")
     assert listed(tmp_path) == ["app.py"]
 
@@ -108,7 +99,7 @@ def test_git_info_exclude_is_honoured(tmp_path):
     ],
 )
 def test_vendored_generated_and_unknown_files_are_skipped(tmp_path, relative):
-    write(tmp_path, "src/orders.py")
+    write(tmp_path, "src/orders.py", SERVICE_PY)
     write(tmp_path, relative, "function f() { return 1; }\n")
     assert listed(tmp_path) == ["src/orders.py"]
     assert not SourceFilter(tmp_path).wanted(str(tmp_path / relative))
@@ -168,7 +159,7 @@ def test_unreadable_paths_are_skipped_not_raised(tmp_path, make):
 
 def test_permission_denied_is_skipped(tmp_path, monkeypatch):
     # Tests may run as root, for whom chmod 000 changes nothing: make the open itself fail.
-    path = write(tmp_path, "secret.py")
+    path = write(tmp_path, "secret.py", SERVICE_PY)
 
     def denied(*_args, **_kwargs):
         raise PermissionError(13, "Permission denied")
@@ -180,7 +171,7 @@ def test_permission_denied_is_skipped(tmp_path, monkeypatch):
 
 
 def test_symlink_loops_do_not_trap_the_walk(tmp_path):
-    write(tmp_path, "pkg/orders.py")
+    write(tmp_path, "pkg/orders.py", SERVICE_PY)
     os.symlink(tmp_path, tmp_path / "pkg" / "loop")  # a folder that contains itself
     os.symlink(tmp_path / "pkg" / "a", tmp_path / "pkg" / "b")
     os.symlink(tmp_path / "pkg" / "b", tmp_path / "pkg" / "a")  # a <-> b
@@ -189,8 +180,8 @@ def test_symlink_loops_do_not_trap_the_walk(tmp_path):
 
 
 def test_unlistable_folder_is_skipped_with_a_log_line(tmp_path, monkeypatch, caplog):
-    write(tmp_path, "ok/orders.py")
-    write(tmp_path, "locked/hidden.py")
+    write(tmp_path, "ok/orders.py", SERVICE_PY)
+    write(tmp_path, "locked/hidden.py", SERVICE_PY)
     real_scandir = os.scandir
 
     def scandir(path):

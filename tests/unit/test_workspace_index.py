@@ -15,20 +15,7 @@ from fim_lsp.workspace import index as index_module
 from fim_lsp.workspace.files import IndexLimits
 from fim_lsp.workspace.index import WorkspaceIndex, terms_of
 from fim_lsp.workspace.postings import Postings
-
-PRICING_PY = '''"""Prices and discounts."""
-
-TAX_RATE = 0.2
-
-
-def apply_discount(price: float, percent: float) -> float:
-    """`price` reduced by `percent` per cent."""
-    return price * (1 - percent / 100)
-
-
-def with_tax(price: float) -> float:
-    return price * (1 + TAX_RATE)
-'''
+from tests.unit.workspace_samples import PRICING_PY, write
 
 INVENTORY_GO = """package inventory
 
@@ -46,16 +33,6 @@ func (w *Warehouse) Reserve(sku string, n int) error {
 \treturn nil
 }
 """
-
-
-def write(root: Path, relative: str, text: str | bytes) -> Path:
-    path = root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
 
 
 @pytest.fixture

@@ -11,22 +11,10 @@ from fim_lsp.workspace import retrieval
 from fim_lsp.workspace.index import WorkspaceIndex
 from fim_lsp.workspace.retrieval import SnippetRetriever, definition_rows, snippets_for
 from fim_lsp.workspace.symbols import definitions
+from tests.unit.workspace_samples import PRICING_PY
 
 CURSOR = "█"
 
-PRICING_PY = '''"""Prices and discounts."""
-
-TAX_RATE = 0.2
-
-
-def apply_discount(price: float, percent: float) -> float:
-    """`price` reduced by `percent` per cent."""
-    return price * (1 - percent / 100)
-
-
-def with_tax(price: float) -> float:
-    return price * (1 + TAX_RATE)
-'''
 
 CART_PY = """from shop.pricing import apply_discount
 
