@@ -85,8 +85,10 @@ def choose_shape(text: str, offset: int, syntax: DocumentSyntax | None = None) -
 
 
 def max_new_tokens(settings: Settings, shape: Shape) -> int:
-    """Token cap for a shape: a single line needs far fewer tokens than a block."""
-    return max(16, settings.max_new_tokens // 4) if shape is Shape.LINE else settings.max_new_tokens
+    """Token cap for a shape: a single line needs fewer tokens than a block. Half, not less: a long
+    line (a condition, a call with its arguments) takes 30-50 tokens, and generation stops as soon as
+    the line is whole (`middle_is_done`), so the cap costs only where the model rambles."""
+    return max(16, settings.max_new_tokens // 2) if shape is Shape.LINE else settings.max_new_tokens
 
 
 def build_context(

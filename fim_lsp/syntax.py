@@ -739,9 +739,6 @@ class _InsertionChecker:
             errors += _python_indent_errors(self._head + middle + self._tail, max(0, self._depth))
         return errors
 
-    def adds_no_error(self, middle: str) -> bool:
-        return self.errors_with(middle) <= self.base_errors
-
 
 def _make_checker(language: str | None, prefix: str, suffix: str) -> _InsertionChecker | None:
     if language not in LANGUAGES:
@@ -799,12 +796,23 @@ def _trim_suffix_overlap(line: str, cursor: _Cursor, checker: _InsertionChecker 
 def _truncate_line(
     middle: str, cursor: _Cursor, checker: _InsertionChecker | None, whole: bool
 ) -> str | None:
+    line = _first_line(middle, cursor, checker, whole)
     # A middle the model ended itself, on several lines, that fits the file: the model knew better than
     # the cursor that the hole spans lines (mid-line, this is the only way to get more than one line).
+    # Unless its first line alone fits better: a model that writes the line asked for and then the
+    # suffix's closing line again leaves as many errors as the hole did, but a different one.
     if whole and checker is not None and "\n" in middle.strip():
         text = _fit_line_end(middle.rstrip(" \t"), cursor, cursor.at_line_start or middle.startswith("\n"))
-        if text.strip() and checker.adds_no_error(text):
-            return text
+        if text.strip():
+            errors = checker.errors_with(text)
+            if errors <= checker.base_errors and (line is None or errors <= checker.errors_with(line)):
+                return text
+    return line
+
+
+def _first_line(middle: str, cursor: _Cursor, checker: _InsertionChecker | None, whole: bool) -> str | None:
+    """The middle's first line of code, its line end fitted to what follows the cursor; None when that
+    line never ended (and the model did not end the middle either)."""
     lead = ""
     body = middle
     if not cursor.at_line_start:
@@ -962,8 +970,9 @@ def _block_limit(
                 limit = min(limit, index + 1 if inclusive else index)
                 break
     # Braces: the line that closes the block the cursor is in is the last that may stay, and not even
-    # that one when the suffix's next line is that same closing line. Parentheses and square brackets
-    # are expressions, which a middle may well close and go on after.
+    # that one when the suffix's next line is that same closing line, indentation included (a `}` less
+    # indented closes an outer block). Parentheses and square brackets are expressions, which a middle
+    # may well close and go on after.
     if language not in _DEFINITIONS:
         depth = 0
         line_of = [index for index, line in enumerate(lines) for _ in line]
@@ -974,7 +983,12 @@ def _block_limit(
             depth += step
             if depth < 0:
                 index = line_of[position]
-                same_as_suffix = following is not None and lines[index].strip() == following.strip()
+                same_as_suffix = following is not None and (
+                    # Text after the cursor on its line has no indentation of its own to compare.
+                    lines[index].strip() == following.strip()
+                    if continues_line and cursor.text_after
+                    else lines[index].rstrip() == following.rstrip()
+                )
                 limit = min(limit, index if same_as_suffix else index + 1)
                 break
     return limit, limit < len(lines)
@@ -1007,11 +1021,18 @@ def _truncate_block(
     checker = _make_checker(language, prefix, suffix)
     if checker is None:
         return candidates[0]
+    # The longest cut with the fewest errors, and none that the file did not have: where the hole
+    # itself broke the file (a missing closing line), a cut that mends it beats a longer one that
+    # breaks it again elsewhere (the suffix's own closing brace written once more).
+    best, best_errors = None, checker.base_errors
     for candidate in candidates:
-        if checker.adds_no_error(candidate):
-            return candidate
-    # Every whole cut breaks the file: showing a broken block is worse than showing nothing.
-    return None
+        errors = checker.errors_with(candidate)
+        if errors < best_errors or (best is None and errors <= best_errors):
+            best, best_errors = candidate, errors
+            if errors == 0:
+                break
+    # None: every whole cut breaks the file, and showing a broken block is worse than showing nothing.
+    return best
 
 
 def truncate_middle(
@@ -1051,6 +1072,11 @@ def truncate_middle(
     return _truncate_block(prefix, middle, suffix, cursor, language, whole)
 
 
+#: Lines a middle written mid-line may run to before generation stops (see `middle_is_done`): holes
+#: that span lines from the middle of one are short (the rest of a call's arguments).
+MID_LINE_SPAN_LINES = 3
+
+
 def middle_is_done(
     prefix: str, middle: str, suffix: str, language: str | None, shape: CompletionShape
 ) -> bool:
@@ -1061,8 +1087,8 @@ def middle_is_done(
     - BLOCK: a special token, fence or prose line was written, or a line rule (repeating the suffix,
       repeating itself, leaving the block) cut before the last complete line.
     - LINE: the first line is complete, where the cursor ends its line. Mid-line the model may still end
-      the middle with end-of-text on a later line (a hole that spans lines), so generation goes on to
-      its single-line token cap.
+      the middle with end-of-text on a later line (a hole that spans lines), so generation goes on
+      until MID_LINE_SPAN_LINES more lines show that it is writing on rather than filling a hole.
     """
     if shape is CompletionShape.NONE:
         return True
@@ -1071,10 +1097,11 @@ def middle_is_done(
         return True
     cursor = _Cursor.of(prefix, suffix)
     if shape is CompletionShape.LINE:
-        if cursor.text_after and not cursor.at_line_start:
-            return False
         body = cleaned if cursor.at_line_start else cleaned.lstrip(" \t\n")
-        return "\n" in body and bool(body.split("\n", 1)[0].strip())
+        first_line_done = "\n" in body and bool(body.split("\n", 1)[0].strip())
+        if cursor.text_after and not cursor.at_line_start:
+            return first_line_done and body.count("\n") > MID_LINE_SPAN_LINES
+        return first_line_done
     lines = cleaned.splitlines(keepends=True)
     complete = sum(1 for line in lines if line.endswith("\n"))
     limit, _ = _block_limit(lines, prefix, cursor, language, streaming=True)

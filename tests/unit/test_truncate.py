@@ -364,6 +364,24 @@ end
             "return x * x;",
             id="java-block-fence-prose-and-closers-cut",
         ),
+        pytest.param(
+            "class Primes {\n    static boolean isPrime(int n) {\n        return n > 1;█}\n",
+            "\n    }\n}\n",
+            "java",
+            LINE,
+            True,
+            "\n    }\n",
+            id="java-line-spanning-the-hole-without-the-suffix-closing-brace-again",
+        ),
+        pytest.param(
+            "class Primes {\n    static boolean isPrime(int n) {\n        return n > 1;\n█}\n",
+            "    }\n}\n",
+            "java",
+            BLOCK,
+            True,
+            "    }\n",
+            id="java-block-mending-the-file-beats-a-longer-cut-with-another-error",
+        ),
         # --- C ---
         pytest.param(
             C_MAX,
@@ -517,6 +535,14 @@ def test_errors_already_in_the_file_do_not_block_a_middle():
         pytest.param("x = compute(█\n", "a, b", "python", LINE, False, id="line-not-ended"),
         pytest.param(
             "x = compute(█)\n", "a, b)\nmore", "python", LINE, False, id="line-mid-line-may-span-lines"
+        ),
+        pytest.param(
+            "x = compute(█)\n",
+            "a, b)\ny = 1\nz = 2\nw = 3\n",
+            "python",
+            LINE,
+            True,
+            id="line-mid-line-writing-on-past-a-hole",
         ),
         pytest.param("tot█al", "", "python", NONE, True, id="none-is-done"),
     ],
