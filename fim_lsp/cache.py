@@ -72,6 +72,10 @@ class CompletionCache:
         self.hits = 0
         self.misses = 0
 
+    def __contains__(self, key: str) -> bool:
+        """Whether `key` has an answer (neither a hit nor a miss, and its place in line is kept)."""
+        return key in self._entries
+
     def get(self, key: str) -> str | None:
         answer = self._entries.get(key)
         if answer is None:

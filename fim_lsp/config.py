@@ -84,7 +84,7 @@ class Settings:
     """Share of the context budget given to the text after the cursor."""
 
     max_new_tokens: int = attrs.field(default=128, validator=_positive)
-    """Most tokens a completion may write (a block); a single line gets a quarter of it."""
+    """Most tokens a completion may write (a block); a single line gets half of it."""
 
     time_budget_ms: int = attrs.field(default=15000, validator=_positive)
     """Wall time a request may take; when it runs out the server answers with what is whole so far."""
@@ -98,6 +98,11 @@ class Settings:
     reuse: bool = True
     """Reuse work between requests: the model's KV cache, the completion cache and typed-through
     answers. Off only to measure what reuse saves (the latency benchmark's naive baseline)."""
+
+    prefetch: bool = False
+    """After an answer is shown, compute the completion that follows its acceptance while the user reads
+    it, so that accepting it is answered from the cache. It runs on the model's one worker and a newer
+    request stops it; off by default until the latency replay shows it pays on a small machine."""
 
     fim_order: FimOrder = "auto"
     """`psm` (prefix, suffix, middle), `psm-line` (PSM with the cursor's line at the start of the middle,

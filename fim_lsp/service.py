@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -64,6 +64,7 @@ class CompletionService:
         self._failed_model: tuple[Path, FileState] | None = None
         self.cache = CompletionCache(settings.cache_memory_mb * MIB)
         self._shown: dict[str, ShownCompletion] = {}
+        self._prefetches: set[asyncio.Task[None]] = set()
         self.stats = {
             "requests": 0,
             "generated": 0,
@@ -72,6 +73,8 @@ class CompletionService:
             "superseded": 0,
             "prompt_tokens": 0,
             "evaluated_tokens": 0,
+            "prefetched": 0,
+            "prefetch_evaluated_tokens": 0,
         }
 
     @property
@@ -204,6 +207,10 @@ class CompletionService:
             logger.info("the model file %s changed; loading it again", failed[0])
             self.start()
 
+    def _cache_key(self, request: CompletionRequest) -> str:
+        workspace_state = request.workspace.state if request.workspace is not None else ""
+        return cache_key(request.text, request.offset, request.language_id, self.settings, workspace_state)
+
     def _answer_without_model(self, key: str, request: CompletionRequest, digest: str) -> Completion | None:
         """An answer from what was shown or computed before, or None when the model must run."""
         shown = self._shown.get(key)
@@ -229,8 +236,7 @@ class CompletionService:
         """Complete for document `key`; a newer request for the same key makes this one's answer empty."""
         self.stats["requests"] += 1
         token = self._supersede(key)
-        workspace_state = request.workspace.state if request.workspace is not None else ""
-        digest = cache_key(request.text, request.offset, request.language_id, self.settings, workspace_state)
+        digest = self._cache_key(request)
         answer = self._answer_without_model(key, request, digest) if self.settings.reuse else None
         if answer is not None:
             self._remember(key, request, answer)
@@ -257,8 +263,57 @@ class CompletionService:
             self.stats["evaluated_tokens"] += completion.generation.evaluated_tokens
             if completion.text is not None and completion.reason in ("eot", "stop", "length"):
                 self.cache.put(digest, completion.text)
+                if self.settings.prefetch and self.settings.reuse:
+                    self._prefetch(key, request, completion.text)
         self._remember(key, request, completion)
         return completion
+
+    def _prefetch(self, key: str, request: CompletionRequest, shown: str) -> None:
+        """Start computing the answer for the document as it will be once `shown` is accepted, into the
+        cache. It holds the document's place as its latest request, so any newer request stops it."""
+        accepted = replace(
+            request,
+            text=request.text[: request.offset] + shown + request.text[request.offset :],
+            offset=request.offset + len(shown),
+            syntax=None,  # the tree is of the text before; the pipeline parses the prompt's window
+            # The workspace snippets stay those for the cursor before: the rows above the cursor make
+            # their query, and accepting rarely moves it more than a few rows.
+        )
+        digest = self._cache_key(accepted)
+        if digest in self.cache:
+            return
+        token = CancelToken()
+        with self._lock:
+            if key in self._latest:
+                return  # a newer request is already on its way
+            self._latest[key] = token
+        task = asyncio.get_running_loop().create_task(self._run_prefetch(key, accepted, digest, token))
+        self._prefetches.add(task)
+        task.add_done_callback(self._prefetches.discard)
+
+    async def _run_prefetch(
+        self, key: str, request: CompletionRequest, digest: str, token: CancelToken
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            completion = await loop.run_in_executor(self._worker, self.complete_sync, request, token)
+        except RuntimeError:  # the worker was shut down first: the server is exiting
+            return
+        finally:
+            with self._lock:
+                if self._latest.get(key) is token:
+                    del self._latest[key]
+        if token.cancelled or completion.generation is None:
+            return
+        self.stats["prefetched"] += 1
+        self.stats["prefetch_evaluated_tokens"] += completion.generation.evaluated_tokens
+        if completion.text is not None and completion.reason in ("eot", "stop", "length"):
+            self.cache.put(digest, completion.text)
+
+    async def prefetches_done(self) -> None:
+        """Wait until no prefetch is running (tests, benchmarks)."""
+        while self._prefetches:
+            await asyncio.gather(*self._prefetches, return_exceptions=True)
 
     def forget(self, key: str) -> None:
         """Drop what is remembered for a closed document."""

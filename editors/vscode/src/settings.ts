@@ -22,6 +22,7 @@ const SERVER_KEYS = [
   "timeBudgetMs",
   "cacheMemoryMb",
   "reuse",
+  "prefetch",
   "fimOrder",
   "enabledLanguages",
   "logLevel",
