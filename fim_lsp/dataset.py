@@ -6,7 +6,7 @@ first three as in the public FIM benchmarks and the last the one workspace conte
 - `single-line`: one whole line of code (from its indentation on);
 - `multi-line`: two to five lines that are whole statements at one indentation level;
 - `random-span`: a random stretch of characters inside one to three lines;
-- `cross-file`: a line that uses a name defined in another file of the repository, and not in its own.
+- `cross-file`: a line that uses a name its file imports from another file of the repository.
 
 Each task carries the snippets the workspace index retrieves for its cursor, found as the server finds
 them (with the hole's own file left out of the index's answer), so `fim-lsp bench quality --tasks FILE`
@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fim_lsp.prompt import RepoFile
+from fim_lsp.syntax import LANGUAGES, DocumentSyntax, inside_comment_or_string
+from fim_lsp.workspace import symbols
 
 logger = logging.getLogger(__name__)
 
@@ -152,12 +154,16 @@ def multi_line_holes(lines: Sequence[str], rng: random.Random) -> list[tuple[int
     return holes
 
 
-def cross_file_names(line: str, defined_here: set[str], files_defining: Callable[[str], int]) -> list[str]:
-    """Names a line uses that the repository defines in other files (and few: `files_defining(name)`
-    counts them), not in the line's own."""
+def cross_file_names(
+    line: str, imported: set[str], defined_here: set[str], files_defining: Callable[[str], int]
+) -> list[str]:
+    """Names a line uses that its file imports and the repository defines at the top level of other
+    files (and few: `files_defining(name)` counts them), not in the line's own file. The import is
+    what makes the dependency real: a word that merely matches a method somewhere (`send`, `read`)
+    does not make a line cross-file, nor does a docstring that mentions a class."""
     names = []
     for name in _IDENTIFIER.findall(line):
-        if len(name) < 4 or name in defined_here:
+        if len(name) < 4 or name not in imported or name in defined_here:
             continue
         if 0 < files_defining(name) <= MAX_DEFINING_FILES:
             names.append(name)
@@ -250,13 +256,25 @@ def _candidates(
             rows = single_line_holes(lines)
         else:
             defined_here = set(entry.def_names)
+            imported = {name for name, _module in symbols.imported_names(text, entry.language) if name}
 
             def elsewhere(name: str, path: str = entry.path) -> int:
-                return sum(1 for f in index.defining_files(name) if f.path != path)
+                """Other files defining `name` at their top level (a method of the same name is not
+                what an import brings)."""
+                return sum(
+                    1
+                    for f in index.defining_files(name)
+                    if f.path != path and any(d.kind != "method" for d in f.definitions(name))
+                )
 
+            tree = DocumentSyntax(entry.language, text) if entry.language in LANGUAGES else None
+            starts = _line_starts(lines)
             rows = []
             for row, _ in single_line_holes(lines):
-                names = cross_file_names(lines[row], defined_here, elsewhere)
+                code_starts = starts[row] + _indent(lines[row]) + 1
+                if tree is not None and inside_comment_or_string(tree, text, code_starts):
+                    continue  # a docstring's or a string's line: prose, not a use of the name
+                names = cross_file_names(lines[row], imported, defined_here, elsewhere)
                 if names:
                     rows.append((row, row))
         for first, last in rows:

@@ -457,7 +457,7 @@ def opens_block(line: str, language: str | None) -> bool:
     return code.endswith("{") or (whole and bool(_SWITCH_LABEL.match(code)))
 
 
-def _inside_comment_or_string(syntax: DocumentSyntax, text: str, offset: int) -> str | None:
+def inside_comment_or_string(syntax: DocumentSyntax, text: str, offset: int) -> str | None:
     """'comment' or 'string' when the cursor is inside one (per the tree), else None."""
     if syntax.text is not text and syntax.text != text:
         return None  # the tree is of another version of the text: do not trust it
@@ -497,7 +497,7 @@ def classify(syntax: DocumentSyntax | None, text: str, offset: int) -> Completio
     if after.strip():
         return CompletionShape.LINE
     language = syntax.language if syntax is not None else None
-    if syntax is not None and _inside_comment_or_string(syntax, text, offset):
+    if syntax is not None and inside_comment_or_string(syntax, text, offset):
         return CompletionShape.LINE
     if opens_block(before, language):
         return CompletionShape.BLOCK

@@ -14,6 +14,7 @@ from fim_lsp.dataset import (
     code_line,
     cross_file_names,
     cut,
+    cut_tasks,
     multi_line_holes,
     random_span,
     read_tasks,
@@ -100,14 +101,45 @@ def test_random_spans_put_the_file_back_together():
         assert middle
 
 
-def test_cross_file_names_are_defined_elsewhere_and_not_here():
+def test_cross_file_names_are_imported_defined_elsewhere_and_not_here():
     line = "        tax = subtotal * tax_rate(region)"
-    files = {"tax_rate": 1, "region": 0}
-    assert cross_file_names(line, {"Order", "subtotal", "total"}, lambda name: files.get(name, 0)) == [
-        "tax_rate"
-    ]
+    imported = {"Money", "round_cents", "tax_rate"}
+    files = {"tax_rate": 1, "region": 1}
+    defined_here = {"Order", "subtotal", "total"}
+    assert cross_file_names(line, imported, defined_here, lambda name: files.get(name, 0)) == ["tax_rate"]
     # Too common a name says nothing about which definition the line needs.
-    assert cross_file_names(line, set(), lambda name: 9 if name == "tax_rate" else 0) == []
+    assert cross_file_names(line, imported, set(), lambda name: 9 if name == "tax_rate" else 0) == []
+    # A word that some other file defines but this one does not import is no dependency (`region`).
+    assert cross_file_names("    return region", imported, set(), lambda name: files.get(name, 0)) == []
+
+
+def test_cross_file_tasks_from_a_repository(tmp_path: Path):
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    (shop / "orders.py").write_text(ORDERS)
+    (shop / "receipt.py").write_text(
+        "from shop.money import Money\n\n\ndef describe(amount):\n"
+        '    """\n    Format a Money amount for a receipt.\n    """\n    return Money.format(amount)\n'
+    )
+    (shop / "money.py").write_text(
+        "class Money:\n    def __init__(self, cents):\n        self.cents = cents\n\n\n"
+        "def round_cents(amount):\n    return Money(round(amount.cents))\n"
+    )
+    (shop / "tax.py").write_text(
+        "def tax_rate(region):\n    return 0.2 if region == 'eu' else 0.1\n\n\n"
+        "class Ledger:\n    def lines(self):\n        return []\n"
+    )
+    tasks = cut_tasks(tmp_path, per_kind=20, kinds=["cross-file"])
+    lines = sorted(task.middle for task in tasks)
+    # Each uses a name imported from another file; `self.lines = list(lines)` matches only a method,
+    # and a docstring that mentions Money uses nothing.
+    assert lines == [
+        "return Money.format(amount)",
+        "return round_cents(subtotal + tax)",
+        "tax = subtotal * tax_rate(region)",
+        "total = Money(0)",
+    ]
+    assert all(task.snippets for task in tasks)
 
 
 def test_tasks_round_trip_through_json_lines(tmp_path: Path):
