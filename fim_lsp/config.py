@@ -78,7 +78,7 @@ class Settings:
     """The model's context window in tokens (llama.cpp's n_ctx)."""
 
     context_budget: int = attrs.field(default=1536, validator=_positive)
-    """Tokens of prefix and suffix (and workspace snippets) put in a prompt."""
+    """Tokens of prefix and suffix put in a prompt (workspace snippets come on top)."""
 
     suffix_share: float = attrs.field(default=0.25, validator=_share)
     """Share of the context budget given to the text after the cursor."""
@@ -118,7 +118,8 @@ class Settings:
     """Put snippets from the user's workspace (definitions, similar code) in the prompt."""
 
     workspace_context_share: float = attrs.field(default=0.3, validator=_share)
-    """Share of the context budget given to workspace snippets."""
+    """Workspace snippets' tokens at most, as a share of the context budget, put in front of the file's
+    own context (which keeps the whole budget)."""
 
     engine: EngineSettings = attrs.field(factory=EngineSettings)
     """Where the model runs."""

@@ -91,37 +91,35 @@ def max_new_tokens(settings: Settings, shape: Shape) -> int:
     return max(16, settings.max_new_tokens // 2) if shape is Shape.LINE else settings.max_new_tokens
 
 
-def build_context(
-    request: CompletionRequest, settings: Settings, engine: Engine, budget: int | None = None
-) -> PromptContext:
-    """The text around the cursor that goes in the prompt, cut to the budget (the context budget
-    unless a smaller one is given: what workspace snippets left of it)."""
+def build_context(request: CompletionRequest, settings: Settings, engine: Engine) -> PromptContext:
+    """The text around the cursor that goes in the prompt, cut to the context budget."""
     return cut_context(
         request.text,
         request.offset,
-        settings.context_budget if budget is None else budget,
+        settings.context_budget,
         settings.suffix_share,
         engine.count_tokens,
         syntax=_document_syntax(request),
     )
 
 
-def workspace_snippets(
-    request: CompletionRequest, settings: Settings, engine: Engine
-) -> tuple[list[RepoFile], int]:
-    """The workspace snippets for a request within their share of the budget, and the tokens they take."""
+def workspace_snippets(request: CompletionRequest, settings: Settings, engine: Engine) -> list[RepoFile]:
+    """The workspace snippets for a request, within their share of the budget.
+
+    They come on top of the file's own context rather than out of it: measured on cross-file lines of
+    httpx (0.5B, 40 tasks), the file's nearer context is worth more than the snippets that would
+    displace it (exact match 0.45 with snippets taking 30% of the budget from the file, 0.525 with
+    them on top; see README, Workspace context)."""
     if request.workspace is None or not settings.workspace_context:
-        return [], 0
+        return []
     budget = int(settings.context_budget * settings.workspace_context_share)
     if budget <= 0:
-        return [], 0
+        return []
     try:
-        snippets = list(request.workspace.snippets(budget, engine.count_tokens))
+        return list(request.workspace.snippets(budget, engine.count_tokens))
     except Exception:  # a broken index must cost the snippets, not the completion
         logger.warning("workspace snippets failed; completing without them", exc_info=True)
-        return [], 0
-    used = sum(s.tokens(engine.count_tokens) for s in snippets)
-    return snippets, min(used, budget)
+        return []
 
 
 def prompt_order(engine: Engine, settings: Settings, suffix: str) -> Order:
@@ -236,8 +234,8 @@ def complete(
         deadline = started + settings.time_budget_ms / 1000
 
     language = language_of(request.language_id, request.path)
-    snippets, snippet_tokens = workspace_snippets(request, settings, engine)
-    context = build_context(request, settings, engine, settings.context_budget - snippet_tokens)
+    snippets = workspace_snippets(request, settings, engine)
+    context = build_context(request, settings, engine)
     shape = _shape_in_context(request, context, language)
     if shape is Shape.NONE:
         return Completion(None, shape, "cursor inside a word")
