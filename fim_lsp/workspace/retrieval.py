@@ -114,6 +114,8 @@ class _Candidate(NamedTuple):
         if lines is None:
             lines = lines_cache[entry.path] = entry.lines()
         first, last = max(0, self.first), min(self.last, len(lines) - 1)
+        if self.kind == "similar":
+            first, last = _off_headers(entry.definitions(), first, last)
         while first < last and not lines[first].strip():
             first += 1
         while last > first and not lines[last].strip():
@@ -122,6 +124,18 @@ class _Candidate(NamedTuple):
         if not body.strip():
             return None
         return Snippet(self.kind, entry.path, entry.relative, first, last, body + "\n", self.key)
+
+
+def _off_headers(definitions: list[symbols.Definition], first: int, last: int) -> tuple[int, int]:
+    """A similar chunk's rows (fixed blocks of rows) moved off the middle of a definition's header: one
+    that starts inside a signature or docstring starts at the definition instead, and one that ends
+    inside one ends before it. A docstring's tail reads to a model as code, and what follows as text."""
+    for definition in definitions:  # in document order: an outer definition before its members
+        if definition.start < first <= definition.header_end:
+            first = definition.start
+        if first < definition.start <= last < definition.header_end:
+            last = definition.start - 1
+    return first, last
 
 
 @dataclass(frozen=True)

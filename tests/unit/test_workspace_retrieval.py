@@ -259,3 +259,32 @@ def test_an_empty_answer_does_not_stick(tmp_path):
     index.update_file(str(tmp_path / "shop/pricing.py"))
     moved = CART_PY.replace("        █\n", "        result = discounted\n        █\n")
     assert [f.path for f in retrieve(index, tmp_path, "shop/cart.py", moved)] == ["shop/pricing.py"]
+
+
+LEDGER_PY = '''class Ledger:
+    def post(self, entry):
+        """
+        Record one entry.
+
+        Entries are kept in the order they are posted.
+        """
+        self.entries.append(entry)
+
+    def balance(self):
+        """The sum of every entry."""
+        return sum(entry.amount for entry in self.entries)
+'''
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        pytest.param((3, 9), (1, 8), id="starting-in-a-docstring-starts-at-its-definition"),
+        pytest.param((7, 9), (7, 8), id="ending-on-a-signature-ends-before-it"),
+        pytest.param((7, 10), (7, 10), id="a-whole-header-stays"),
+        pytest.param((0, 4), (0, 0), id="ending-in-a-docstring-keeps-what-is-above-it"),
+    ],
+)
+def test_similar_chunks_are_moved_off_the_middle_of_a_header(rows, expected):
+    # Chunks are fixed blocks of rows; a docstring's tail at the start of one reads to a model as code.
+    assert retrieval._off_headers(definitions(LEDGER_PY, "python"), *rows) == expected
