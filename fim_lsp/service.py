@@ -261,7 +261,7 @@ class CompletionService:
             self.stats["generated"] += 1
             self.stats["prompt_tokens"] += completion.generation.prompt_tokens
             self.stats["evaluated_tokens"] += completion.generation.evaluated_tokens
-            if completion.text is not None and completion.reason in ("eot", "stop", "length"):
+            if completion.text is not None and _worth_caching(completion):
                 self.cache.put(digest, completion.text)
                 if self.settings.prefetch and self.settings.reuse:
                     self._prefetch(key, request, completion.text)
@@ -307,11 +307,11 @@ class CompletionService:
             return
         self.stats["prefetched"] += 1
         self.stats["prefetch_evaluated_tokens"] += completion.generation.evaluated_tokens
-        if completion.text is not None and completion.reason in ("eot", "stop", "length"):
+        if completion.text is not None and _worth_caching(completion):
             self.cache.put(digest, completion.text)
 
     async def prefetches_done(self) -> None:
-        """Wait until no prefetch is running (tests, benchmarks)."""
+        """Wait until no prefetch is running (for tests)."""
         while self._prefetches:
             await asyncio.gather(*self._prefetches, return_exceptions=True)
 
@@ -362,6 +362,12 @@ def _model_file(settings: Settings) -> Path | None:
     if settings.model in models:
         return cached_path(models[settings.model])
     return Path(settings.model).expanduser()
+
+
+def _worth_caching(completion: Completion) -> bool:
+    """Whether an answer ended as the model or the rules ended it (not cut by a cancel or the deadline),
+    so that the same prompt would get it again."""
+    return completion.reason in ("eot", "stop", "length")
 
 
 def _shape_of(text: str) -> Shape:

@@ -804,9 +804,7 @@ def _truncate_line(
     if whole and checker is not None and "\n" in middle.strip():
         text = _fit_line_end(middle.rstrip(" \t"), cursor, cursor.at_line_start or middle.startswith("\n"))
         if text.strip():
-            errors = checker.errors_with(text)
-            if errors <= checker.base_errors and (line is None or errors <= checker.errors_with(line)):
-                return text
+            return _fewest_errors([text] if line is None else [text, line], checker) or line
     return line
 
 
@@ -1021,9 +1019,15 @@ def _truncate_block(
     checker = _make_checker(language, prefix, suffix)
     if checker is None:
         return candidates[0]
-    # The longest cut with the fewest errors, and none that the file did not have: where the hole
-    # itself broke the file (a missing closing line), a cut that mends it beats a longer one that
-    # breaks it again elsewhere (the suffix's own closing brace written once more).
+    # None: every whole cut breaks the file, and showing a broken block is worse than showing nothing.
+    return _fewest_errors(candidates, checker)
+
+
+def _fewest_errors(candidates: list[str], checker: _InsertionChecker) -> str | None:
+    """The first of `candidates` (longest first) with the fewest syntax errors once inserted, and none
+    that the file did not have; None when each adds an error. Where the hole itself broke the file (a
+    missing closing line), a cut that mends it beats a longer one that breaks it again elsewhere (the
+    suffix's own closing brace written once more)."""
     best, best_errors = None, checker.base_errors
     for candidate in candidates:
         errors = checker.errors_with(candidate)
@@ -1031,7 +1035,6 @@ def _truncate_block(
             best, best_errors = candidate, errors
             if errors == 0:
                 break
-    # None: every whole cut breaks the file, and showing a broken block is worse than showing nothing.
     return best
 
 
