@@ -425,6 +425,8 @@ class RunSummary:
     typed_through_p95_ms: float | None
     accepted: int
     peak_rss_mib: float | None = None
+    prefetched: int = 0
+    """Prefetches the server finished (answers computed for a suggestion's acceptance, off by default)."""
 
 
 def served(record: RequestRecord) -> bool:
@@ -433,7 +435,9 @@ def served(record: RequestRecord) -> bool:
     return record.outcome in ("answered", "empty") and record.source not in (None, "none")
 
 
-def summarize(records: Sequence[RequestRecord], peak_rss_mib: float | None = None) -> RunSummary:
+def summarize(
+    records: Sequence[RequestRecord], peak_rss_mib: float | None = None, prefetched: int = 0
+) -> RunSummary:
     """Counts and percentiles of a run. Latencies are of served requests (see `served`)."""
     done = [r for r in records if served(r) and r.latency_ms is not None]
     latencies = [r.latency_ms for r in done if r.latency_ms is not None]
@@ -465,6 +469,7 @@ def summarize(records: Sequence[RequestRecord], peak_rss_mib: float | None = Non
         typed_through_p95_ms=_round(percentile(through, 95), 2),
         accepted=sum(r.accepted for r in records),
         peak_rss_mib=peak_rss_mib,
+        prefetched=prefetched,
     )
 
 
@@ -1155,6 +1160,7 @@ async def run_model(
                 )
         report["warm_duration_s"] = round(time.perf_counter() - epoch, 1)
         warm_rss = warm.peak_rss_mib()
+        warm_prefetched = (await warm.stats()).get("prefetched", 0)
     finally:
         await warm.stop()
 
@@ -1176,7 +1182,7 @@ async def run_model(
         finally:
             await cold.stop()
 
-    warm_summary = summarize(records, warm_rss)
+    warm_summary = summarize(records, warm_rss, warm_prefetched)
     base_summary = summarize(baseline_records, baseline_rss)
     paired = [r.latency_ms for r in chosen if r.latency_ms is not None]
     stops = [p.stop_ms for p in probes if p.stop_ms is not None]
@@ -1283,6 +1289,7 @@ def format_report(report: dict[str, Any]) -> str:
             ("typed-through hits", warm["typed_through"], base["typed_through"]),
             ("typed-through p95 ms", _fmt(warm["typed_through_p95_ms"], 2), "-"),
             ("suggestions accepted", warm["accepted"], "-"),
+            ("prefetches done", warm.get("prefetched", 0), "-"),
             ("peak resident memory MiB", _fmt(warm["peak_rss_mib"]), _fmt(base["peak_rss_mib"])),
         ]
         out.append(f"  {'':30} {'warm':>10} {'baseline':>10}")
