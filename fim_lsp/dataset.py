@@ -6,7 +6,8 @@ first three as in the public FIM benchmarks and the last the one workspace conte
 - `single-line`: one whole line of code (from its indentation on);
 - `multi-line`: two to five lines that are whole statements at one indentation level;
 - `random-span`: a random stretch of characters inside one to three lines;
-- `cross-file`: a line that uses a name its file imports from another file of the repository.
+- `cross-file`: a line that uses, for the first time in its file, a name the file imports from another
+  file of the repository (as CrossCodeEval's lines do: the file above shows nothing of how it is used).
 
 Each task carries the snippets the workspace index retrieves for its cursor, found as the server finds
 them (with the hole's own file left out of the index's answer), so `fim-lsp bench quality --tasks FILE`
@@ -21,7 +22,7 @@ import logging
 import random
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +46,7 @@ MAX_DEFINING_FILES = 3
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BARE_NAME = re.compile(r"[\w.]+(?:\s+as\s+\w+)?,?$")
+_IMPORT_ROW = re.compile(r"^\s*(?:import\b|from\s+\S+\s+import\b|using\b|#include\b|package\b|export\s+\{)")
 # Lines that are no good as holes: comments, decorators, imports, lone brackets, docstring quotes.
 _SKIPPED_LINE = re.compile(
     r"^\s*(?:#|//|/\*|\*|--|@|import\b|from\s+\S+\s+import\b|package\b|using\b|#include\b|\"\"\"|'''|[)\]}]+[;,]?\s*$)"
@@ -155,19 +157,29 @@ def multi_line_holes(lines: Sequence[str], rng: random.Random) -> list[tuple[int
 
 
 def cross_file_names(
-    line: str, imported: set[str], defined_here: set[str], files_defining: Callable[[str], int]
+    line: str,
+    imported: set[str],
+    defined_here: set[str],
+    files_defining: Callable[[str], int],
+    used_above: Container[str] = frozenset(),
 ) -> list[str]:
     """Names a line uses that its file imports and the repository defines at the top level of other
-    files (and few: `files_defining(name)` counts them), not in the line's own file. The import is
-    what makes the dependency real: a word that merely matches a method somewhere (`send`, `read`)
+    files (and few: `files_defining(name)` counts them), not in the line's own file, and that no row
+    above the line uses (`used_above`: a use above shows the model how to write this one). The import
+    is what makes the dependency real: a word that merely matches a method somewhere (`send`, `read`)
     does not make a line cross-file, nor does a docstring that mentions a class."""
     names = []
     for name in _IDENTIFIER.findall(line):
-        if len(name) < 4 or name not in imported or name in defined_here:
+        if len(name) < 4 or name not in imported or name in defined_here or name in used_above:
             continue
         if 0 < files_defining(name) <= MAX_DEFINING_FILES:
             names.append(name)
     return names
+
+
+def _import_row(line: str) -> bool:
+    """Whether a row is (part of) an import: naming a module's name there is no use of it."""
+    return bool(_IMPORT_ROW.match(line) or _BARE_NAME.match(line.strip()))
 
 
 def cut(text: str, lines: Sequence[str], first: int, last: int) -> tuple[str, str, str]:
@@ -269,14 +281,17 @@ def _candidates(
 
             tree = DocumentSyntax(entry.language, text) if entry.language in LANGUAGES else None
             starts = _line_starts(lines)
+            used_above: set[str] = set()
+            holes = {row for row, _ in single_line_holes(lines)}
             rows = []
-            for row, _ in single_line_holes(lines):
-                code_starts = starts[row] + _indent(lines[row]) + 1
-                if tree is not None and inside_comment_or_string(tree, text, code_starts):
-                    continue  # a docstring's or a string's line: prose, not a use of the name
-                names = cross_file_names(lines[row], imported, defined_here, elsewhere)
-                if names:
+            for row, line in enumerate(lines):
+                if _import_row(line):
+                    continue
+                if tree is not None and inside_comment_or_string(tree, text, starts[row] + _indent(line) + 1):
+                    continue  # a docstring's, comment's or string's line: prose, neither hole nor use
+                if row in holes and cross_file_names(line, imported, defined_here, elsewhere, used_above):
                     rows.append((row, row))
+                used_above.update(_IDENTIFIER.findall(line))
         for first, last in rows:
             if kind == "random-span":
                 prefix, middle, suffix = random_span(text, lines, first, rng)
