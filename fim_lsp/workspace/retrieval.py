@@ -3,8 +3,9 @@
 Three kinds of snippet, taken from files other than the cursor's:
 
 - **definitions** of the names used in the rows above the cursor and of the names the file imports
-  (names that are both come first, then used ones nearest the cursor first, then imported ones): a
-  short definition whole, a long one as its header (signature and docstring);
+  (names that are both come first, then used ones nearest the cursor first, then imported ones; never
+  the words of an imported module's path): a short definition whole, a long one as its header
+  (signature and docstring);
 - **recent** ranges: rows the user edited or visited lately in other files, newest first;
 - **similar** chunks: the chunks that score best by BM25 against the identifiers of those rows.
 
@@ -209,9 +210,14 @@ class SnippetRetriever:
     def _candidates(self, query: _Query) -> tuple[list[_Candidate], set[tuple[str, int, int]]]:
         """The candidates in rank order (their text not read yet), and the keys of a wider pool
         (for the sticky rule)."""
+        imported = symbols.imported_names(query.head, query.language)
+        # The words of a module's path in an import (`pygls` in `from pygls.server import X`) name
+        # files and folders, not code: looked up or searched for, they find only namesakes.
+        module_words = {word for _name, module in imported for word in module.split("/")}
+        module_words -= {name for name, _module in imported}
         candidates = [
             _Candidate("definition", entry, *definition_rows(definition))
-            for entry, definition in self._definitions(query)
+            for entry, definition in self._definitions(query, imported, module_words)
         ]
         recent = 0
         for recent_range in self.index.recent_ranges():
@@ -221,9 +227,9 @@ class SnippetRetriever:
             if recent_file is not None:
                 candidates.append(_Candidate("recent", recent_file, recent_range.first, recent_range.last))
                 recent += 1
-        hits = self.index.similar_chunks(
-            terms_of(query.window), exclude=query.path, limit=2 * SIMILAR_CANDIDATES
-        )
+        path_terms = {word.lower() for word in module_words}
+        terms = [term for term in terms_of(query.window) if term not in path_terms]
+        hits = self.index.similar_chunks(terms, exclude=query.path, limit=2 * SIMILAR_CANDIDATES)
         pool = {c.key for c in candidates} | {(hit.file.path, hit.first, hit.last) for hit in hits}
         best = hits[0].score if hits else 0.0
         candidates += [
@@ -233,17 +239,18 @@ class SnippetRetriever:
         ]
         return candidates, pool
 
-    def _definitions(self, query: _Query) -> list[tuple[IndexedFile, symbols.Definition]]:
+    def _definitions(
+        self, query: _Query, imported: list[symbols.ImportedName], module_words: set[str]
+    ) -> list[tuple[IndexedFile, symbols.Definition]]:
         """Definitions in other files of the names the query uses and imports, in rank order."""
-        imported = symbols.imported_names(query.head, query.language)
         hints: dict[str, set[str]] = {}
         for name, module in imported:
             if module:
                 hints.setdefault(name, set()).update(_tails(module))
         all_modules = set().union(*hints.values()) if hints else set()
-        used = symbols.used_names(query.window)
-        used_set = set(used)
         imported_order = list(dict.fromkeys(name for name, _module in imported if name))
+        used = [name for name in symbols.used_names(query.window) if name not in module_words]
+        used_set = set(used)
         names = [name for name in used if name in hints]
         names += [name for name in used if name not in hints]
         names += [name for name in imported_order if name not in used_set]

@@ -108,6 +108,14 @@ def test_definition_of_an_imported_function_from_another_file(tmp_path):
     assert "shop/cart.py" not in [f.path for f in files]  # the cursor's own file is never a snippet
 
 
+def test_the_words_of_an_imported_module_path_are_not_looked_up(tmp_path):
+    # `shop` in `from shop.pricing import ...` names a folder; a variable that happens to share the
+    # name (as pygls's `__init__.py` has `pygls = "pygls"`) is no definition the code needs.
+    files = {"shop/__init__.py": 'shop = "shop"\n', "shop/pricing.py": PRICING_PY, "shop/cart.py": CART_PY}
+    index = make_workspace(tmp_path, files)
+    assert [f.path for f in retrieve(index, tmp_path, "shop/cart.py", CART_PY)] == ["shop/pricing.py"]
+
+
 def test_long_definition_is_shown_by_its_header():
     body = "".join(f"    step_{n} = price * {n}\n" for n in range(30))
     long_pricing = PRICING_PY.replace(
