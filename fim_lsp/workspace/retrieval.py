@@ -5,7 +5,8 @@ Three kinds of snippet, taken from files other than the cursor's:
 - **definitions** of the names used in the rows above the cursor and of the names the file imports
   (names that are both come first, then used ones nearest the cursor first, then imported ones; never
   the words of an imported module's path): a short definition whole, a long one as its header
-  (signature and docstring);
+  (signature and docstring), and a long class also by the signatures of its public methods (its
+  constructor's included): what code that uses the class needs to know;
 - **recent** ranges: rows the user edited or visited lately in other files, newest first;
 - **similar** chunks: the chunks that score best by BM25 against the identifiers of those rows.
 
@@ -51,6 +52,16 @@ SHORT_DEFINITION_ROWS = 12
 MAX_DEFINING_FILES = 3
 #: A name defined in more files than this is not looked up at all (`__init__`, `get`, `main`).
 MAX_CANDIDATE_FILES = 64
+#: Method signatures shown at most for a long class (in document order, public ones and constructors).
+OUTLINE_MEMBERS = 8
+#: Rows of one method signature shown at most.
+SIGNATURE_ROWS = 4
+#: Kinds of definition whose methods make an outline.
+_OUTLINED_KINDS = frozenset({"class", "struct", "interface"})
+#: Leading rows of a definition that are not its signature: decorators, attributes, doc comments.
+_DECORATION = ("@", "#", "//", "/*", "*", "--")
+#: How a signature's last row ends (Python's colon, a brace that opens the body, a prototype's semicolon).
+_SIGNATURE_ENDS = (":", "{", ";")
 #: Definitions shown per name at most.
 DEFINITIONS_PER_NAME = 2
 #: Names looked up at most (nearest the cursor first), and definitions offered at most: more would
@@ -103,6 +114,8 @@ class _Candidate(NamedTuple):
     file: IndexedFile
     first: int
     last: int
+    signature_only: bool = False
+    """A method in a class's outline: only its signature's rows are shown."""
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -117,6 +130,8 @@ class _Candidate(NamedTuple):
         first, last = max(0, self.first), min(self.last, len(lines) - 1)
         if self.kind == "similar":
             first, last = _off_headers(entry.definitions(), first, last)
+        if self.signature_only:
+            first, last = signature_rows(lines, first, last)
         while first < last and not lines[first].strip():
             first += 1
         while last > first and not lines[last].strip():
@@ -215,10 +230,13 @@ class SnippetRetriever:
         # files and folders, not code: looked up or searched for, they find only namesakes.
         module_words = {word for _name, module in imported for word in module.split("/")}
         module_words -= {name for name, _module in imported}
-        candidates = [
-            _Candidate("definition", entry, *definition_rows(definition))
-            for entry, definition in self._definitions(query, imported, module_words)
-        ]
+        candidates = []
+        for entry, definition in self._definitions(query, imported, module_words):
+            candidates.append(_Candidate("definition", entry, *definition_rows(definition)))
+            candidates += [
+                _Candidate("definition", entry, member.start, member.header_end, signature_only=True)
+                for member in outline_members(entry.definitions(), definition)
+            ]
         recent = 0
         for recent_range in self.index.recent_ranges():
             if recent_range.path == query.path or recent >= RECENT_CANDIDATES:
@@ -283,6 +301,35 @@ def definition_rows(definition: symbols.Definition) -> tuple[int, int]:
     """The rows of a definition shown in a prompt: all of a short one, the header of a long one."""
     rows = definition.end - definition.start + 1
     return definition.start, definition.end if rows <= SHORT_DEFINITION_ROWS else definition.header_end
+
+
+def outline_members(
+    definitions: list[symbols.Definition], outer: symbols.Definition
+) -> list[symbols.Definition]:
+    """The methods whose signatures outline a long class `outer` (none for a short one, shown whole):
+    public ones and constructors, in document order, at most `OUTLINE_MEMBERS`."""
+    if outer.kind not in _OUTLINED_KINDS or definition_rows(outer)[1] == outer.end:
+        return []
+    members = [
+        d
+        for d in definitions
+        if d.kind == "method"
+        and outer.header_end < d.start <= d.end <= outer.end
+        and (not d.name.startswith("_") or d.name == "__init__")
+    ]
+    return members[:OUTLINE_MEMBERS]
+
+
+def signature_rows(lines: list[str], first: int, last: int) -> tuple[int, int]:
+    """The rows of a definition's signature within its header rows `first`..`last`: decorators and doc
+    comments above it skipped, the docstring below it left out, at most `SIGNATURE_ROWS` rows."""
+    start = first
+    while start < last and lines[start].lstrip().startswith(_DECORATION):
+        start += 1
+    end = start
+    while end < min(last, start + SIGNATURE_ROWS - 1) and not lines[end].rstrip().endswith(_SIGNATURE_ENDS):
+        end += 1
+    return start, end
 
 
 def _make_query(path: str, text: str, offset: int, language: str | None) -> _Query:

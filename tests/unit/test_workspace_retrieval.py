@@ -296,3 +296,77 @@ LEDGER_PY = '''class Ledger:
 def test_similar_chunks_are_moved_off_the_middle_of_a_header(rows, expected):
     # Chunks are fixed blocks of rows; a docstring's tail at the start of one reads to a model as code.
     assert retrieval._off_headers(definitions(LEDGER_PY, "python"), *rows) == expected
+
+
+ACCOUNTS_PY = '''"""Accounts and their ledgers."""
+
+
+class Account:
+    """A customer's account: its ledger, limits and statements."""
+
+    def __init__(self, owner: str, limit: float = 0.0) -> None:
+        self.owner = owner
+        self.limit = limit
+        self.ledger = Ledger()
+
+    @property
+    def balance(self) -> float:
+        """What the account holds now."""
+        return self.ledger.balance()
+
+    def deposit(
+        self, amount: float, memo: str = ""
+    ) -> None:
+        self.ledger.post(Entry(amount, memo))
+
+    def _check_limit(self, amount: float) -> None:
+        if self.balance - amount < -self.limit:
+            raise OverdraftError(self.owner, amount)
+
+    def withdraw(self, amount: float) -> None:
+        self._check_limit(amount)
+        self.ledger.post(Entry(-amount, "withdrawal"))
+'''
+
+TELLER_PY = """from bank.accounts import Account
+
+
+def open_account(owner):
+    account = Account(owner)
+    █
+"""
+
+
+def test_a_long_class_is_outlined_by_its_public_method_signatures(tmp_path):
+    index = make_workspace(tmp_path, {"bank/accounts.py": ACCOUNTS_PY, "bank/teller.py": TELLER_PY})
+    files = retrieve(index, tmp_path, "bank/teller.py", TELLER_PY)
+    assert [f.path for f in files] == ["bank/accounts.py"]
+    # The header, then each public method's signature (decorators, docstrings and bodies left out);
+    # the constructor is kept and the private helper is not.
+    assert files[0].text == (
+        "class Account:\n"
+        '    """A customer\'s account: its ledger, limits and statements."""\n'
+        "\n"
+        "    def __init__(self, owner: str, limit: float = 0.0) -> None:\n"
+        "\n"
+        "    def balance(self) -> float:\n"
+        "\n"
+        "    def deposit(\n"
+        '        self, amount: float, memo: str = ""\n'
+        "    ) -> None:\n"
+        "\n"
+        "    def withdraw(self, amount: float) -> None:\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        pytest.param(["  @property", "  def rows(self) -> int:", '    """How many."""'], (1, 1), id="python"),
+        pytest.param(["  /** Adds. */", "  @Override", "  public int add(int a) {"], (2, 2), id="java"),
+        pytest.param(["  push(item: T): void;"], (0, 0), id="typescript-signature"),
+        pytest.param(["def f(", "    a,", "    b,", "    c,", "    d,", "):"], (0, 3), id="capped"),
+    ],
+)
+def test_signature_rows(header, expected):
+    assert retrieval.signature_rows(header, 0, len(header) - 1) == expected
