@@ -4,6 +4,7 @@ little; with reuse off every request evaluates its whole prompt."""
 
 from __future__ import annotations
 
+import asyncio
 from importlib import resources
 
 import pytest
@@ -50,3 +51,43 @@ async def test_moving_down_the_file_reuses_the_cached_suffix(start_editor, reuse
             assert evaluated < prompt / 4, (row, evaluated, prompt)
         else:
             assert evaluated == prompt
+
+
+FIZZBUZZ = """def fizzbuzz(n):
+    for i in range(1, n + 1):
+        if i % 15 == 0:
+            print("FizzBuzz")
+        elif i % 3 == 0:
+            \n"""
+
+
+async def stats_of(editor) -> dict:
+    return await editor.client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="fim-lsp.stats")
+    )
+
+
+async def test_prefetch_answers_the_accepted_suggestion_from_the_cache(start_editor):
+    editor = await start_editor({"model": FAST_MODEL, "prefetch": True, "workspaceContext": False})
+    await editor.wait_until("ready")
+    uri = "file:///work/fizzbuzz.py"
+    editor.open(uri, FIZZBUZZ)
+    row, column = FIZZBUZZ.count("\n") - 1, 12
+    (item,) = await editor.inline(uri, row, column)
+    shown = item.insert_text
+    assert isinstance(shown, str) and "\n" not in shown.strip("\n"), shown
+    # While the suggestion is read, the server computes the next one for the document with it accepted.
+    for _ in range(600):
+        before = await stats_of(editor)
+        if before["prefetched"]:
+            break
+        await asyncio.sleep(0.1)
+    assert before["prefetched"] == 1
+    editor.change(uri, shown, (row, column), (row, column))  # Tab
+    items = await editor.inline(uri, row, column + len(shown))
+    after = await stats_of(editor)
+    # The model wrote the rest of the branches (elif ... "Buzz", else) during the prefetch; accepting
+    # costs a cache lookup, no generation.
+    assert items and items[0].insert_text, "the prefetched answer is shown"
+    assert after["generated"] == before["generated"]
+    assert after["cache_hits"] == before["cache_hits"] + 1
