@@ -30,6 +30,9 @@ State = Literal["idle", "loading", "ready", "error"]
 
 #: Settings whose change means the engine must be built again.
 _ENGINE_FIELDS = ("model", "threads", "gpu_layers", "context_size", "engine")
+#: What the cache holds for a place where the model ran and nothing was worth showing: asking there
+#: again (a re-trigger, undo, the cursor moving back) would run the model to the same end.
+NOTHING_TO_SHOW = ""
 
 
 @dataclass(frozen=True)
@@ -222,7 +225,7 @@ class CompletionService:
         cached = self.cache.get(digest)
         if cached is not None:
             self.stats["cache_hits"] += 1
-            return Completion(cached, _shape_of(cached), "cached")
+            return Completion(cached or None, _shape_of(cached), "cached")
         return None
 
     def _remember(self, key: str, request: CompletionRequest, completion: Completion) -> None:
@@ -261,9 +264,9 @@ class CompletionService:
             self.stats["generated"] += 1
             self.stats["prompt_tokens"] += completion.generation.prompt_tokens
             self.stats["evaluated_tokens"] += completion.generation.evaluated_tokens
-            if completion.text is not None and _worth_caching(completion):
-                self.cache.put(digest, completion.text)
-                if self.settings.prefetch and self.settings.reuse:
+            if _worth_caching(completion):
+                self.cache.put(digest, completion.text or NOTHING_TO_SHOW)
+                if completion.text is not None and self.settings.prefetch and self.settings.reuse:
                     self._prefetch(key, request, completion.text)
         self._remember(key, request, completion)
         return completion
@@ -307,8 +310,8 @@ class CompletionService:
             return
         self.stats["prefetched"] += 1
         self.stats["prefetch_evaluated_tokens"] += completion.generation.evaluated_tokens
-        if completion.text is not None and _worth_caching(completion):
-            self.cache.put(digest, completion.text)
+        if _worth_caching(completion):
+            self.cache.put(digest, completion.text or NOTHING_TO_SHOW)
 
     async def prefetches_done(self) -> None:
         """Wait until no prefetch is running (for tests)."""
@@ -366,7 +369,7 @@ def _model_file(settings: Settings) -> Path | None:
 
 def _worth_caching(completion: Completion) -> bool:
     """Whether an answer ended as the model or the rules ended it (not cut by a cancel or the deadline),
-    so that the same prompt would get it again."""
+    so that the same prompt would get it again (shown or not)."""
     return completion.reason in ("eot", "stop", "length")
 
 

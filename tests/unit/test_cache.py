@@ -4,6 +4,9 @@ import pytest
 
 from fim_lsp.cache import MIB, CompletionCache, ShownCompletion, cache_key, entry_cost, typed_through
 from fim_lsp.config import Settings, parse_settings
+from fim_lsp.engine.base import Engine, Generation, GenerationRequest
+from fim_lsp.pipeline import CompletionRequest
+from fim_lsp.prompt import template_for_family
 from fim_lsp.service import CompletionService
 
 
@@ -97,3 +100,35 @@ def test_what_is_remembered_for_typing_through_is_near_the_cursor_only():
     # An edit near the cursor is seen; one longer than the window far below is seen by its length.
     assert typed_through(shown, typed.replace("total = ", "grand = "), offset + 2) is None
     assert typed_through(shown, typed + "x = 1\n", offset + 2) is None
+
+
+class SilentEngine(Engine):
+    """Ends every middle at once: the model's way of saying nothing belongs here."""
+
+    def __init__(self) -> None:
+        self.template = template_for_family("qwen2.5-coder")
+        self.calls = 0
+
+    def count_tokens(self, text: str) -> int:
+        return len(text) // 4 + 1
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        self.calls += 1
+        return Generation("", "eot", prompt_tokens=12, evaluated_tokens=12, generated_tokens=0)
+
+
+async def test_a_place_with_nothing_to_show_is_remembered_too():
+    engine = SilentEngine()
+    service = CompletionService(Settings(workspace_context=False), engine_factory=lambda _settings: engine)
+    service.start()
+    assert service.wait_ready(timeout=30).state == "ready"
+    text = "def area(r):\n    return 3.14159 * r * r\n\n"
+    request = CompletionRequest(text, len(text), "python", "/w/area.py")
+    try:
+        first = await service.complete("doc", request)
+        again = await service.complete("doc", request)  # a re-trigger at the same place
+        assert (first.text, first.reason) == (None, "eot")
+        assert (again.text, again.reason) == (None, "cached")
+        assert engine.calls == 1 and service.stats["cache_hits"] == 1
+    finally:
+        service.shutdown()
