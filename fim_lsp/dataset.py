@@ -46,11 +46,11 @@ MAX_DEFINING_FILES = 3
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BARE_NAME = re.compile(r"[\w.]+(?:\s+as\s+\w+)?,?$")
-_IMPORT_ROW = re.compile(r"^\s*(?:import\b|from\s+\S+\s+import\b|using\b|#include\b|package\b|export\s+\{)")
+# How an import (or a package line) starts, in the languages the index reads.
+_IMPORT_START = r"import\b|from\s+\S+\s+import\b|package\b|using\b|#include\b"
+_IMPORT_ROW = re.compile(rf"^\s*(?:{_IMPORT_START}|export\s+\{{)")
 # Lines that are no good as holes: comments, decorators, imports, lone brackets, docstring quotes.
-_SKIPPED_LINE = re.compile(
-    r"^\s*(?:#|//|/\*|\*|--|@|import\b|from\s+\S+\s+import\b|package\b|using\b|#include\b|\"\"\"|'''|[)\]}]+[;,]?\s*$)"
-)
+_SKIPPED_LINE = re.compile(rf"^\s*(?:#|//|/\*|\*|--|@|{_IMPORT_START}|\"\"\"|'''|[)\]}}]+[;,]?\s*$)")
 
 
 @dataclass(frozen=True)
@@ -282,14 +282,13 @@ def _candidates(
             tree = DocumentSyntax(entry.language, text) if entry.language in LANGUAGES else None
             starts = _line_starts(lines)
             used_above: set[str] = set()
-            holes = {row for row, _ in single_line_holes(lines)}
             rows = []
             for row, line in enumerate(lines):
                 if _import_row(line):
                     continue
                 if tree is not None and inside_comment_or_string(tree, text, starts[row] + _indent(line) + 1):
                     continue  # a docstring's, comment's or string's line: prose, neither hole nor use
-                if row in holes and cross_file_names(line, imported, defined_here, elsewhere, used_above):
+                if code_line(line) and cross_file_names(line, imported, defined_here, elsewhere, used_above):
                     rows.append((row, row))
                 used_above.update(_IDENTIFIER.findall(line))
         for first, last in rows:
