@@ -235,7 +235,7 @@ class SnippetRetriever:
             candidates.append(_Candidate("definition", entry, *definition_rows(definition)))
             candidates += [
                 _Candidate("definition", entry, member.start, member.header_end, signature_only=True)
-                for member in outline_members(entry.definitions(), definition)
+                for member in outline_members(entry, definition)
             ]
         recent = 0
         for recent_range in self.index.recent_ranges():
@@ -303,16 +303,15 @@ def definition_rows(definition: symbols.Definition) -> tuple[int, int]:
     return definition.start, definition.end if rows <= SHORT_DEFINITION_ROWS else definition.header_end
 
 
-def outline_members(
-    definitions: list[symbols.Definition], outer: symbols.Definition
-) -> list[symbols.Definition]:
-    """The methods whose signatures outline a long class `outer` (none for a short one, shown whole):
-    public ones and constructors, in document order, at most `OUTLINE_MEMBERS`."""
+def outline_members(entry: IndexedFile, outer: symbols.Definition) -> list[symbols.Definition]:
+    """The methods of `entry` whose signatures outline its long class `outer` (none for a short one,
+    shown whole): public ones and constructors, in document order, at most `OUTLINE_MEMBERS`. The
+    file's definitions are unpacked only for a class that needs an outline."""
     if outer.kind not in _OUTLINED_KINDS or definition_rows(outer)[1] == outer.end:
         return []
     members = [
         d
-        for d in definitions
+        for d in entry.definitions()
         if d.kind == "method"
         and outer.header_end < d.start <= d.end <= outer.end
         and (not d.name.startswith("_") or d.name == "__init__")
