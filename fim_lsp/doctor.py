@@ -11,11 +11,22 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fim_lsp import __version__
 
+if TYPE_CHECKING:
+    from fim_lsp.config import Settings
+
 Check = tuple[str, str, str]  # (verdict, what, detail)
+
+#: Characters of real code doctor evaluates to time this machine (about 300 tokens): enough to fill a
+#: batch the way a prompt does, few enough that a slow machine answers in seconds.
+SPEED_PROMPT_CHARS = 1200
+#: Tokens doctor lets the model write to time its writing speed.
+SPEED_NEW_TOKENS = 24
+#: Tokens of a typical one-line answer, for the estimate of a keystroke with a warm cache.
+LINE_TOKENS = 12
 
 
 def _check_llama() -> list[Check]:
@@ -51,19 +62,82 @@ def _check_template(model: str) -> list[Check]:
     from fim_lsp.errors import FimError
 
     try:
-        engine = LlamaCppEngine.from_settings(Settings(model=model, context_size=512))
+        engine = LlamaCppEngine.from_settings(Settings(model=model, context_size=1024))
     except FimError as exc:
         return [("FAIL", "model loads", str(exc))]
-    facts = engine.describe()
-    engine.close()
-    return [
-        (
+    try:
+        facts = engine.describe()
+        loads: Check = (
             "ok",
             "model loads",
             f"{facts['load_seconds']} s, FIM template {facts['template']}, "
             f"gpu offload {'on' if facts['gpu_offload'] else 'off'}",
         )
-    ]
+        return [loads, _check_speed(engine, model)]
+    finally:
+        engine.close()
+
+
+def _check_speed(engine: Any, model: str) -> Check:
+    """How fast this machine evaluates a prompt and writes with the model, and what that means for the
+    default settings: a prompt the cache does not hold costs the whole context budget."""
+    from importlib import resources
+
+    from fim_lsp.config import Settings
+    from fim_lsp.engine.base import GenerationRequest
+    from fim_lsp.models import fast_model
+
+    code = resources.files("fim_lsp").joinpath("data/replay/jobs.py").read_text("utf-8")
+    prompt = engine.template.render(code[:SPEED_PROMPT_CHARS], "", "psm")
+    generation = engine.generate(
+        GenerationRequest(prompt=prompt, max_tokens=SPEED_NEW_TOKENS, reuse_cache=False)
+    )
+    return speed_estimate(
+        generation.evaluated_tokens,
+        generation.prompt_ms,
+        generation.generated_tokens,
+        generation.generate_ms,
+        Settings(),
+        fast_model().name,
+        model,
+    )
+
+
+def speed_estimate(
+    evaluated: int,
+    prompt_ms: float,
+    generated: int,
+    generate_ms: float,
+    settings: Settings,
+    fast: str,
+    model: str,
+) -> Check:
+    """The speed line of doctor's report from one timed generation: rates, what a cold prompt of the
+    settings' budget and a one-line answer would take, and a warning when a cold prompt cannot finish
+    within the time budget (the first request at a new place then answers nothing)."""
+    prompt_rate = evaluated / (prompt_ms / 1000) if prompt_ms > 0 else 0.0
+    # The first token comes with the prompt's time; the rest are the writing speed.
+    write_rate = (generated - 1) / (generate_ms / 1000) if generated > 1 and generate_ms > 0 else 0.0
+    if prompt_rate <= 0 or write_rate <= 0:
+        return ("warn", "speed", f"could not be timed ({evaluated} prompt tokens, {generated} written)")
+    cold_tokens = round(settings.context_budget * (1 + settings.workspace_context_share))
+    cold_s = cold_tokens / prompt_rate
+    line_s = LINE_TOKENS / write_rate
+    detail = (
+        f"prompt {prompt_rate:.0f} tokens/s, writing {write_rate:.0f} tokens/s: a prompt the cache "
+        f"does not hold (up to {cold_tokens:,} tokens with the default settings) takes ~{cold_s:.1f} s, "
+        f"a one-line answer ~{line_s:.1f} s more"
+    )
+    if cold_s * 1000 <= settings.time_budget_ms:
+        return ("ok", "speed", detail)
+    advice = f"the fast model ({fast}) or" if model != fast else "a GPU, a remote engine, or"
+    return (
+        "warn",
+        "speed",
+        f"{detail}; that is over the {settings.time_budget_ms / 1000:.0f} s time budget, so a request "
+        "whose prompt is not cached (a file just opened, the cursor moved up) answers nothing: "
+        f"{advice} a smaller contextBudget suits this machine",
+    )
 
 
 def _check_grammars() -> list[Check]:
