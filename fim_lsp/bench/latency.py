@@ -73,6 +73,9 @@ STATS_COMMAND = "fim-lsp.stats"
 DOCUMENT_STATE_COMMAND = "fim-lsp.documentState"
 #: The issue's target for warm p50 over baseline p50.
 TARGET_RATIO = 0.25
+#: A model run is warm when the KV cache held all but this share of its prompt: a keystroke where the
+#: last request was, not the first request after the cursor moved to another place.
+WARM_EVALUATED_SHARE = 0.1
 
 Outcome = Literal["pending", "answered", "empty", "cancelled", "timeout", "error"]
 Source = Literal["model", "cache", "typed-through", "none"]
@@ -413,6 +416,9 @@ class RunSummary:
     """Over answers of one line."""
     model_p50_ms: float | None
     """Over requests that ran the model (not cache or typed-through)."""
+    warm_model_runs: int
+    """Model runs that found all but a tenth of their prompt in the KV cache (see `warm_run`)."""
+    warm_model_p50_ms: float | None
     evaluated_p50: float | None
     """Prompt tokens evaluated per served request (none for an answer from the cache or typed-through)."""
     model_evaluated_p50: float | None
@@ -433,6 +439,13 @@ def served(record: RequestRecord) -> bool:
     """Whether the server worked out an answer: the model ran, or the cache or typed-through answered.
     Not served: answers refused at once (a cursor inside a word) and superseded ones."""
     return record.outcome in ("answered", "empty") and record.source not in (None, "none")
+
+
+def warm_run(record: RequestRecord) -> bool:
+    """Whether a model run found all but `WARM_EVALUATED_SHARE` of its prompt in the KV cache."""
+    if record.evaluated_tokens is None or not record.prompt_tokens:
+        return False
+    return record.evaluated_tokens <= WARM_EVALUATED_SHARE * record.prompt_tokens
 
 
 def summarize(
@@ -459,6 +472,10 @@ def summarize(
         max_ms=_round(max(latencies) if latencies else None),
         single_line_p50_ms=_round(percentile(single, 50)),
         model_p50_ms=_round(percentile([r.latency_ms for r in model if r.latency_ms is not None], 50)),
+        warm_model_runs=sum(warm_run(r) for r in model),
+        warm_model_p50_ms=_round(
+            percentile([r.latency_ms for r in model if warm_run(r) and r.latency_ms is not None], 50)
+        ),
         evaluated_p50=percentile([r.evaluated_tokens for r in done if r.evaluated_tokens is not None], 50),
         model_evaluated_p50=percentile(
             [r.evaluated_tokens for r in model if r.evaluated_tokens is not None], 50
@@ -1192,6 +1209,7 @@ async def run_model(
         baseline=asdict(base_summary),
         ratio_p50=ratio(warm_summary.p50_ms, base_summary.p50_ms),
         ratio_model_p50=ratio(warm_summary.model_p50_ms, base_summary.p50_ms),
+        ratio_warm_model_p50=ratio(warm_summary.warm_model_p50_ms, base_summary.p50_ms),
         ratio_paired_p50=ratio(percentile(paired, 50), base_summary.p50_ms),
         in_sync=in_sync,
         supersession={
@@ -1282,6 +1300,8 @@ def format_report(report: dict[str, Any]) -> str:
                 _fmt(base["single_line_p50_ms"]),
             ),
             ("model runs p50 ms", _fmt(warm["model_p50_ms"]), _fmt(base["model_p50_ms"])),
+            ("model runs, cache warm", warm.get("warm_model_runs", 0), base.get("warm_model_runs", 0)),
+            ("... their p50 ms", _fmt(warm.get("warm_model_p50_ms")), _fmt(base.get("warm_model_p50_ms"))),
             ("tokens evaluated p50", _fmt(warm["evaluated_p50"]), _fmt(base["evaluated_p50"])),
             ("... of model runs p50", _fmt(warm["model_evaluated_p50"]), _fmt(base["model_evaluated_p50"])),
             ("prompt tokens p50", _fmt(warm["prompt_p50"]), _fmt(base["prompt_p50"])),
@@ -1302,6 +1322,7 @@ def format_report(report: dict[str, Any]) -> str:
         )
         out.append(
             f"  model runs only: {_fmt(run['ratio_model_p50'], 3)}; "
+            f"warm model runs: {_fmt(run.get('ratio_warm_model_p50'), 3)}; "
             f"the baseline's own requests in the warm run: {_fmt(run['ratio_paired_p50'], 3)}"
         )
         sup = run["supersession"]

@@ -230,7 +230,7 @@ def record(outcome, latency_ms=None, source=None, text=None, evaluated=None, pro
 def test_summary_counts_outcomes_and_takes_percentiles_of_served_requests():
     records = [
         record("answered", 400.0, "model", "x + 1", evaluated=30, prompt=900, accepted=True),
-        record("answered", 600.0, "model", "if a:\n    b", evaluated=50, prompt=950),
+        record("answered", 600.0, "model", "if a:\n    b", evaluated=150, prompt=950),
         record("empty", 500.0, "model", evaluated=10, prompt=920),
         record("answered", 2.0, "typed-through", " 1", evaluated=0),
         record("answered", 1.0, "cache", "y", evaluated=0),
@@ -249,6 +249,8 @@ def test_summary_counts_outcomes_and_takes_percentiles_of_served_requests():
     assert summary.p50_ms == 400.0
     assert summary.max_ms == 600.0
     assert summary.model_p50_ms == 500.0
+    assert summary.warm_model_runs == 2, "30 of 900 and 10 of 920 tokens evaluated; 150 of 950 is not warm"
+    assert summary.warm_model_p50_ms == 450.0
     assert summary.single_line_p50_ms == pytest.approx(2.0)
     assert summary.model_evaluated_p50 == 30
     assert summary.evaluated_p50 == 10, "answers without the model evaluate nothing"
