@@ -72,6 +72,9 @@ class Completion:
     """Why generation ended (eot, stop, length, cancelled, deadline) or why it never started."""
     generation: Generation | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    warm_up: GenerationRequest | None = None
+    """Set when the request was stopped before its prompt was evaluated: the part of the prompt that
+    typing on the cursor's line leaves as it is, worth evaluating into the cache while the user types."""
 
 
 def choose_shape(text: str, offset: int, syntax: DocumentSyntax | None = None) -> Shape:
@@ -165,6 +168,18 @@ def _suffix_second_line(prompt: str, suffix: str) -> int | None:
     if newline < 0 or prompt.count(suffix) != 1:
         return None
     return prompt.index(suffix) + newline + 1
+
+
+def _warm_up_request(prompt: str, prompt_prefix: str, split_at: int | None) -> GenerationRequest | None:
+    """The prompt up to the start of the cursor's line, where `prompt_prefix` (the prefix as the prompt
+    has it) is found last in the prompt: what typing on the line does not change."""
+    where = prompt.rfind(prompt_prefix)
+    if where < 0 or not prompt_prefix:
+        return None
+    cut = where + prompt_prefix.rfind("\n") + 1
+    if split_at is not None and split_at >= cut:
+        split_at = None
+    return GenerationRequest(prompt=prompt[:cut], max_tokens=0, split_at=split_at)
 
 
 def _held_back(prefix: str, order: Order) -> str:
@@ -278,6 +293,9 @@ def complete(
             on_text=done,
         )
     )
+    warm_up = None
+    if generation.stop_reason in ("cancelled", "deadline") and generation.generated_tokens == 0:
+        warm_up = _warm_up_request(prompt, shown_prefix[: len(shown_prefix) - len(held)], split_at)
     if generation.stop_reason == "cancelled":
         text = None
     else:
@@ -302,4 +320,5 @@ def complete(
             "generate": generation.generate_ms,
             "total": (finished - started) * 1000,
         },
+        warm_up=warm_up,
     )

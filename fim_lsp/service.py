@@ -8,6 +8,7 @@ settings that shape it change. No LSP here, so the CLI and the benchmarks can us
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -20,7 +21,7 @@ from typing import Literal
 from fim_lsp import pipeline
 from fim_lsp.cache import MIB, CompletionCache, ShownCompletion, cache_key, context_window, typed_through
 from fim_lsp.config import Settings
-from fim_lsp.engine import CancelToken, Engine, create_engine
+from fim_lsp.engine import CancelToken, Engine, GenerationRequest, create_engine
 from fim_lsp.errors import EngineUnavailableError, FimError, PromptTooLongError
 from fim_lsp.pipeline import Completion, CompletionRequest, Shape
 
@@ -68,6 +69,10 @@ class CompletionService:
         self.cache = CompletionCache(settings.cache_memory_mb * MIB)
         self._shown: dict[str, ShownCompletion] = {}
         self._prefetches: set[asyncio.Task[None]] = set()
+        #: Counts the requests made, so that a warm-up knows whether one came after the request it is for.
+        self._requests_made = 0
+        #: Stops the running warm-up, if any: every new request does, since it needs the worker.
+        self._warming: CancelToken | None = None
         self.stats = {
             "requests": 0,
             "generated": 0,
@@ -78,6 +83,8 @@ class CompletionService:
             "evaluated_tokens": 0,
             "prefetched": 0,
             "prefetch_evaluated_tokens": 0,
+            "warm_ups": 0,
+            "warm_up_evaluated_tokens": 0,
         }
 
     @property
@@ -238,6 +245,7 @@ class CompletionService:
     async def complete(self, key: str, request: CompletionRequest) -> Completion:
         """Complete for document `key`; a newer request for the same key makes this one's answer empty."""
         self.stats["requests"] += 1
+        made = self._stop_warming()
         token = self._supersede(key)
         digest = self._cache_key(request)
         answer = self._answer_without_model(key, request, digest) if self.settings.reuse else None
@@ -246,7 +254,9 @@ class CompletionService:
             return answer
         loop = asyncio.get_running_loop()
         try:
-            completion = await loop.run_in_executor(self._worker, self.complete_sync, request, token)
+            completion = await loop.run_in_executor(
+                self._worker, self._complete_then_warm, request, token, made
+            )
         except asyncio.CancelledError:
             token.cancel()  # $/cancelRequest: the generation stops at its next token
             raise
@@ -270,6 +280,50 @@ class CompletionService:
                     self._prefetch(key, request, completion.text)
         self._remember(key, request, completion)
         return completion
+
+    def _stop_warming(self) -> int:
+        """Count a new request and stop the running warm-up; returns the request's number."""
+        with self._lock:
+            self._requests_made += 1
+            made, warming = self._requests_made, self._warming
+        if warming is not None:
+            warming.cancel()
+        return made
+
+    def _complete_then_warm(self, request: CompletionRequest, cancel: CancelToken, made: int) -> Completion:
+        """`complete_sync`, then, when typing (or the time budget) stopped the request before its prompt
+        was evaluated, a warm-up queued on the worker: the user is typing on, and the next request will
+        want that prompt again, all but its last line. Without it the worker would sit idle until that
+        request came, and a prompt longer than the pauses between keys would never be evaluated."""
+        completion = self.complete_sync(request, cancel)
+        if completion.warm_up is not None and self.settings.reuse:
+            with contextlib.suppress(RuntimeError):  # the worker was shut down: the server is exiting
+                self._worker.submit(self._warm_up, completion.warm_up, made)
+        return completion
+
+    def _warm_up(self, request: GenerationRequest, made: int) -> None:
+        """Evaluate `request` into the engine's cache, unless a request came after the one it is for; any
+        request that comes meanwhile stops it."""
+        token = CancelToken()
+        with self._lock:
+            engine = self._engine
+            if made != self._requests_made or engine is None:
+                return
+            self._warming = token
+        try:
+            evaluated = engine.warm(replace(request, cancel=token))
+        except FimError as exc:
+            logger.info("warm-up failed: %s", exc)
+            return
+        except Exception:  # nobody waits for a warm-up: what went wrong is logged here or nowhere
+            logger.exception("warm-up failed")
+            return
+        finally:
+            with self._lock:
+                if self._warming is token:
+                    self._warming = None
+        self.stats["warm_ups"] += 1
+        self.stats["warm_up_evaluated_tokens"] += evaluated
 
     def _prefetch(self, key: str, request: CompletionRequest, shown: str) -> None:
         """Start computing the answer for the document as it will be once `shown` is accepted, into the
@@ -328,6 +382,8 @@ class CompletionService:
         with self._lock:
             tokens, self._latest = list(self._latest.values()), {}
             self._generation += 1
+            if self._warming is not None:
+                tokens.append(self._warming)
         for token in tokens:
             token.cancel()
         # Released on the worker, after whatever generation is running there has seen its cancel flag.

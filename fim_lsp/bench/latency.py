@@ -433,6 +433,8 @@ class RunSummary:
     peak_rss_mib: float | None = None
     prefetched: int = 0
     """Prefetches the server finished (answers computed for a suggestion's acceptance, off by default)."""
+    warm_ups: int = 0
+    """Prompts the server evaluated into its cache after typing cancelled their request."""
 
 
 def served(record: RequestRecord) -> bool:
@@ -449,7 +451,10 @@ def warm_run(record: RequestRecord) -> bool:
 
 
 def summarize(
-    records: Sequence[RequestRecord], peak_rss_mib: float | None = None, prefetched: int = 0
+    records: Sequence[RequestRecord],
+    peak_rss_mib: float | None = None,
+    prefetched: int = 0,
+    warm_ups: int = 0,
 ) -> RunSummary:
     """Counts and percentiles of a run. Latencies are of served requests (see `served`)."""
     done = [r for r in records if served(r) and r.latency_ms is not None]
@@ -487,6 +492,7 @@ def summarize(
         accepted=sum(r.accepted for r in records),
         peak_rss_mib=peak_rss_mib,
         prefetched=prefetched,
+        warm_ups=warm_ups,
     )
 
 
@@ -1177,7 +1183,9 @@ async def run_model(
                 )
         report["warm_duration_s"] = round(time.perf_counter() - epoch, 1)
         warm_rss = warm.peak_rss_mib()
-        warm_prefetched = (await warm.stats()).get("prefetched", 0)
+        server_stats = await warm.stats()
+        warm_prefetched = server_stats.get("prefetched", 0)
+        warm_ups = server_stats.get("warm_ups", 0)
     finally:
         await warm.stop()
 
@@ -1199,7 +1207,7 @@ async def run_model(
         finally:
             await cold.stop()
 
-    warm_summary = summarize(records, warm_rss, warm_prefetched)
+    warm_summary = summarize(records, warm_rss, warm_prefetched, warm_ups)
     base_summary = summarize(baseline_records, baseline_rss)
     paired = [r.latency_ms for r in chosen if r.latency_ms is not None]
     stops = [p.stop_ms for p in probes if p.stop_ms is not None]
@@ -1310,6 +1318,7 @@ def format_report(report: dict[str, Any]) -> str:
             ("typed-through p95 ms", _fmt(warm["typed_through_p95_ms"], 2), "-"),
             ("suggestions accepted", warm["accepted"], "-"),
             ("prefetches done", warm.get("prefetched", 0), "-"),
+            ("warm-ups after a cancel", warm.get("warm_ups", 0), "-"),
             ("peak resident memory MiB", _fmt(warm["peak_rss_mib"]), _fmt(base["peak_rss_mib"])),
         ]
         out.append(f"  {'':30} {'warm':>10} {'baseline':>10}")

@@ -86,6 +86,12 @@ class Engine(ABC):
         """Write a middle for `request.prompt`, stopping at end-of-text, a stop string, the token limit,
         the deadline or cancellation, whichever comes first."""
 
+    def warm(self, request: GenerationRequest) -> int:
+        """Evaluate `request.prompt` into the engine's cache without writing anything, so that a later
+        prompt that starts with it evaluates only the rest; stops when the request is cancelled.
+        Returns the tokens evaluated. Engines that keep no cache of their own do nothing."""
+        return 0
+
     def describe(self) -> dict[str, Any]:
         """Facts for `fim-lsp doctor` and logs: backend, model, template family."""
         return {"template": self.template.family}

@@ -8,12 +8,13 @@ superseded request stops within one chunk or one token instead of after the whol
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -317,7 +318,8 @@ class LlamaCppEngine(Engine):
         logger.debug("reused %d cached tokens in %d shifted runs", reused - shared, len(runs))
         return reused
 
-    def generate(self, request: GenerationRequest) -> Generation:
+    def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
+        """The prompt's tokens, tokenized afresh from `split_at` on; too many for the context is an error."""
         split = request.split_at
         if split is not None and 0 < split < len(request.prompt):
             tokens = self.tokenize(request.prompt[:split]) + self.tokenize(request.prompt[split:])
@@ -328,14 +330,32 @@ class LlamaCppEngine(Engine):
                 f"prompt of {len(tokens)} tokens plus {request.max_tokens} new ones exceeds "
                 f"the context of {self.llama.n_ctx()}"
             )
+        return tokens
+
+    @contextlib.contextmanager
+    def _interruptible(self, request: GenerationRequest) -> Iterator[None]:
+        """Let llama.cpp abort a decode when `request` is cancelled or out of time, and keep our record of
+        the cache true after an abort."""
         self._interrupt = lambda: self._interruption(request) is not None
         _aborting.clear()
         try:
-            return self._generate(tokens, request)
+            yield
         finally:
             self._interrupt = None
             if _aborting.is_set():
                 self._forget_aborted_tokens()
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        tokens = self._prompt_tokens(request)
+        with self._interruptible(request):
+            return self._generate(tokens, request)
+
+    def warm(self, request: GenerationRequest) -> int:
+        # All but the prompt's last token: the one a generation would evaluate for its first logits.
+        tokens = self._prompt_tokens(request)
+        with self._interruptible(request):
+            evaluated, _ = self._evaluate_prompt(tokens, request)
+        return evaluated
 
     def _forget_aborted_tokens(self) -> None:
         """After an aborted decode llama.cpp drops the failed batch's cells; keep our record of what the

@@ -91,3 +91,40 @@ async def test_prefetch_answers_the_accepted_suggestion_from_the_cache(start_edi
     assert items and items[0].insert_text, "the prefetched answer is shown"
     assert after["generated"] == before["generated"]
     assert after["cache_hits"] == before["cache_hits"] + 1
+
+
+async def test_a_prompt_typing_cancelled_is_evaluated_while_the_user_types_on(start_editor):
+    editor = await start_editor({"model": FAST_MODEL, "maxNewTokens": 8, "workspaceContext": False})
+    await editor.wait_until("ready")
+    lines = SOURCE.split("\n")
+    row = next(r for r, line in enumerate(lines) if line == "" and lines[r - 1].startswith("    "))
+    text = "\n".join(line if r != row else "    " for r, line in enumerate(lines))
+    uri = "file:///work/jobs.py"
+    editor.open(uri, text)
+    params = types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri),
+        position=types.Position(row, 4),
+        context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic),
+    )
+    # A cold prompt of ~900 tokens takes seconds on a CPU: the next key cancels it well before.
+    pending = editor.client.protocol.send_request(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="typed-on"
+    )
+    await asyncio.sleep(0.3)
+    editor.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="typed-on"))
+    with pytest.raises(Exception, match="cancel"):
+        await asyncio.wrap_future(pending)
+    editor.change(uri, "r", (row, 4), (row, 4))
+    # While the user types, the server evaluates the cancelled prompt up to the cursor's line.
+    for _ in range(1200):
+        before = await stats_of(editor)
+        if before["warm_ups"]:
+            break
+        await asyncio.sleep(0.1)
+    assert before["warm_ups"] == 1 and before["warm_up_evaluated_tokens"] > 0, before
+    await editor.inline(uri, row, 5)
+    after = await stats_of(editor)
+    evaluated = after["evaluated_tokens"] - before["evaluated_tokens"]
+    prompt = after["prompt_tokens"] - before["prompt_tokens"]
+    # The next request found all but the cursor's line (and the prompt's last token) in the cache.
+    assert 0 < evaluated <= 10, (evaluated, prompt)

@@ -238,7 +238,7 @@ def test_summary_counts_outcomes_and_takes_percentiles_of_served_requests():
         record("cancelled"),
         record("timeout"),
     ]
-    summary = latency.summarize(records, peak_rss_mib=700.0, prefetched=2)
+    summary = latency.summarize(records, peak_rss_mib=700.0, prefetched=2, warm_ups=5)
     assert (summary.requests, summary.answered, summary.empty, summary.cancelled, summary.failed) == (
         8,
         4,
@@ -259,6 +259,7 @@ def test_summary_counts_outcomes_and_takes_percentiles_of_served_requests():
     assert summary.typed_through_p95_ms == 2.0
     assert summary.peak_rss_mib == 700.0
     assert summary.prefetched == 2, "the server's own count, passed through"
+    assert summary.warm_ups == 5
 
 
 def test_an_empty_run_has_no_percentiles():
