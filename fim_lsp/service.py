@@ -322,8 +322,9 @@ class CompletionService:
             with self._lock:
                 if self._warming is token:
                     self._warming = None
-        self.stats["warm_ups"] += 1
-        self.stats["warm_up_evaluated_tokens"] += evaluated
+        if evaluated:  # engines that keep no cache of their own (remote ones) warm nothing
+            self.stats["warm_ups"] += 1
+            self.stats["warm_up_evaluated_tokens"] += evaluated
 
     def _prefetch(self, key: str, request: CompletionRequest, shown: str) -> None:
         """Start computing the answer for the document as it will be once `shown` is accepted, into the
