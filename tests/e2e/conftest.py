@@ -28,6 +28,7 @@ class Editor:
         self._changed = asyncio.Event()
         self.versions: dict[str, int] = {}
         self.server_capabilities: types.ServerCapabilities | None = None
+        self._cancelled = 0
 
     def on_status(self, params: Any) -> None:
         self.statuses.append({"state": params.state, "message": params.message})
@@ -76,6 +77,24 @@ class Editor:
         if result is None:
             return []
         return list(result.items if isinstance(result, types.InlineCompletionList) else result)
+
+    async def cancelled_inline(self, uri: str, line: int, character: int, after_s: float) -> None:
+        """Ask for a completion and cancel it with `$/cancelRequest` `after_s` later, as an editor does
+        when the next key comes; the request must then fail as cancelled."""
+        params = types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri),
+            position=types.Position(line, character),
+            context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic),
+        )
+        self._cancelled += 1
+        request_id = f"cancel-me-{self._cancelled}"
+        pending = self.client.protocol.send_request(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=request_id
+        )
+        await asyncio.sleep(after_s)
+        self.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=request_id))
+        with pytest.raises(Exception, match="cancel"):
+            await asyncio.wrap_future(pending)
 
     async def document_state(self, uri: str) -> Any:
         return await self.client.workspace_execute_command_async(

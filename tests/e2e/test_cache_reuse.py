@@ -101,19 +101,8 @@ async def test_a_prompt_typing_cancelled_is_evaluated_while_the_user_types_on(st
     text = "\n".join(line if r != row else "    " for r, line in enumerate(lines))
     uri = "file:///work/jobs.py"
     editor.open(uri, text)
-    params = types.InlineCompletionParams(
-        text_document=types.TextDocumentIdentifier(uri),
-        position=types.Position(row, 4),
-        context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic),
-    )
     # A cold prompt of ~900 tokens takes seconds on a CPU: the next key cancels it well before.
-    pending = editor.client.protocol.send_request(
-        types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="typed-on"
-    )
-    await asyncio.sleep(0.3)
-    editor.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="typed-on"))
-    with pytest.raises(Exception, match="cancel"):
-        await asyncio.wrap_future(pending)
+    await editor.cancelled_inline(uri, row, 4, after_s=0.3)
     editor.change(uri, "r", (row, 4), (row, 4))
     # While the user types, the server evaluates the cancelled prompt up to the cursor's line.
     for _ in range(1200):
