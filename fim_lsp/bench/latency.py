@@ -1082,6 +1082,44 @@ async def probe_supersession(
     return probes
 
 
+async def probe_typed_through(
+    client: BenchClient, uri: str, rng: random.Random, chars: int, timeout_s: float = 120.0
+) -> list[float]:
+    """Type the characters of a shown suggestion one at a time, asking after each, as an editor does while
+    ghost text is on screen; returns the latencies (ms) of the answers the server gave from typed-through.
+    The replay itself has few of those (its typist types the file's text, which a suggestion rarely
+    matches), too few for a p95. The typed characters are taken out again afterwards."""
+    blanks, _words = probe_positions(client.documents[uri].text, rng)
+    for offset in blanks[:3]:  # a place where the model writes something worth showing
+        first = client.request(uri, offset)
+        try:
+            answer = await asyncio.wait_for(first.future, timeout_s)
+        except Exception:  # an error or a timeout: try the next place
+            logger.debug("typed-through probe's first request failed", exc_info=True)
+            continue
+        items = getattr(answer, "items", None) or []
+        suggestion = str(getattr(items[0], "insert_text", "")) if items else ""
+        if suggestion.strip():
+            break
+    else:
+        return []
+    await client.stats_delta()
+    latencies = []
+    typed = suggestion[: min(chars, len(suggestion) - 1)]
+    for count, char in enumerate(typed, start=1):
+        client.change(uri, offset + count - 1, offset + count - 1, char)
+        pending = client.request(uri, offset + count)
+        try:
+            await asyncio.wait_for(pending.future, timeout_s)
+        except Exception:
+            logger.debug("typed-through probe's request failed", exc_info=True)
+            break
+        if source_of(await client.stats_delta()) == "typed-through" and pending.arrived is not None:
+            latencies.append((pending.arrived - pending.sent) * 1000)
+    client.change(uri, offset, offset + len(typed), "")
+    return latencies
+
+
 # -- the baseline -----------------------------------------------------------------------------------------
 
 
@@ -1124,6 +1162,8 @@ class BenchOptions:
     replay: ReplayOptions = ReplayOptions()
     baseline_requests: int = 8
     probes_per_file: int = 2
+    typed_through_chars: int = 12
+    """Characters of a suggestion typed one at a time per file, for the typed-through figures."""
     settings: dict[str, Any] = field(default_factory=dict)
     """initializationOptions for both servers (the model is added per run)."""
     server_command: tuple[str, ...] = (sys.executable, "-m", "fim_lsp")
@@ -1166,6 +1206,7 @@ async def run_model(
     say(f"[{label}] starting the server (reuse on)")
     records: list[RequestRecord] = []
     probes: list[ProbeRecord] = []
+    typed_through: list[float] = []
     in_sync = True
     try:
         report["load_s"] = round(await warm.start(options.load_timeout_s), 2)
@@ -1180,6 +1221,12 @@ async def run_model(
                 rng = random.Random(f"{options.replay.seed}:{script.name}:probes")
                 probes += await probe_supersession(
                     warm, uri, options.probes_per_file, rng, timeout_s=options.replay.request_timeout_s
+                )
+            if options.typed_through_chars:
+                uri = f"file:///bench/{script.name}"
+                rng = random.Random(f"{options.replay.seed}:{script.name}:typed-through")
+                typed_through += await probe_typed_through(
+                    warm, uri, rng, options.typed_through_chars, options.replay.request_timeout_s
                 )
         report["warm_duration_s"] = round(time.perf_counter() - epoch, 1)
         warm_rss = warm.peak_rss_mib()
@@ -1220,6 +1267,12 @@ async def run_model(
         ratio_warm_model_p50=ratio(warm_summary.warm_model_p50_ms, base_summary.p50_ms),
         ratio_paired_p50=ratio(percentile(paired, 50), base_summary.p50_ms),
         in_sync=in_sync,
+        typed_through_probes={
+            "samples": len(typed_through),
+            "p50_ms": _round(percentile(typed_through, 50), 2),
+            "p95_ms": _round(percentile(typed_through, 95), 2),
+            "max_ms": _round(max(typed_through) if typed_through else None, 2),
+        },
         supersession={
             "probes": len(probes),
             "superseded": len(stops),
@@ -1334,6 +1387,13 @@ def format_report(report: dict[str, Any]) -> str:
             f"warm model runs: {_fmt(run.get('ratio_warm_model_p50'), 3)}; "
             f"the baseline's own requests in the warm run: {_fmt(run['ratio_paired_p50'], 3)}"
         )
+        typed = run.get("typed_through_probes")
+        if typed:
+            out.append(
+                f"  typed-through while a suggestion is typed: p50 {_fmt(typed['p50_ms'], 2)} ms, "
+                f"p95 {_fmt(typed['p95_ms'], 2)} ms, max {_fmt(typed['max_ms'], 2)} ms "
+                f"({typed['samples']} characters; target p95 < 5 ms)"
+            )
         sup = run["supersession"]
         out.append(
             f"  superseded generation stopped: p50 {_fmt(sup['stop_p50_ms'])} ms, "
@@ -1369,6 +1429,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         ),
         baseline_requests=args.baseline_requests,
         probes_per_file=args.probes,
+        typed_through_chars=args.typed_chars,
         settings=settings,
         log_dir=Path(args.log_dir) if args.log_dir else None,
     )
@@ -1454,6 +1515,13 @@ def register_cli(bench_commands: Any) -> None:
     )
     parser.add_argument("--baseline-requests", type=int, default=8, metavar="N", help="baseline sample (8)")
     parser.add_argument("--probes", type=int, default=2, metavar="N", help="supersession probes per file (2)")
+    parser.add_argument(
+        "--typed-chars",
+        type=int,
+        default=12,
+        metavar="N",
+        help="characters of a shown suggestion typed per file for the typed-through figures (12; 0: none)",
+    )
     parser.add_argument(
         "--engine-json",
         type=json_object_arg,

@@ -2,7 +2,8 @@
 
 Behaviour only, never timing (the machines are shared and noisy): every request is answered or
 cancelled, the warm server evaluates fewer prompt tokens per request than the cold baseline, answers come
-from the cache or typed-through, and a superseded generation never comes back as ghost text.
+from the cache or typed-through (and typing a shown suggestion is answered from it), and a superseded
+generation never comes back as ghost text.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ async def test_a_short_replay_answers_or_cancels_every_request_and_reuses_work(t
         ),
         baseline_requests=2,
         probes_per_file=2,
+        typed_through_chars=4,
         settings=SETTINGS,
         log_dir=tmp_path,
     )
@@ -80,4 +82,9 @@ async def test_a_short_replay_answers_or_cancels_every_request_and_reuses_work(t
             assert probe["first_outcome"] in ("empty", "cancelled"), probe
             assert probe["stop_ms"] is not None
     assert report["supersession"]["late_ghost"] == 0
+
+    # Typing a shown suggestion's characters is answered from typed-through, each one timed.
+    typed = report["typed_through_probes"]
+    assert 1 <= typed["samples"] <= 4, typed
+    assert typed["p95_ms"] is not None and typed["p95_ms"] >= typed["p50_ms"] > 0
     assert warm["peak_rss_mib"] and warm["peak_rss_mib"] > 100
