@@ -1082,6 +1082,26 @@ async def probe_supersession(
     return probes
 
 
+async def shown_suggestion(
+    client: BenchClient, uri: str, rng: random.Random, timeout_s: float
+) -> tuple[int, str] | None:
+    """(offset, text) of a suggestion the server shows at an empty line of the document (three are
+    tried), or None."""
+    blanks, _words = probe_positions(client.documents[uri].text, rng)
+    for offset in blanks[:3]:
+        first = client.request(uri, offset)
+        try:
+            answer = await asyncio.wait_for(first.future, timeout_s)
+        except Exception:  # an error or a timeout: try the next place
+            logger.debug("a probe's first request failed", exc_info=True)
+            continue
+        items = getattr(answer, "items", None) or []
+        suggestion = str(getattr(items[0], "insert_text", "")) if items else ""
+        if suggestion.strip():
+            return offset, suggestion
+    return None
+
+
 async def probe_typed_through(
     client: BenchClient, uri: str, rng: random.Random, chars: int, timeout_s: float = 120.0
 ) -> list[float]:
@@ -1089,20 +1109,10 @@ async def probe_typed_through(
     ghost text is on screen; returns the latencies (ms) of the answers the server gave from typed-through.
     The replay itself has few of those (its typist types the file's text, which a suggestion rarely
     matches), too few for a p95. The typed characters are taken out again afterwards."""
-    blanks, _words = probe_positions(client.documents[uri].text, rng)
-    for offset in blanks[:3]:  # a place where the model writes something worth showing
-        first = client.request(uri, offset)
-        try:
-            answer = await asyncio.wait_for(first.future, timeout_s)
-        except Exception:  # an error or a timeout: try the next place
-            logger.debug("typed-through probe's first request failed", exc_info=True)
-            continue
-        items = getattr(answer, "items", None) or []
-        suggestion = str(getattr(items[0], "insert_text", "")) if items else ""
-        if suggestion.strip():
-            break
-    else:
+    shown = await shown_suggestion(client, uri, rng, timeout_s)
+    if shown is None:
         return []
+    offset, suggestion = shown
     await client.stats_delta()
     latencies = []
     typed = suggestion[: min(chars, len(suggestion) - 1)]
@@ -1118,6 +1128,44 @@ async def probe_typed_through(
             latencies.append((pending.arrived - pending.sent) * 1000)
     client.change(uri, offset, offset + len(typed), "")
     return latencies
+
+
+@dataclass
+class AcceptanceProbe:
+    """A suggestion accepted whole (Tab) after it was read, and the next request at its end."""
+
+    file: str
+    latency_ms: float | None = None
+    """From the request after the acceptance to its answer."""
+    source: Source | None = None
+    """Where that answer came from: the cache when a prefetch had computed it."""
+
+
+async def probe_acceptance(
+    client: BenchClient, uri: str, rng: random.Random, read_s: float, timeout_s: float = 120.0
+) -> AcceptanceProbe | None:
+    """Show a suggestion, let the user read it for `read_s`, accept it whole and ask at its end, as an
+    editor does after Tab; the accepted text is taken out again afterwards. The replay's typist never
+    accepts, so this is where prefetch can show what it saves."""
+    shown = await shown_suggestion(client, uri, rng, timeout_s)
+    if shown is None:
+        return None
+    offset, suggestion = shown
+    await asyncio.sleep(read_s)
+    await client.stats_delta()
+    client.change(uri, offset, offset, suggestion)
+    pending = client.request(uri, offset + len(suggestion))
+    probe = AcceptanceProbe(uri.rsplit("/", 1)[-1])
+    try:
+        await asyncio.wait_for(pending.future, timeout_s)
+    except Exception:
+        logger.debug("acceptance probe's request failed", exc_info=True)
+    else:
+        if pending.arrived is not None:
+            probe.latency_ms = round((pending.arrived - pending.sent) * 1000, 1)
+        probe.source = source_of(await client.stats_delta())
+    client.change(uri, offset, offset + len(suggestion), "")
+    return probe
 
 
 # -- the baseline -----------------------------------------------------------------------------------------
@@ -1164,6 +1212,8 @@ class BenchOptions:
     probes_per_file: int = 2
     typed_through_chars: int = 12
     """Characters of a suggestion typed one at a time per file, for the typed-through figures."""
+    accept_after_s: float | None = 1.5
+    """Per file, a suggestion is accepted whole after being read this long (None: no acceptance probe)."""
     settings: dict[str, Any] = field(default_factory=dict)
     """initializationOptions for both servers (the model is added per run)."""
     server_command: tuple[str, ...] = (sys.executable, "-m", "fim_lsp")
@@ -1207,6 +1257,7 @@ async def run_model(
     records: list[RequestRecord] = []
     probes: list[ProbeRecord] = []
     typed_through: list[float] = []
+    acceptances: list[AcceptanceProbe] = []
     in_sync = True
     try:
         report["load_s"] = round(await warm.start(options.load_timeout_s), 2)
@@ -1228,6 +1279,13 @@ async def run_model(
                 typed_through += await probe_typed_through(
                     warm, uri, rng, options.typed_through_chars, options.replay.request_timeout_s
                 )
+            if options.accept_after_s is not None:
+                uri = f"file:///bench/{script.name}"
+                rng = random.Random(f"{options.replay.seed}:{script.name}:accept")
+                accepted = await probe_acceptance(
+                    warm, uri, rng, options.accept_after_s, options.replay.request_timeout_s
+                )
+                acceptances += [accepted] if accepted is not None else []
         report["warm_duration_s"] = round(time.perf_counter() - epoch, 1)
         warm_rss = warm.peak_rss_mib()
         server_stats = await warm.stats()
@@ -1272,6 +1330,12 @@ async def run_model(
             "p50_ms": _round(percentile(typed_through, 50), 2),
             "p95_ms": _round(percentile(typed_through, 95), 2),
             "max_ms": _round(max(typed_through) if typed_through else None, 2),
+        },
+        acceptance_probes={
+            "samples": len(acceptances),
+            "from_cache": sum(a.source == "cache" for a in acceptances),
+            "p50_ms": _round(percentile([a.latency_ms for a in acceptances if a.latency_ms is not None], 50)),
+            "probes": [asdict(a) for a in acceptances],
         },
         supersession={
             "probes": len(probes),
@@ -1394,6 +1458,12 @@ def format_report(report: dict[str, Any]) -> str:
                 f"p95 {_fmt(typed['p95_ms'], 2)} ms, max {_fmt(typed['max_ms'], 2)} ms "
                 f"({typed['samples']} characters; target p95 < 5 ms)"
             )
+        accepted = run.get("acceptance_probes")
+        if accepted and accepted["samples"]:
+            out.append(
+                f"  next request after a suggestion is accepted whole: p50 {_fmt(accepted['p50_ms'])} ms, "
+                f"{accepted['from_cache']} of {accepted['samples']} from the cache"
+            )
         sup = run["supersession"]
         out.append(
             f"  superseded generation stopped: p50 {_fmt(sup['stop_p50_ms'])} ms, "
@@ -1430,6 +1500,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         baseline_requests=args.baseline_requests,
         probes_per_file=args.probes,
         typed_through_chars=args.typed_chars,
+        accept_after_s=args.accept_after if args.accept_after >= 0 else None,
         settings=settings,
         log_dir=Path(args.log_dir) if args.log_dir else None,
     )
@@ -1521,6 +1592,13 @@ def register_cli(bench_commands: Any) -> None:
         default=12,
         metavar="N",
         help="characters of a shown suggestion typed per file for the typed-through figures (12; 0: none)",
+    )
+    parser.add_argument(
+        "--accept-after",
+        type=float,
+        default=1.5,
+        metavar="S",
+        help="seconds a suggestion is read before it is accepted whole, once per file (1.5; -1: never)",
     )
     parser.add_argument(
         "--engine-json",

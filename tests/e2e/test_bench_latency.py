@@ -52,6 +52,7 @@ async def test_a_short_replay_answers_or_cancels_every_request_and_reuses_work(t
         baseline_requests=2,
         probes_per_file=2,
         typed_through_chars=4,
+        accept_after_s=0.2,
         settings=SETTINGS,
         log_dir=tmp_path,
     )
@@ -87,4 +88,9 @@ async def test_a_short_replay_answers_or_cancels_every_request_and_reuses_work(t
     typed = report["typed_through_probes"]
     assert 1 <= typed["samples"] <= 4, typed
     assert typed["p95_ms"] is not None and typed["p95_ms"] >= typed["p50_ms"] > 0
+
+    # A suggestion accepted whole (Tab): the request at its end is answered and its source known.
+    (accepted,) = report["acceptance_probes"]["probes"]
+    assert accepted["latency_ms"] is not None and accepted["source"] in ("model", "cache", "none"), accepted
+    assert report["acceptance_probes"]["samples"] == 1
     assert warm["peak_rss_mib"] and warm["peak_rss_mib"] > 100
