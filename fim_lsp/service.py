@@ -69,6 +69,7 @@ class CompletionService:
         self.cache = CompletionCache(settings.cache_memory_mb * MIB)
         self._shown: dict[str, ShownCompletion] = {}
         self._prefetches: set[asyncio.Task[None]] = set()
+        self._prefetch_tokens: set[CancelToken] = set()
         #: Counts the requests made, so that a warm-up knows whether one came after the request it is for.
         self._requests_made = 0
         #: Stops the running warm-up, if any: every new request does, since it needs the worker.
@@ -158,10 +159,15 @@ class CompletionService:
 
     # -- completions ------------------------------------------------------------------------------------
 
-    def _supersede(self, key: str) -> CancelToken:
+    def _supersede(self, key: str, *, spare_prefetch: bool = False) -> CancelToken:
+        """A token for the newest request for `key`; the previous one is stopped. With `spare_prefetch`
+        (an answer that needs no model) a running prefetch is not: typing the suggestion's characters
+        still leads to the document it computes the answer for."""
         token = CancelToken()
         with self._lock:
             previous = self._latest.get(key)
+            if spare_prefetch and previous in self._prefetch_tokens:
+                return token
             self._latest[key] = token
         if previous is not None:
             previous.cancel()
@@ -246,12 +252,13 @@ class CompletionService:
         """Complete for document `key`; a newer request for the same key makes this one's answer empty."""
         self.stats["requests"] += 1
         made = self._stop_warming()
-        token = self._supersede(key)
         digest = self._cache_key(request)
         answer = self._answer_without_model(key, request, digest) if self.settings.reuse else None
         if answer is not None:
+            self._supersede(key, spare_prefetch=True)
             self._remember(key, request, answer)
             return answer
+        token = self._supersede(key)
         loop = asyncio.get_running_loop()
         try:
             completion = await loop.run_in_executor(
@@ -345,6 +352,7 @@ class CompletionService:
             if key in self._latest:
                 return  # a newer request is already on its way
             self._latest[key] = token
+            self._prefetch_tokens.add(token)
         task = asyncio.get_running_loop().create_task(self._run_prefetch(key, accepted, digest, token))
         self._prefetches.add(task)
         task.add_done_callback(self._prefetches.discard)
@@ -359,6 +367,7 @@ class CompletionService:
             return
         finally:
             with self._lock:
+                self._prefetch_tokens.discard(token)
                 if self._latest.get(key) is token:
                     del self._latest[key]
         if token.cancelled or completion.generation is None:

@@ -102,6 +102,25 @@ async def test_a_newer_request_stops_the_prefetch():
         service.shutdown()
 
 
+async def test_typing_the_suggestion_does_not_stop_the_prefetch():
+    """Typed-through answers need no model: the user typing the suggestion's first characters is on the
+    way to the very document the prefetch computes the answer for."""
+    engine = ScriptedEngine(hold_second=True)
+    service = _service(engine, prefetch=True)
+    try:
+        await service.complete("doc", CompletionRequest(TEXT, OFFSET, "python", "/w/stats.py"))
+        assert await asyncio.to_thread(engine.second_started.wait, 30)  # the prefetch is generating
+        typed = TEXT[:OFFSET] + FIRST[:3] + TEXT[OFFSET:]
+        answer = await service.complete("doc", CompletionRequest(typed, OFFSET + 3, "python", "/w/stats.py"))
+        assert (answer.reason, answer.text) == ("typed-through", FIRST[3:])
+        await asyncio.sleep(0.05)
+        assert engine.stopped == 0 and service.stats["prefetched"] == 0, "the prefetch runs on"
+    finally:
+        service.shutdown()
+        await service.prefetches_done()
+    assert engine.stopped == 1, "stopped when the server shut down"
+
+
 async def test_no_prefetch_when_the_setting_is_off():
     engine = ScriptedEngine()
     service = _service(engine, prefetch=False)
