@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +33,11 @@ State = Literal["idle", "loading", "ready", "error"]
 
 #: Settings whose change means the engine must be built again.
 _ENGINE_FIELDS = ("model", "threads", "gpu_layers", "context_size", "engine")
+#: How much nicer than the server's other threads the model's worker runs (Linux): when both want a core,
+#: answers that need no model (typed-through, the cache), cancels and the JSON-RPC traffic come first,
+#: and the model loses nothing while they are idle. llama.cpp's compute threads are started from the
+#: worker and inherit its niceness.
+WORKER_NICENESS = 5
 #: What the cache holds for a place where the model ran and nothing was worth showing: asking there
 #: again (a re-trigger, undo, the cursor moving back) would run the model to the same end.
 NOTHING_TO_SHOW = ""
@@ -60,7 +67,9 @@ class CompletionService:
         self._on_status = on_status
         self._engine: Engine | None = None
         self._status = Status("idle", "not started")
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fim-engine")
+        self._worker = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="fim-engine", initializer=_lower_worker_priority
+        )
         self._latest: dict[str, CancelToken] = {}
         self._lock = threading.Lock()
         self._generation = 0  # bumps on every (re)load, so a stale load never installs its engine
@@ -404,6 +413,19 @@ class CompletionService:
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.close()
+
+
+def _lower_worker_priority() -> None:
+    """Make the calling thread (the model's worker) `WORKER_NICENESS` nicer, where threads have their
+    own niceness (Linux); elsewhere, or where it is refused, it keeps the process's."""
+    if not sys.platform.startswith("linux"):
+        return
+    thread = threading.get_native_id()
+    try:
+        niceness = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, niceness + WORKER_NICENESS))
+    except OSError as exc:
+        logger.info("the model's worker keeps the server's priority: %s", exc)
 
 
 #: A file's identity and version: inode, size, modification time (None: no such file).
