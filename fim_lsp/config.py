@@ -99,10 +99,11 @@ class Settings:
     """Reuse work between requests: the model's KV cache, the completion cache and typed-through
     answers. Off only to measure what reuse saves (the latency benchmark's naive baseline)."""
 
-    prefetch: bool = False
+    prefetch: bool = True
     """After an answer is shown, compute the completion that follows its acceptance while the user reads
-    it, so that accepting it is answered from the cache. It runs on the model's one worker and a newer
-    request stops it; off by default until the latency replay shows it pays on a small machine."""
+    it, so that accepting it is answered from the cache. It runs on the model's one worker, below the
+    protocol's priority, and a newer request stops it (the latency replay: accepting answered in 3 ms
+    instead of ~0.8 s, other figures within noise)."""
 
     fim_order: FimOrder = "auto"
     """`psm` (prefix, suffix, middle), `psm-line` (PSM with the cursor's line at the start of the middle,
