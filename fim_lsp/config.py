@@ -102,8 +102,8 @@ class Settings:
     prefetch: bool = True
     """After an answer is shown, compute the completion that follows its acceptance while the user reads
     it, so that accepting it is answered from the cache. It runs on the model's one worker, below the
-    protocol's priority, and a newer request stops it (the latency replay: accepting answered in 3 ms
-    instead of ~0.8 s, other figures within noise)."""
+    protocol's priority, and any newer request that needs the model stops it (on by default since the
+    latency replay measured it: see README)."""
 
     fim_order: FimOrder = "auto"
     """`psm` (prefix, suffix, middle), `psm-line` (PSM with the cursor's line at the start of the middle,

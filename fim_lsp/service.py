@@ -267,6 +267,7 @@ class CompletionService:
             self._supersede(key, spare_prefetch=True)
             self._remember(key, request, answer)
             return answer
+        self._stop_prefetches()  # of any document: the request would wait for the one worker otherwise
         token = self._supersede(key)
         loop = asyncio.get_running_loop()
         try:
@@ -296,6 +297,12 @@ class CompletionService:
                     self._prefetch(key, request, completion.text)
         self._remember(key, request, completion)
         return completion
+
+    def _stop_prefetches(self) -> None:
+        with self._lock:
+            prefetches = list(self._prefetch_tokens)
+        for token in prefetches:
+            token.cancel()
 
     def _stop_warming(self) -> int:
         """Count a new request and stop the running warm-up; returns the request's number."""

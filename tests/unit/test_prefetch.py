@@ -102,6 +102,24 @@ async def test_a_newer_request_stops_the_prefetch():
         service.shutdown()
 
 
+async def test_a_request_for_another_document_stops_the_prefetch():
+    """The model has one worker: a prefetch for the document left behind must not make the one being
+    edited wait for it."""
+    engine = ScriptedEngine(hold_second=True)
+    service = _service(engine, prefetch=True)
+    try:
+        await service.complete("doc", CompletionRequest(TEXT, OFFSET, "python", "/w/stats.py"))
+        assert await asyncio.to_thread(engine.second_started.wait, 30)  # the prefetch is generating
+        other = "items = []\ncount = len(\n"
+        answer = await service.complete(
+            "other", CompletionRequest(other, other.index("len(") + 4, "python", "/w/other.py")
+        )
+        assert (answer.reason, answer.text) == ("eot", "values)")
+        assert engine.stopped == 1
+    finally:
+        service.shutdown()
+
+
 async def test_typing_the_suggestion_does_not_stop_the_prefetch():
     """Typed-through answers need no model: the user typing the suggestion's first characters is on the
     way to the very document the prefetch computes the answer for."""
