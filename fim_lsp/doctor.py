@@ -17,6 +17,7 @@ from fim_lsp import __version__
 
 if TYPE_CHECKING:
     from fim_lsp.config import Settings
+    from fim_lsp.engine.base import Engine
 
 Check = tuple[str, str, str]  # (verdict, what, detail)
 
@@ -78,7 +79,7 @@ def _check_template(model: str) -> list[Check]:
         engine.close()
 
 
-def _check_speed(engine: Any, model: str) -> Check:
+def _check_speed(engine: Engine, model: str) -> Check:
     """How fast this machine evaluates a prompt and writes with the model, and what that means for the
     default settings: a prompt the cache does not hold costs the whole context budget."""
     from importlib import resources

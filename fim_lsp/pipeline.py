@@ -260,10 +260,11 @@ def complete(
     order = prompt_order(engine, settings, context.suffix)
     shown_prefix = context.prefix + typed
     held = _held_back(shown_prefix, order)
+    prompt_prefix = shown_prefix[: len(shown_prefix) - len(held)]
     prompt = render_prompt(
         engine,
         settings,
-        shown_prefix[: len(shown_prefix) - len(held)],
+        prompt_prefix,
         context.suffix,
         snippets,
         request.workspace,
@@ -295,7 +296,7 @@ def complete(
     )
     warm_up = None
     if generation.stop_reason in ("cancelled", "deadline") and generation.generated_tokens == 0:
-        warm_up = _warm_up_request(prompt, shown_prefix[: len(shown_prefix) - len(held)], split_at)
+        warm_up = _warm_up_request(prompt, prompt_prefix, split_at)
     if generation.stop_reason == "cancelled":
         text = None
     else:

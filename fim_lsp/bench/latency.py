@@ -187,6 +187,11 @@ class FileScript:
         return hole.start - missing
 
 
+def script_uri(script: FileScript) -> str:
+    """The document URI a replayed file is opened under."""
+    return f"file:///bench/{script.name}"
+
+
 def text_without(text: str, holes: Sequence[Hole]) -> str:
     """`text` with the holes' pieces taken out."""
     pieces, position = [], 0
@@ -983,7 +988,7 @@ async def replay_file(
     epoch: float,
 ) -> bool:
     """Replay one file; returns whether the server's copy equals the file at the end."""
-    uri = f"file:///bench/{script.name}"
+    uri = script_uri(script)
     client.open(uri, script.language_id, script.initial_text)
     typist = _Typist(client, uri, script, pace, options, records, epoch)
     if options.warm_up and script.order:
@@ -1179,7 +1184,7 @@ async def replay_baseline(
     epoch = time.perf_counter()
     for original in requests:
         script = scripts[original.file]
-        uri = f"file:///bench/{script.name}"
+        uri = script_uri(script)
         if uri not in client.documents:
             client.open(uri, script.language_id, original.snapshot)
         else:
@@ -1267,20 +1272,18 @@ async def run_model(
             in_sync = (
                 await replay_file(warm, script, options.pace, options.replay, records, epoch) and in_sync
             )
+            uri = script_uri(script)
             if options.probes_per_file:
-                uri = f"file:///bench/{script.name}"
                 rng = random.Random(f"{options.replay.seed}:{script.name}:probes")
                 probes += await probe_supersession(
                     warm, uri, options.probes_per_file, rng, timeout_s=options.replay.request_timeout_s
                 )
             if options.typed_through_chars:
-                uri = f"file:///bench/{script.name}"
                 rng = random.Random(f"{options.replay.seed}:{script.name}:typed-through")
                 typed_through += await probe_typed_through(
                     warm, uri, rng, options.typed_through_chars, options.replay.request_timeout_s
                 )
             if options.accept_after_s is not None:
-                uri = f"file:///bench/{script.name}"
                 rng = random.Random(f"{options.replay.seed}:{script.name}:accept")
                 accepted = await probe_acceptance(
                     warm, uri, rng, options.accept_after_s, options.replay.request_timeout_s
