@@ -420,7 +420,8 @@ _LUA_BLOCK_START = re.compile(r"(?:\bthen|\bdo|\belse|\brepeat|\bfunction\b[^()]
 _BASH_BLOCK_START = re.compile(r"(?:\bthen|\bdo|\belse|\{|\(\))\s*$")
 _SWITCH_LABEL = re.compile(r"^\s*(?:case\b.*|default\s*):$")
 
-_COMMENT_TYPES = ("comment", "line_comment", "block_comment")
+COMMENT_TYPES = ("comment", "line_comment", "block_comment")
+"""Node types of comments in the grammars we ship."""
 _STRING_TYPES = (
     "string",
     "string_content",
@@ -465,7 +466,7 @@ def inside_comment_or_string(syntax: DocumentSyntax, text: str, offset: int) -> 
     probe = max(0, position - 1)
     node: Node | None = syntax.tree.root_node.descendant_for_byte_range(probe, position)
     while node is not None:
-        if node.type in _COMMENT_TYPES and node.start_byte < position <= node.end_byte:
+        if node.type in COMMENT_TYPES and node.start_byte < position <= node.end_byte:
             return "comment"
         if node.type in _STRING_TYPES and node.start_byte < position < node.end_byte:
             return "string"
@@ -535,12 +536,17 @@ _COMMENT_STARTS: dict[str, tuple[str, ...]] = {
 }
 
 
+def comment_starts(language: str | None) -> tuple[str, ...]:
+    """How a comment starts in `language` (a grammar name; the C family's when unknown)."""
+    return _COMMENT_STARTS.get(language or "", ("//", "/*"))
+
+
 def _drop_end_of_line_comment(middle: str, language: str | None) -> str:
     """The middle without a comment it starts with on the cursor's line, when the cursor ends a line of
     code: instruct-tuned models like to remark on the line just written (`  # remove the maximum`)
     before the line they were asked for, and such a remark is not what the user was about to type."""
     first, newline, rest = middle.partition("\n")
-    if first.strip().startswith(_COMMENT_STARTS.get(language or "", ("//", "/*"))):
+    if first.strip().startswith(comment_starts(language)):
         return newline + rest
     return middle
 
