@@ -803,6 +803,8 @@ def _truncate_line(
     middle: str, cursor: _Cursor, checker: _InsertionChecker | None, whole: bool
 ) -> str | None:
     line = _first_line(middle, cursor, checker, whole)
+    if line is not None and _restates_next_line(line, cursor):
+        return None
     # A middle the model ended itself, on several lines, that fits the file: the model knew better than
     # the cursor that the hole spans lines (mid-line, this is the only way to get more than one line).
     # Unless its first line alone fits better: a model that writes the line asked for and then the
@@ -812,6 +814,15 @@ def _truncate_line(
         if text.strip():
             return _fewest_errors([text] if line is None else [text, line], checker) or line
     return line
+
+
+def _restates_next_line(line: str, cursor: _Cursor) -> bool:
+    """Whether `line`, an answer that starts a new line after the cursor's, is the file's next line again:
+    the model skipped the hole and went on with what follows it (BLOCK cuts such lines the same way)."""
+    if not line.startswith("\n") or cursor.text_after:
+        return False
+    following = cursor.next_suffix_line()
+    return following is not None and _same_line(line.strip("\n"), following)
 
 
 def _first_line(middle: str, cursor: _Cursor, checker: _InsertionChecker | None, whole: bool) -> str | None:
@@ -1056,7 +1067,8 @@ def truncate_middle(
 
     - Special-token text, a Markdown fence and English prose after the code end the middle.
     - LINE keeps the first line (the next line's, when the cursor ends a line and the model began a new
-      one), without closing characters the rest of the cursor's line already has.
+      one, unless that is the file's next line again), without closing characters the rest of the
+      cursor's line already has.
     - BLOCK keeps the longest run of whole lines that (a) does not repeat the line after the cursor,
       repeat itself, or leave the block the cursor is in (indentation for Python, brackets elsewhere),
       and (b) adds no syntax error to the file that was not already there.

@@ -457,6 +457,35 @@ end
             " value of xs",
             id="python-a-comment-being-written-goes-on",
         ),
+        pytest.param(
+            "class Sorts {\n    static void evens(List<Long> l, List<Long> even) {\n"
+            "        Collections.sort(even);█\n        for (Long num : l) {\n            use(num);\n"
+            "        }\n    }\n}\n",
+            "\n        for (Long num : l) {\n            if (num % 2 == 0) {\n",
+            "java",
+            LINE,
+            False,
+            None,
+            id="java-line-that-is-the-next-line-again-dropped",
+        ),
+        pytest.param(
+            "def total(xs):\n    xs = sorted(xs)█\n    return sum(xs)\n",
+            "\n    return sum(xs)\n",
+            "python",
+            LINE,
+            True,
+            None,
+            id="python-line-that-is-the-next-line-again-dropped",
+        ),
+        pytest.param(
+            "def total(xs):\n    xs = sorted(xs)█\n    return sum(xs)\n",
+            "\n    xs = [x for x in xs if x]\n",
+            "python",
+            LINE,
+            True,
+            "\n    xs = [x for x in xs if x]",
+            id="python-new-line-unlike-the-next-kept",
+        ),
         # --- no grammar ---
         pytest.param(
             "proc mean {xs} {\n    █\n}\n",
