@@ -348,7 +348,10 @@ def cut_context(
         # Some reserved rows fell inside the window: what they reserved buys more window.
         start_row, prefix_used = fill_above(prefix_allowance - sum(cost(row) for row in kept), set(starts))
         kept = sorted(row for row in set(pinned_rows) if row < start_row)
-    anchored = _anchored_start(start_row, starts, cursor_row, lowest)
+    # Blank lines at the head of what can be seen are not text the window could reach: a window that
+    # reaches the first line of code has reached the top (and must not be moved down the grid).
+    top = next((row for row in range(lowest, cursor_row) if not lines.blank(row)), cursor_row)
+    anchored = _anchored_start(start_row, starts, cursor_row, top)
     if anchored != start_row:
         prefix_used -= sum(cost(row) for row in range(start_row, anchored))
         start_row = anchored
@@ -357,7 +360,7 @@ def cut_context(
     # What the prefix leaves shrinks with every keystroke; counted in whole steps, the suffix's cut
     # moves once per step typed, not once per character.
     leftover = leftover // LEFTOVER_STEP * LEFTOVER_STEP
-    if start_row == lowest and leftover > 0 and end_row < highest:
+    if start_row <= top and leftover > 0 and end_row < highest:
         # The prefix reached the top of the file: what it left over extends the suffix.
         end_row, suffix_used = fill_below(suffix_used + leftover, ends)
 

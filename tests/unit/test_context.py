@@ -137,6 +137,54 @@ def test_small_file_is_kept_whole_without_pinning():
     assert context.prefix + context.suffix == text
 
 
+HELPER_THEN_TASK = '''
+
+def is_palindrome(text: str) -> bool:
+    """ Test if the given text is a palindrome """
+    return text == text[::-1]
+
+
+def make_palindrome(text: str) -> str:
+    """ The shortest palindrome that begins with the given text.
+    Find the longest postfix of the text that is a palindrome, and append to the end of
+    the text the reverse of the prefix that comes before it.
+    >>> make_palindrome('')
+    ''
+    >>> make_palindrome('cat')
+    'catac'
+    >>> make_palindrome('cata')
+    'catac'
+    """
+    if not text:
+        return ''
+    beginning_of_suffix = 0
+    while not is_palindrome(text[beginning_of_suffix:]):
+        beginning_of_suffix += 1
+    █return text + text[:beginning_of_suffix][::-1]
+'''
+
+
+@pytest.mark.parametrize("with_tree", [True, False], ids=["tree", "no-tree"])
+def test_a_file_that_fits_is_whole_though_it_starts_with_blank_lines(with_tree):
+    # The HumanEval prompts start so: the window reached the first line of code, and being moved down the
+    # grid of window starts from there dropped the helper the cursor's code calls (or cut a docstring in
+    # two, leaving the rest of the file inside a string).
+    text, offset = split_cursor(HELPER_THEN_TASK)
+    syntax = DocumentSyntax("python", text) if with_tree else None
+    context = cut_context(text, offset, 1000, 0.25, tokens, syntax=syntax)
+    assert context.prefix == text[:offset].lstrip("\n")
+    assert context.suffix == text[offset:]
+
+
+def test_unused_prefix_budget_goes_to_the_suffix_also_after_blank_lines_at_the_top():
+    body = "".join(f"def g{n}():\n    return {n}\n\n" for n in range(40))
+    text = "\n\n\ndef first():\n    return 0\n\n" + body
+    offset = text.index("return 0")
+    context = cut_context(text, offset, budget=400, suffix_share=0.1, count_tokens=tokens)
+    assert context.prefix == "def first():\n    "
+    assert tokens(context.suffix) > 0.5 * 400
+
+
 def test_unused_prefix_budget_goes_to_the_suffix():
     body = "".join(f"def g{n}():\n    return {n}\n\n" for n in range(40))
     text = "def first():\n    return 0\n\n" + body
