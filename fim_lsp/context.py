@@ -15,7 +15,8 @@ the syntax tree: while the user types, the line at the cursor is usually broken,
 recovery can then regroup large parts of the tree, moving the cuts on every keystroke. Indentation does
 not move; with the cursor's line charged to the budget in coarse steps, the start of the prompt stays
 the same while the user types on a line, and llama.cpp's cache of it stays warm. The tree, when there
-is one, finds the imports.
+is one, finds the imports and keeps the window from starting inside a docstring or block comment (text
+above the cursor, which typing at the cursor does not regroup).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from fim_lsp.syntax import literal_start_row
 
 if TYPE_CHECKING:
     from fim_lsp.syntax import DocumentSyntax
@@ -144,6 +147,11 @@ class _Lines:
         return len(line[: len(line) - len(body)].expandtabs(8))
 
 
+def _indent_bytes(line: str) -> int:
+    """Bytes of the spaces and tabs `line` starts with (its first code's tree-sitter column)."""
+    return len(line) - len(line.lstrip(" \t"))
+
+
 def _window_starts(lines: _Lines, cursor_row: int, lowest: int) -> tuple[list[int], list[int]]:
     """Rows above the cursor where the prefix window may start, and the header rows of the blocks
     around the cursor (outermost first).
@@ -171,6 +179,24 @@ def _window_starts(lines: _Lines, cursor_row: int, lowest: int) -> tuple[list[in
             level = min(level, indent) if _CLOSING_LINE.match(lines.line(row)) else level
     starts.append(cursor_row)
     return sorted(starts), headers[::-1]
+
+
+def _outside_literals(rows: list[int], lines: _Lines, syntax: DocumentSyntax) -> list[int]:
+    """`rows` less those that begin inside a string or comment begun above them (a docstring's later
+    lines), except inside the one the cursor is in.
+
+    Indentation cannot tell a docstring's lines from code at the same depth. A window started inside
+    one shows the model the rest of the file inside out (its closing quotes open a string), and the
+    truncation, which parses the same text, then drops middles that are fine."""
+    cursor_row = lines.cursor_row
+    cursor_literal = literal_start_row(syntax, cursor_row, _indent_bytes(lines.line(cursor_row)))
+
+    def allowed(row: int) -> bool:
+        if row == cursor_row or (cursor_literal is not None and row >= cursor_literal):
+            return True
+        return literal_start_row(syntax, row, _indent_bytes(lines.line(row))) is None
+
+    return [row for row in rows if allowed(row)]
 
 
 def _window_ends(lines: _Lines, cursor_row: int, highest: int) -> list[int]:
@@ -320,6 +346,8 @@ def cut_context(
         return best, best_used
 
     starts, headers = _window_starts(lines, cursor_row, lowest)
+    if syntax is not None:
+        starts, headers = _outside_literals(starts, lines, syntax), _outside_literals(headers, lines, syntax)
     ends = set(_window_ends(lines, cursor_row, highest))
 
     suffix_allowance = max(int(budget * suffix_share) - line_after_cost, 0)

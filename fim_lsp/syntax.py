@@ -474,6 +474,18 @@ def inside_comment_or_string(syntax: DocumentSyntax, text: str, offset: int) -> 
     return None
 
 
+def literal_start_row(syntax: DocumentSyntax, row: int, column: int) -> int | None:
+    """The row where the string or comment that holds the point (`row`, byte `column`) begins, when it
+    begins on an earlier row (a docstring's second line, the middle of a block comment), per the tree."""
+    point = (row, column)
+    node: Node | None = syntax.tree.root_node.descendant_for_point_range(point, point)
+    while node is not None:
+        if node.type in COMMENT_TYPES or node.type in _STRING_TYPES:
+            return node.start_point.row if node.start_point.row < row else None
+        node = node.parent
+    return None
+
+
 def classify(syntax: DocumentSyntax | None, text: str, offset: int) -> CompletionShape:
     """The shape of completion that makes sense at string index `offset` of `text`.
 

@@ -482,6 +482,7 @@ def engine_systems(
     from fim_lsp.engine.base import GenerationRequest
     from fim_lsp.errors import ConfigurationError
     from fim_lsp.pipeline import CompletionRequest, WorkspaceContext, complete, max_new_tokens
+    from fim_lsp.syntax import LANGUAGES, DocumentSyntax
 
     base = Settings(model=model, fim_order=order, threads=threads)  # type: ignore[arg-type]
     settings, problems = parse_settings(settings_json or {}, base)
@@ -508,9 +509,12 @@ def engine_systems(
                     task.path,
                     lambda budget, count: fit(task.snippets, budget, count),
                 )
+            text = task.prefix + task.suffix
+            # The server keeps a tree of every open document it has a grammar for; so does the benchmark.
+            syntax = DocumentSyntax(task.language, text) if task.language in LANGUAGES else None
             completion = complete(
                 CompletionRequest(
-                    task.prefix + task.suffix, len(task.prefix), task.language, task.path, workspace=workspace
+                    text, len(task.prefix), task.language, task.path, syntax=syntax, workspace=workspace
                 ),
                 settings,
                 engine,

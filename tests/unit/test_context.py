@@ -176,6 +176,41 @@ def test_a_file_that_fits_is_whole_though_it_starts_with_blank_lines(with_tree):
     assert context.suffix == text[offset:]
 
 
+def documented_module() -> str:
+    helpers = "".join(f"def helper_{n}(x):\n    y = x * {n}\n    return y + {n}\n\n\n" for n in range(12))
+    notes = "".join(f"    line {n} of what the parser reads, and what it returns.\n" for n in range(24))
+    return (
+        "import re\n\n\n"
+        + helpers
+        + 'def parse(text):\n    """Parse `text` into records.\n\n'
+        + notes
+        + '    """\n    records = []\n    for line in text.splitlines():\n        █records.append(line)\n'
+        + "    return records\n"
+    )
+
+
+def test_with_the_tree_the_window_never_starts_inside_a_docstring():
+    text, offset = split_cursor(documented_module())
+    syntax = DocumentSyntax("python", text)
+    opening_row, closing_row = (text[: text.index(mark)].count("\n") for mark in ('"""Parse', '    """\n'))
+    docstring_rows = range(opening_row + 1, closing_row + 1)
+    started_inside_without_tree = 0
+    for budget in range(120, 600, 8):
+        with_tree = cut_context(text, offset, budget, 0.25, tokens, syntax=syntax)
+        assert text[: with_tree.prefix_start].count("\n") not in docstring_rows, budget
+        without_tree = cut_context(text, offset, budget, 0.25, tokens)
+        started_inside_without_tree += text[: without_tree.prefix_start].count("\n") in docstring_rows
+    # Indentation alone cannot tell the docstring's lines from code: the case is one the tree decides.
+    assert started_inside_without_tree > 0
+
+
+def test_a_cursor_inside_a_docstring_may_have_the_window_start_inside_it():
+    marked = documented_module().replace("█", "").replace("    line 20 of", "    █line 20 of")
+    text, offset = split_cursor(marked)
+    context = cut_context(text, offset, 200, 0.25, tokens, syntax=DocumentSyntax("python", text))
+    assert "line 12 of" in context.prefix  # the docstring's lines above the cursor are its context
+
+
 def test_unused_prefix_budget_goes_to_the_suffix_also_after_blank_lines_at_the_top():
     body = "".join(f"def g{n}():\n    return {n}\n\n" for n in range(40))
     text = "\n\n\ndef first():\n    return 0\n\n" + body
