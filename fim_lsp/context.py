@@ -15,8 +15,8 @@ the syntax tree: while the user types, the line at the cursor is usually broken,
 recovery can then regroup large parts of the tree, moving the cuts on every keystroke. Indentation does
 not move; with the cursor's line charged to the budget in coarse steps, the start of the prompt stays
 the same while the user types on a line, and llama.cpp's cache of it stays warm. The tree, when there
-is one, finds the imports and keeps the window from starting inside a docstring or block comment (text
-above the cursor, which typing at the cursor does not regroup).
+is one, finds the imports and the opening line of a docstring or block comment the window starts
+inside of (text above the cursor, which typing at the cursor does not regroup), kept above the window.
 """
 
 from __future__ import annotations
@@ -181,24 +181,6 @@ def _window_starts(lines: _Lines, cursor_row: int, lowest: int) -> tuple[list[in
     return sorted(starts), headers[::-1]
 
 
-def _outside_literals(rows: list[int], lines: _Lines, syntax: DocumentSyntax) -> list[int]:
-    """`rows` less those that begin inside a string or comment begun above them (a docstring's later
-    lines), except inside the one the cursor is in.
-
-    Indentation cannot tell a docstring's lines from code at the same depth. A window started inside
-    one shows the model the rest of the file inside out (its closing quotes open a string), and the
-    truncation, which parses the same text, then drops middles that are fine."""
-    cursor_row = lines.cursor_row
-    cursor_literal = literal_start_row(syntax, cursor_row, _indent_bytes(lines.line(cursor_row)))
-
-    def allowed(row: int) -> bool:
-        if row == cursor_row or (cursor_literal is not None and row >= cursor_literal):
-            return True
-        return literal_start_row(syntax, row, _indent_bytes(lines.line(row))) is None
-
-    return [row for row in rows if allowed(row)]
-
-
 def _window_ends(lines: _Lines, cursor_row: int, highest: int) -> list[int]:
     """Rows below the cursor after which the suffix window may end: the last row of a unit at the
     cursor's level or an outer one, closing lines included."""
@@ -346,8 +328,6 @@ def cut_context(
         return best, best_used
 
     starts, headers = _window_starts(lines, cursor_row, lowest)
-    if syntax is not None:
-        starts, headers = _outside_literals(starts, lines, syntax), _outside_literals(headers, lines, syntax)
     ends = set(_window_ends(lines, cursor_row, highest))
 
     suffix_allowance = max(int(budget * suffix_share) - line_after_cost, 0)
@@ -384,6 +364,14 @@ def cut_context(
         prefix_used -= sum(cost(row) for row in range(start_row, anchored))
         start_row = anchored
         kept = sorted(row for row in set(pinned_rows) if row < start_row)
+    if syntax is not None:
+        opening = literal_start_row(syntax, start_row, _indent_bytes(lines.line(start_row)))
+        if opening is not None and opening not in kept:
+            # Indentation cannot tell a docstring's lines from code at the same depth, so the window may
+            # start inside one. Without its opening line the model would read the rest of the file inside
+            # out (the closing quotes opening a string), and the truncation, which parses the same text,
+            # would drop middles that are fine; with it, the docstring's last lines keep their meaning.
+            kept = sorted([*kept, opening])
     leftover = prefix_allowance - prefix_used - sum(cost(row) for row in kept)
     # What the prefix leaves shrinks with every keystroke; counted in whole steps, the suffix's cut
     # moves once per step typed, not once per character.

@@ -189,26 +189,38 @@ def documented_module() -> str:
     )
 
 
-def test_with_the_tree_the_window_never_starts_inside_a_docstring():
+def test_a_window_starting_inside_a_docstring_keeps_its_opening_line():
     text, offset = split_cursor(documented_module())
     syntax = DocumentSyntax("python", text)
     opening_row, closing_row = (text[: text.index(mark)].count("\n") for mark in ('"""Parse', '    """\n'))
-    docstring_rows = range(opening_row + 1, closing_row + 1)
-    started_inside_without_tree = 0
+    opening_line = text.splitlines(keepends=True)[opening_row]
+    started_inside = 0
     for budget in range(120, 600, 8):
-        with_tree = cut_context(text, offset, budget, 0.25, tokens, syntax=syntax)
-        assert text[: with_tree.prefix_start].count("\n") not in docstring_rows, budget
-        without_tree = cut_context(text, offset, budget, 0.25, tokens)
-        started_inside_without_tree += text[: without_tree.prefix_start].count("\n") in docstring_rows
-    # Indentation alone cannot tell the docstring's lines from code: the case is one the tree decides.
-    assert started_inside_without_tree > 0
+        context = cut_context(text, offset, budget, 0.25, tokens, syntax=syntax)
+        if opening_row < text[: context.prefix_start].count("\n") <= closing_row:
+            started_inside += 1
+            assert opening_line in context.pinned, budget
+        # Every docstring the model sees is closed before the cursor, as in the file.
+        assert context.prefix.count('"""') % 2 == 0, budget
+    # Indentation alone cannot tell the docstring's lines from code: windows do start inside it.
+    assert started_inside > 0
 
 
-def test_a_cursor_inside_a_docstring_may_have_the_window_start_inside_it():
+def test_without_a_tree_a_window_may_start_inside_a_docstring():
+    text, offset = split_cursor(documented_module())
+    counts = {
+        cut_context(text, offset, budget, 0.25, tokens).prefix.count('"""') % 2
+        for budget in range(120, 600, 8)
+    }
+    assert counts == {0, 1}  # the case the tree is for
+
+
+def test_a_cursor_inside_a_docstring_sees_the_docstring_open():
     marked = documented_module().replace("█", "").replace("    line 20 of", "    █line 20 of")
     text, offset = split_cursor(marked)
     context = cut_context(text, offset, 200, 0.25, tokens, syntax=DocumentSyntax("python", text))
     assert "line 12 of" in context.prefix  # the docstring's lines above the cursor are its context
+    assert context.prefix.count('"""') % 2 == 1  # and the cursor is inside it, as in the file
 
 
 def test_unused_prefix_budget_goes_to_the_suffix_also_after_blank_lines_at_the_top():
