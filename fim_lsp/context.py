@@ -141,15 +141,14 @@ class _Lines:
     def blank(self, row: int) -> bool:
         return not self.line(row).strip()
 
-    def indent(self, row: int) -> int:
+    def indentation(self, row: int) -> str:
+        """The spaces and tabs row `row` starts with (as many bytes as characters: the tree-sitter column
+        of its first code)."""
         line = self.line(row)
-        body = line.lstrip(" \t")
-        return len(line[: len(line) - len(body)].expandtabs(8))
+        return line[: len(line) - len(line.lstrip(" \t"))]
 
-
-def _indent_bytes(line: str) -> int:
-    """Bytes of the spaces and tabs `line` starts with (its first code's tree-sitter column)."""
-    return len(line) - len(line.lstrip(" \t"))
+    def indent(self, row: int) -> int:
+        return len(self.indentation(row).expandtabs(8))
 
 
 def _window_starts(lines: _Lines, cursor_row: int, lowest: int) -> tuple[list[int], list[int]]:
@@ -365,7 +364,7 @@ def cut_context(
         start_row = anchored
         kept = sorted(row for row in set(pinned_rows) if row < start_row)
     if syntax is not None:
-        opening = literal_start_row(syntax, start_row, _indent_bytes(lines.line(start_row)))
+        opening = literal_start_row(syntax, start_row, len(lines.indentation(start_row)))
         if opening is not None and opening not in kept:
             # Indentation cannot tell a docstring's lines from code at the same depth, so the window may
             # start inside one. Without its opening line the model would read the rest of the file inside
