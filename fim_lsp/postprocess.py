@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from fim_lsp.remarks import drop_line_end_remarks
+from fim_lsp.remarks import drop_line_end_remarks, is_placeholder
 from fim_lsp.syntax import CompletionShape, truncate_middle
 
 # Special-token spellings (`<|fim_middle|>`, `<fim_suffix>`, `<｜fim▁end｜>`, `<EOT>`) never belong in code.
@@ -70,10 +70,13 @@ def finish_middle(
     run of whole lines that stays in the cursor's block, does not repeat the suffix or itself, and adds
     no syntax error (see `fim_lsp.syntax.truncate_middle`). `prefix` and `suffix` are the ones the model
     saw, so the syntax check parses a bounded text whatever the document's size. Comments the model ends
-    its lines with are dropped where the file's own lines end in none (see `fim_lsp.remarks`).
+    its lines with are dropped where the file's own lines end in none, and an answer that is only a
+    placeholder comment (`# Your code here`) is not shown (see `fim_lsp.remarks`).
     """
     text = truncate_middle(prefix, middle, suffix, language, shape, reached_eot)
     if text is None:
         return None
     text = drop_line_end_remarks(prefix, text, suffix, language)
-    return text if text.strip() else None
+    if not text.strip() or is_placeholder(text, language):
+        return None
+    return text

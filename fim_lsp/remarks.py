@@ -4,12 +4,14 @@ Instruct-tuned builds (the only Qwen2.5-Coder builds packaged) explain the code 
 its lines: `let minSum = sum; // Initialize minSum to the sum of the first element`. In ghost text that
 is noise the user deletes, and an exact-match scorer counts the line wrong. A file whose own code lines
 end in comments (`# type: ignore`, `// fallthrough`) keeps them: there they are the file's style.
-Comments on lines of their own are kept everywhere: people write those as prompts, and models write them
-before the code they describe.
+Comments on lines of their own are kept everywhere (people write those as prompts, and models write them
+before the code they describe), except an answer that is nothing but a placeholder for code (`# Your code
+here`, `// TODO: implement`): what instruct builds write where they saw no hole to fill.
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,28 @@ from fim_lsp.syntax import COMMENT_TYPES, LANGUAGES, comment_starts, get_languag
 
 if TYPE_CHECKING:
     from tree_sitter import Node, Query
+
+
+# What a comment says when it stands in for code rather than describing it (`# sort by date` is not one).
+_PLACEHOLDER = re.compile(
+    r"\b(?:"
+    r"(?:your|the) code (?:goes )?here|code goes here|implement(?:ation)? (?:goes )?here"
+    r"|add (?:your )?(?:code|logic|implementation) here|write (?:your )?code here|fill (?:this|me|it) in"
+    r"|(?:todo|fixme)\W*(?:add code|implement(?: (?:this|me|it|the))?"
+    r"(?: (?:function|method|class|logic))?)\W*$"
+    r")",
+    re.IGNORECASE,
+)
+
+
+def is_placeholder(middle: str, language: str | None) -> bool:
+    """Whether `middle` is only comment lines that stand in for code (`# Your code here`), which a user
+    would delete: no answer is better. A comment that describes code (`# sort by date`) is not one."""
+    lines = [line.strip() for line in middle.splitlines() if line.strip()]
+    starts = comment_starts(language)
+    if not lines or not all(line.startswith(starts) for line in lines):
+        return False
+    return any(_PLACEHOLDER.search(line) for line in lines)
 
 
 @cache

@@ -1,4 +1,5 @@
-"""Comments a model ends its lines with: `drop_line_end_remarks`, and `finish_middle` that applies it.
+"""Comments a model writes: `drop_line_end_remarks` (remarks at line ends), `is_placeholder` (an answer that
+is only `# Your code here`), and `finish_middle` that applies both.
 
 Each case is a document with a cursor mark, what the model wrote there, and what must remain.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from fim_lsp.postprocess import finish_middle
-from fim_lsp.remarks import drop_line_end_remarks
+from fim_lsp.remarks import drop_line_end_remarks, is_placeholder
 from fim_lsp.syntax import CompletionShape
 
 CURSOR = "█"
@@ -204,3 +205,36 @@ def test_finish_middle_keeps_the_code_before_a_remark_on_the_cursor_line() -> No
         prefix, "0  # the count", suffix, language="python", shape=CompletionShape.LINE, reached_eot=True
     )
     assert shown == "0"
+
+
+@pytest.mark.parametrize(
+    ("middle", "language"),
+    [
+        pytest.param("    # Your code here\n", "python", id="python-your-code-here"),
+        pytest.param("# TODO: Implement this function\n", "python", id="python-todo-implement"),
+        pytest.param("// write your code here", "javascript", id="javascript-write-your-code-here"),
+        pytest.param("\n        // TODO: implement\n", "java", id="java-todo-on-the-next-line"),
+        pytest.param("-- fill this in", "lua", id="lua-fill-this-in"),
+    ],
+)
+def test_an_answer_that_is_only_a_placeholder_comment_is_not_shown(middle: str, language: str) -> None:
+    assert is_placeholder(middle, language)
+    prefix, suffix = PY_PLAIN.split(CURSOR) if language == "python" else ("f() {\n    ", "\n}\n")
+    shown = finish_middle(
+        prefix, middle, suffix, language=language, shape=CompletionShape.BLOCK, reached_eot=True
+    )
+    assert shown is None
+
+
+@pytest.mark.parametrize(
+    ("middle", "language"),
+    [
+        pytest.param("# sort by date, newest first\n", "python", id="python-comment-that-describes-code"),
+        pytest.param("# fill in the missing values with zeros\n", "python", id="python-fill-in-describes"),
+        pytest.param("// TODO: implement caching once the API is stable", "java", id="java-a-real-todo"),
+        pytest.param("# Your code here\n    return result\n", "python", id="python-placeholder-before-code"),
+        pytest.param("pass  # your code here\n", "python", id="python-code-with-a-remark"),
+    ],
+)
+def test_comments_that_are_not_placeholders_are_answers(middle: str, language: str) -> None:
+    assert not is_placeholder(middle, language)
