@@ -292,6 +292,7 @@ def complete(
             cancel=cancel or CancelToken(),
             reuse_cache=settings.reuse,
             on_text=done,
+            write_something=True,
         )
     )
     warm_up = None
