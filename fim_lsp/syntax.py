@@ -828,6 +828,20 @@ def _truncate_line(
     return line
 
 
+def _opens_unfilled_block(middle: str, cursor: _Cursor, language: str | None) -> bool:
+    """Whether the middle's first line, finishing the cursor's line (`for i in range(` + `len(xs)):`),
+    opens a block whose body the code after the cursor does not have (its next line is not indented
+    deeper). The line alone is then half a thought (in Python a syntax error), and the body the model
+    writes after it belongs to the answer, as Copilot shows a loop with its body."""
+    if cursor.text_after or cursor.at_line_start or middle.startswith("\n"):
+        return False
+    line = middle.split("\n", 1)[0]
+    if not line.strip() or not opens_block(cursor.before + line, language):
+        return False
+    following = cursor.next_suffix_line()
+    return following is None or _indent_width(following) <= _indent_width(cursor.before)
+
+
 def _restates_next_line(line: str, cursor: _Cursor) -> bool:
     """Whether `line`, an answer that starts a new line after the cursor's, is the file's next line again:
     the model skipped the hole and went on with what follows it (BLOCK cuts such lines the same way)."""
@@ -1080,7 +1094,8 @@ def truncate_middle(
     - Special-token text, a Markdown fence and English prose after the code end the middle.
     - LINE keeps the first line (the next line's, when the cursor ends a line and the model began a new
       one, unless that is the file's next line again), without closing characters the rest of the
-      cursor's line already has.
+      cursor's line already has; a line that opens a block the file does not fill is cut as a BLOCK,
+      its body with it.
     - BLOCK keeps the longest run of whole lines that (a) does not repeat the line after the cursor,
       repeat itself, or leave the block the cursor is in (indentation for Python, brackets elsewhere),
       and (b) adds no syntax error to the file that was not already there.
@@ -1098,6 +1113,8 @@ def truncate_middle(
         # Spaces the model puts at the end of the cursor's line before starting the next are noise.
         middle = _TRAILING_SPACES_THEN_NEWLINE.sub("\n", middle, count=1)
         middle = _drop_end_of_line_comment(middle, language)
+    if shape is CompletionShape.LINE and _opens_unfilled_block(middle, cursor, language):
+        return _truncate_block(prefix, middle, suffix, cursor, language, whole)
     if shape is CompletionShape.LINE:
         needs_checker = (cursor.text_after and not cursor.at_line_start) or (whole and "\n" in middle.strip())
         checker = _make_checker(language, prefix, suffix) if needs_checker else None
@@ -1119,7 +1136,8 @@ def middle_is_done(
 
     - BLOCK: a special token, fence or prose line was written, or a line rule (repeating the suffix,
       repeating itself, leaving the block) cut before the last complete line.
-    - LINE: the first line is complete, where the cursor ends its line. Mid-line the model may still end
+    - LINE: the first line is complete, where the cursor ends its line (unless it opened a block the file
+      does not fill: then as BLOCK, for its body). Mid-line the model may still end
       the middle with end-of-text on a later line (a hole that spans lines), so generation goes on
       until MID_LINE_SPAN_LINES more lines show that it is writing on rather than filling a hole.
     """
@@ -1134,7 +1152,9 @@ def middle_is_done(
         first_line_done = "\n" in body and bool(body.split("\n", 1)[0].strip())
         if cursor.text_after and not cursor.at_line_start:
             return first_line_done and body.count("\n") > MID_LINE_SPAN_LINES
-        return first_line_done
+        if not (first_line_done and _opens_unfilled_block(cleaned, cursor, language)):
+            return first_line_done
+        # The line opened a block the file does not fill: its body is written as a block's would be.
     lines = cleaned.splitlines(keepends=True)
     complete = sum(1 for line in lines if line.endswith("\n"))
     limit, _ = _block_limit(lines, prefix, cursor, language, streaming=True)

@@ -72,6 +72,14 @@ int max(int a, int b) {
 }
 """
 
+COUNT_TIMES = """\
+def how_many_times(text: str, part: str) -> int:
+    times = 0
+    for i in range(█
+
+    return times
+"""
+
 RUBY_EACH = """\
 def shout(words)
   words.each do |w|
@@ -486,6 +494,45 @@ end
             "\n    xs = [x for x in xs if x]",
             id="python-new-line-unlike-the-next-kept",
         ),
+        # --- a line that opens a block the file does not fill comes with its body ---
+        pytest.param(
+            COUNT_TIMES,
+            "0, len(text) - len(part) + 1):\n        if text[i:i + len(part)] == part:\n"
+            "            times += 1\n\n    return times\n",
+            "python",
+            LINE,
+            True,
+            "0, len(text) - len(part) + 1):\n        if text[i:i + len(part)] == part:\n"
+            "            times += 1",
+            id="python-loop-header-with-its-body",
+        ),
+        pytest.param(
+            COUNT_TIMES.replace("\n\n    return", "\n        times += 1\n    return"),
+            "0, len(text)):\n        times += 1\n",
+            "python",
+            LINE,
+            False,
+            "0, len(text)):",
+            id="python-loop-header-whose-body-follows-stays-a-line",
+        ),
+        pytest.param(
+            "function abs(x) {\n    if (x < 0█\n    return x;\n}\n",
+            ") {\n        x = -x;\n    }\n    return x;\n}\n",
+            "javascript",
+            LINE,
+            True,
+            ") {\n        x = -x;\n    }",
+            id="javascript-if-with-its-body",
+        ),
+        pytest.param(
+            COUNT_TIMES,
+            "0, len(text)):\n        if text[i:i + len(part)] == part:\n            times += 1\n        el",
+            "python",
+            LINE,
+            False,
+            "0, len(text)):\n        if text[i:i + len(part)] == part:\n            times += 1",
+            id="python-loop-body-cut-short-keeps-whole-lines",
+        ),
         # --- no grammar ---
         pytest.param(
             "proc mean {xs} {\n    █\n}\n",
@@ -572,6 +619,17 @@ def test_errors_already_in_the_file_do_not_block_a_middle():
             LINE,
             True,
             id="line-mid-line-writing-on-past-a-hole",
+        ),
+        pytest.param(
+            COUNT_TIMES, "0, len(text)):\n", "python", LINE, False, id="line-that-opened-a-block-goes-on"
+        ),
+        pytest.param(
+            COUNT_TIMES,
+            "0, len(text)):\n        times += 1\n\n\ndef other():\n",
+            "python",
+            LINE,
+            True,
+            id="line-that-opened-a-block-ends-with-the-block",
         ),
         pytest.param("tot█al", "", "python", NONE, True, id="none-is-done"),
     ],
