@@ -1174,11 +1174,31 @@ def _indent_unit(lines: list[str]) -> str:
     return " " * (narrowest if narrowest in (2, 3, 4, 8) else 4)
 
 
+#: Code rows above the cursor searched for a block and its body, to learn the file's indentation step.
+STEP_SEARCH_ROWS = 200
+
+
+def _block_step(lines: list[str], code_rows: list[int], language: str | None) -> str | None:
+    """The indentation the nearest block above (within STEP_SEARCH_ROWS code rows) adds to its body's
+    first line: how this file indents a body, which its narrowest indentation may not say (a file
+    indented by 4 whose function bodies step by 2 more). None when no block above has a body yet."""
+    following = None
+    for row in reversed(code_rows[-STEP_SEARCH_ROWS:]):
+        line = lines[row]
+        if following is not None and opens_block(line, language):
+            outer, inner = _leading_whitespace(line), _leading_whitespace(following)
+            if len(inner) > len(outer) and inner.startswith(outer):
+                return inner[len(outer) :]
+        following = line
+    return None
+
+
 def indentation_to_type(prefix: str, suffix: str, language: str | None) -> str:
     """The indentation the cursor's line must start with, when the cursor is at column 0 (lines go in
     there) and the code above leaves no choice; "" otherwise (the model chooses).
 
-    - After a line that opens a block: one level deeper than that line.
+    - After a line that opens a block: one level deeper than that line, a level being what the nearest
+      block above adds to its body (the file's narrowest indentation when there is none).
     - In Python, after a definition whose body so far is only its docstring: the docstring's.
 
     Small models write very different middles with and without that indentation at the end of the
@@ -1193,7 +1213,8 @@ def indentation_to_type(prefix: str, suffix: str, language: str | None) -> str:
         return ""
     previous = lines[code_rows[-1]]
     if opens_block(previous, language):
-        return _leading_whitespace(previous) + _indent_unit(lines)
+        step = _block_step(lines, code_rows[:-1], language) or _indent_unit(lines)
+        return _leading_whitespace(previous) + step
     if language != "python":
         return ""
     # A docstring as the whole body so far: from the last block opener above to the cursor, where that

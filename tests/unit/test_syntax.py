@@ -531,6 +531,18 @@ def test_snapshot_is_left_alone_by_later_updates():
             "python", "def f(xs):\n  for x in xs:\n█", "    ", id="python-after-block-opener-file-unit"
         ),
         pytest.param("python", "class A:\n\tdef f(self):\n█", "\t\t", id="python-tabs"),
+        pytest.param(
+            "python",
+            "def is_happy(s):\n    if len(s) < 3:\n      return False\n\n    for i in range(len(s) - 2):\n█",
+            "      ",
+            id="python-step-of-the-nearest-block-not-the-narrowest-indentation",
+        ),
+        pytest.param(
+            "javascript",
+            "function f(xs) {\n  for (const x of xs) {\n      use(x);\n  }\n  if (xs.length) {\n█",
+            "      ",
+            id="javascript-step-of-the-nearest-block",
+        ),
         pytest.param("python", "def f(x):\n    y = x\n█", "", id="python-after-a-statement-model-chooses"),
         pytest.param("python", "def f(x):\n    █", "", id="python-indentation-already-typed"),
         pytest.param("go", "func main() {\n█\n}\n", "    ", id="go-after-brace"),
