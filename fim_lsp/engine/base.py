@@ -50,7 +50,7 @@ class GenerationRequest:
     """End-of-text before anything but spaces is not taken: the model's best other token is written
     instead (engines that sample themselves; others take the model's end as it comes). The pipeline asks
     for it: the cursor is where the user writes, and in SPM a model sometimes ends at once where in PSM
-    it writes the middle (the 1.5B on 4 of 59 random-span tasks, with a right PSM answer on 3)."""
+    it writes the middle (the 1.5B on HumanEval tasks it answers right in PSM; see README, Quality)."""
     split_at: int | None = None
     """An offset in `prompt` where tokenization starts afresh (engines that tokenize themselves): the
     pipeline puts it at the start of the suffix's second line, so that the rest of the suffix is
