@@ -7,6 +7,8 @@ the situation the 1.5B meets in SPM where it saw no hole to fill (HumanEval rand
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from fim_lsp.config import Settings
@@ -20,7 +22,7 @@ EMPTY_FILE_SPM = "<|fim_suffix|>\n<|fim_prefix|><|fim_middle|>"
 
 
 @pytest.fixture(scope="module")
-def engine() -> LlamaCppEngine:
+def engine() -> Iterator[LlamaCppEngine]:
     loaded = LlamaCppEngine.from_settings(Settings(model=FAST_MODEL))
     yield loaded
     loaded.close()
