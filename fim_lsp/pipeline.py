@@ -192,6 +192,11 @@ def _held_back(prefix: str, order: Order) -> str:
     return prefix[len(prefix.rstrip(" \t")) :]
 
 
+def _ends_in_word(text: str) -> bool:
+    """Whether `text` ends with a letter, digit or underscore: a word the user may still be writing."""
+    return bool(text) and (text[-1].isalnum() or text[-1] == "_")
+
+
 def _after_held(held: str, generated: str) -> str:
     """What the model wrote, as it goes after the spaces `held` back from its prompt."""
     if not held:
@@ -293,6 +298,7 @@ def complete(
             reuse_cache=settings.reuse,
             on_text=done,
             write_something=True,
+            heal_word_end=order != "psm" and _ends_in_word(prompt_prefix) and not held,
         )
     )
     warm_up = None

@@ -51,6 +51,13 @@ class GenerationRequest:
     instead (engines that sample themselves; others take the model's end as it comes). The pipeline asks
     for it: the cursor is where the user writes, and in SPM a model sometimes ends at once where in PSM
     it writes the middle (the 1.5B on HumanEval tasks it answers right in PSM; see README, Quality)."""
+    heal_word_end: bool = False
+    """The prompt ends where the user is writing a word (the cursor right after a letter, digit or
+    underscore, the prefix last in the prompt): the word's last token is taken off the prompt and the
+    middle made to start with its text (token healing; engines that sample themselves). A BPE tokenizer
+    cut the typed part of the word alone (`for op in o` ends with ` o`), a split the model rarely saw
+    before the rest of a word: without healing it writes the rest as if a token boundary were there
+    (`peations`). The text returned is what follows the cursor, as without healing."""
     split_at: int | None = None
     """An offset in `prompt` where tokenization starts afresh (engines that tokenize themselves): the
     pipeline puts it at the start of the suffix's second line, so that the rest of the suffix is

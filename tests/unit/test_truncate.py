@@ -845,3 +845,25 @@ def test_spaces_ending_an_spm_prefix_are_held_back_and_written_by_the_model(mark
     completion = complete(CompletionRequest(text, offset, "python", "f.py"), Settings(), engine)
     assert not engine.prompt.endswith(" ")
     assert completion.text == shown
+
+
+@pytest.mark.parametrize(
+    ("marked", "heals"),
+    [
+        pytest.param("for op in o█:\n    pass\n", True, id="half-typed-word-spm"),
+        pytest.param("settings = js█\nprint(settings)\n", True, id="word-at-end-of-line-spm"),
+        pytest.param("x = max(a, █)\n", False, id="after-a-space-held-back"),
+        pytest.param("x = max(█)\n", False, id="after-a-bracket"),
+        pytest.param("values = [1, 2]\ntotal = val█", False, id="nothing-after-the-cursor-is-psm"),
+    ],
+)
+def test_pipeline_asks_for_healing_only_right_after_a_word(marked, heals):
+    class Heals(ScriptedEngine):
+        def generate(self, request: GenerationRequest) -> Generation:
+            self.heal_word_end = request.heal_word_end
+            return super().generate(request)
+
+    prefix, suffix = marked.split(CURSOR)
+    engine = Heals("x\n", True)
+    complete(CompletionRequest(prefix + suffix, len(prefix), "python", "t.py"), Settings(), engine)
+    assert engine.heal_word_end is heals
