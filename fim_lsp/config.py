@@ -15,6 +15,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from fim_lsp.exclusions import DEFAULT_EXCLUDE, check_patterns
+
 EngineKind = Literal["embedded", "llama-server", "openai", "ollama"]
 FimOrder = Literal["auto", "psm", "psm-line", "spm"]
 LogLevel = Literal["trace", "debug", "info", "warning", "error"]
@@ -33,6 +35,19 @@ def _not_negative(_instance: object, attribute: attrs.Attribute, value: Any) -> 
 def _share(_instance: object, attribute: attrs.Attribute, value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{attribute.name} must lie between 0 and 1, not {value!r}")
+
+
+#: Candidates a request may answer at most: each costs generation time and a place in the cache.
+MAX_ALTERNATIVES = 8
+
+
+def _globs(_instance: object, _attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
+    check_patterns(value)
+
+
+def _candidates(_instance: object, attribute: attrs.Attribute, value: int) -> None:
+    if not 1 <= value <= MAX_ALTERNATIVES:
+        raise ValueError(f"{attribute.name} must lie between 1 and {MAX_ALTERNATIVES}, not {value!r}")
 
 
 @attrs.define(frozen=True)
@@ -111,6 +126,17 @@ class Settings:
 
     enabled_languages: tuple[str, ...] = ("*",)
     """Language ids to complete in; `*` means all that tree-sitter knows."""
+
+    alternatives: int = attrs.field(default=3, validator=_candidates)
+    """Distinct candidates a request answers at most, best first: the editor shows the first and cycles
+    through the others (Alt+] / Alt+[). 1 answers one candidate only."""
+
+    exclude: tuple[str, ...] = attrs.field(default=DEFAULT_EXCLUDE, validator=_globs)
+    """Glob patterns (`.gitignore` syntax, any case) of files whose text is never read, whatever
+    `.gitignore` says: an excluded document gets no completion and no engine sees its text, and no
+    excluded file is indexed or quoted in a prompt's workspace snippets. A list given here replaces the
+    default one (keys, `.env` files, credentials: see `fim_lsp.exclusions.DEFAULT_EXCLUDE`); `[]`
+    excludes nothing."""
 
     log_level: LogLevel = "info"
     """Least severe log record written to the log and sent to the client."""

@@ -75,6 +75,9 @@ class Completion:
     warm_up: GenerationRequest | None = None
     """Set when the request was stopped before its prompt was evaluated: the part of the prompt that
     typing on the cursor's line leaves as it is, worth evaluating into the cache while the user types."""
+    alternatives: tuple[str, ...] = ()
+    """The other candidates after `text`, best first, each cut and distinct from `text` and from one
+    another (at most the `alternatives` setting less one); empty when `text` is None."""
 
 
 def choose_shape(text: str, offset: int, syntax: DocumentSyntax | None = None) -> Shape:

@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Literal
 
 from fim_lsp import pipeline
-from fim_lsp.cache import MIB, CompletionCache, ShownCompletion, cache_key, context_window, typed_through
+from fim_lsp.cache import (
+    MIB,
+    Candidates,
+    CompletionCache,
+    ShownCompletion,
+    cache_key,
+    context_window,
+    typed_through_candidates,
+)
 from fim_lsp.config import Settings
 from fim_lsp.engine import CancelToken, Engine, GenerationRequest, create_engine
 from fim_lsp.errors import EngineUnavailableError, FimError, PromptTooLongError
@@ -40,7 +48,7 @@ _ENGINE_FIELDS = ("model", "threads", "gpu_layers", "context_size", "engine")
 WORKER_NICENESS = 5
 #: What the cache holds for a place where the model ran and nothing was worth showing: asking there
 #: again (a re-trigger, undo, the cursor moving back) would run the model to the same end.
-NOTHING_TO_SHOW = ""
+NOTHING_TO_SHOW: Candidates = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,9 @@ class CompletionService:
         self._failed_model: tuple[Path, FileState] | None = None
         self.cache = CompletionCache(settings.cache_memory_mb * MIB)
         self._shown: dict[str, ShownCompletion] = {}
+        #: The last request the model or the cache answered with several candidates, and its document:
+        #: when the editor shows another of them, the prefetch follows it (one request, for one document).
+        self._cycled: tuple[str, CompletionRequest] | None = None
         self._prefetches: set[asyncio.Task[None]] = set()
         self._prefetch_tokens: set[CancelToken] = set()
         #: Counts the requests made, so that a warm-up knows whether one came after the request it is for.
@@ -240,14 +251,14 @@ class CompletionService:
         """An answer from what was shown or computed before, or None when the model must run."""
         shown = self._shown.get(key)
         if shown is not None:
-            rest = typed_through(shown, request.text, request.offset)
-            if rest is not None:
+            rests = typed_through_candidates(shown, request.text, request.offset)
+            if rests:
                 self.stats["typed_through"] += 1
-                return Completion(rest, _shape_of(rest), "typed-through")
+                return _answer(rests, "typed-through")
         cached = self.cache.get(digest)
         if cached is not None:
             self.stats["cache_hits"] += 1
-            return Completion(cached or None, _shape_of(cached), "cached")
+            return _answer(cached, "cached")
         return None
 
     def _remember(self, key: str, request: CompletionRequest, completion: Completion) -> None:
@@ -255,7 +266,29 @@ class CompletionService:
             self._shown.pop(key, None)
             return
         window = context_window(self.settings)
-        self._shown[key] = ShownCompletion.at(request.text, request.offset, completion.text, window)
+        self._shown[key] = ShownCompletion.at(
+            request.text, request.offset, completion.text, window, completion.alternatives
+        )
+        if completion.alternatives and completion.reason != "typed-through":
+            self._cycled = (key, request)
+        elif self._cycled is not None and self._cycled[0] == key:
+            self._cycled = None
+
+    def show(self, key: str, text: str) -> bool:
+        """The editor shows candidate `text` of the last answer for document `key`: typed-through
+        answers follow it from now on, and so does the prefetch of what accepting it leads to. False
+        when `text` is not a candidate of that answer (an answer since replaced it)."""
+        shown = self._shown.get(key)
+        chosen = shown.showing(text) if shown is not None else None
+        if shown is None or chosen is None:
+            return False
+        if chosen.text == shown.text:
+            return True
+        self._shown[key] = chosen
+        cycled = self._cycled
+        if cycled is not None and cycled[0] == key and self.settings.prefetch and self.settings.reuse:
+            self._prefetch(key, cycled[1], chosen.text)
+        return True
 
     async def complete(self, key: str, request: CompletionRequest) -> Completion:
         """Complete for document `key`; a newer request for the same key makes this one's answer empty."""
@@ -292,7 +325,7 @@ class CompletionService:
             self.stats["prompt_tokens"] += completion.generation.prompt_tokens
             self.stats["evaluated_tokens"] += completion.generation.evaluated_tokens
             if _worth_caching(completion):
-                self.cache.put(digest, completion.text or NOTHING_TO_SHOW)
+                self.cache.put(digest, _candidates(completion))
                 if completion.text is not None and self.settings.prefetch and self.settings.reuse:
                     self._prefetch(key, request, completion.text)
         self._remember(key, request, completion)
@@ -365,10 +398,13 @@ class CompletionService:
             return
         token = CancelToken()
         with self._lock:
-            if key in self._latest:
+            previous = self._latest.get(key)
+            if previous is not None and previous not in self._prefetch_tokens:
                 return  # a newer request is already on its way
             self._latest[key] = token
             self._prefetch_tokens.add(token)
+        if previous is not None:
+            previous.cancel()  # the prefetch for a candidate no longer on screen
         task = asyncio.get_running_loop().create_task(self._run_prefetch(key, accepted, digest, token))
         self._prefetches.add(task)
         task.add_done_callback(self._prefetches.discard)
@@ -391,7 +427,7 @@ class CompletionService:
         self.stats["prefetched"] += 1
         self.stats["prefetch_evaluated_tokens"] += completion.generation.evaluated_tokens
         if _worth_caching(completion):
-            self.cache.put(digest, completion.text or NOTHING_TO_SHOW)
+            self.cache.put(digest, _candidates(completion))
 
     async def prefetches_done(self) -> None:
         """Wait until no prefetch is running (for tests)."""
@@ -402,6 +438,8 @@ class CompletionService:
         """Drop what is remembered for a closed document."""
         self.cancel(key)
         self._shown.pop(key, None)
+        if self._cycled is not None and self._cycled[0] == key:
+            self._cycled = None
 
     def shutdown(self) -> None:
         """Stop every generation and release the model."""
@@ -470,3 +508,15 @@ def _worth_caching(completion: Completion) -> bool:
 
 def _shape_of(text: str) -> Shape:
     return Shape.BLOCK if "\n" in text.strip("\n") else Shape.LINE
+
+
+def _candidates(completion: Completion) -> Candidates:
+    """What the cache keeps of an answer: its candidates, best first (none when nothing is shown)."""
+    return NOTHING_TO_SHOW if completion.text is None else (completion.text, *completion.alternatives)
+
+
+def _answer(candidates: Candidates, reason: str) -> Completion:
+    """An answer made without the model, from candidates best first (none: nothing to show)."""
+    if not candidates:
+        return Completion(None, Shape.NONE, reason)
+    return Completion(candidates[0], _shape_of(candidates[0]), reason, alternatives=candidates[1:])

@@ -46,6 +46,7 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import NamedTuple
 
+from fim_lsp.exclusions import Exclusions
 from fim_lsp.syntax import language_of
 from fim_lsp.workspace import symbols
 from fim_lsp.workspace.files import IndexLimits, SkippedFile, SourceFilter, is_source_name, read_source
@@ -260,8 +261,10 @@ def normalize_path(path: str) -> str:
 class WorkspaceIndex:
     """The index of a workspace's folders and open buffers. Thread-safe; see the module docstring."""
 
-    def __init__(self, limits: IndexLimits | None = None) -> None:
+    def __init__(self, limits: IndexLimits | None = None, exclusions: Exclusions | None = None) -> None:
         self.limits = limits or IndexLimits()
+        #: Files never read nor overlaid, whatever `.gitignore` says (the `exclude` setting).
+        self.exclusions = exclusions or Exclusions()
         self._lock = threading.RLock()
         self._write_lock = threading.RLock()
         self._roots: dict[str, SourceFilter] = {}
@@ -289,7 +292,7 @@ class WorkspaceIndex:
 
     def add_folder(self, root: str | os.PathLike[str]) -> str:
         """Register a workspace folder (indexed by the next `build`); returns its real path."""
-        source_filter = SourceFilter(root)
+        source_filter = SourceFilter(root, self.exclusions)
         with self._lock:
             self._roots.setdefault(source_filter.root, source_filter)
             self._relabel()
@@ -475,6 +478,9 @@ class WorkspaceIndex:
         Cheap (called on every change): the file is only marked stale; `refresh` indexes it.
         """
         path = normalize_path(path)
+        source_filter = self.source_filter(path)
+        if self.exclusions.excludes(path, source_filter.root if source_filter else None):
+            return
         with self._lock:
             if self._buffers.get(path) == text:
                 return
