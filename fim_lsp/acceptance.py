@@ -7,9 +7,13 @@ Editors tell the server as Copilot's editors tell its server (`textDocument/didS
 - `fimLsp/didShowCompletion` `{item}`: the item is on screen (also after cycling to another candidate,
   which then is the one typed-through answers follow);
 - `fimLsp/didPartiallyAcceptCompletion` `{item, acceptedLength}`: part of the item (a word, a line) went
-  into the document; `acceptedLength` counts the characters of `item.insertText` accepted so far;
+  into the document; `acceptedLength` counts the characters this accept inserted (Copilot counts the
+  item's characters accepted so far, which would count again what the user typed along it);
 - the whole item accepted: the editor runs the item's `command` (`fim-lsp.didAcceptCompletion`), whose
-  argument the server wrote (`{suggestion, rank, length}`).
+  argument the server wrote (`{suggestion, rank, length}`, `length` the item's characters; an editor that
+  inserted fewer, the user having typed some of them, may put its own count there).
+
+A suggestion never counts more accepted characters than its candidate has.
 
 A suggestion is one answer of the model (or the cache) and what typing through it keeps of it: typing
 along a suggestion, or accepting part of it, continues it, so each suggestion counts once as shown, once
@@ -22,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 logger = logging.getLogger(__name__)
@@ -49,10 +53,15 @@ class Suggestion:
     shown: bool = False
     partly: bool = False
     accepted: bool = False
-    #: The item last partly accepted (its text's length and hash) and how much of it: `acceptedLength`
-    #: grows while the editor keeps that item on screen.
-    partial_item: tuple[int, int] | None = field(default=None, repr=False)
-    partial_length: int = 0
+    chars: int = 0
+    """Characters of it counted as accepted so far."""
+
+    def take(self, rank: int, chars: int) -> int:
+        """Count `chars` more of candidate `rank` as accepted; returns how many of them are new."""
+        whole = len(self.candidates[rank]) if rank < len(self.candidates) else 0
+        taken = max(0, min(chars, whole - self.chars))
+        self.chars += taken
+        return taken
 
 
 @dataclass
@@ -94,14 +103,18 @@ class AcceptanceLog:
 
     def answered(self, key: str, candidates: Sequence[str], continues: bool) -> Suggestion:
         """Record an answer with `candidates` for document `key`; `continues` when it is typed through
-        the document's last suggestion (which it then is, its candidates as first answered)."""
-        if continues:
-            number = self._latest.get(key)
-            suggestion = self._suggestions.get(number) if number is not None else None
-            if suggestion is not None:
-                self._suggestions.move_to_end(suggestion.number)
-                suggestion.typed = _typed_prefix(suggestion.candidates, candidates)
-                return suggestion
+        the document's last suggestion (which it then is, its candidates as first answered). The same
+        candidates answered again before that suggestion was accepted (the editor asked again at the
+        same place: a re-trigger, the cache) are that suggestion too."""
+        number = self._latest.get(key)
+        suggestion = self._suggestions.get(number) if number is not None else None
+        again = (
+            suggestion is not None and not suggestion.accepted and suggestion.candidates == tuple(candidates)
+        )
+        if suggestion is not None and (continues or again):
+            self._suggestions.move_to_end(suggestion.number)
+            suggestion.typed = _typed_prefix(suggestion.candidates, candidates) if continues else ""
+            return suggestion
         suggestion = Suggestion(self._next, key, tuple(candidates))
         self._next += 1
         self._suggestions[suggestion.number] = suggestion
@@ -134,17 +147,10 @@ class AcceptanceLog:
     def partly_accepted(self, item: Any, accepted_length: Any) -> bool:
         """Part of an item went into the document; False (nothing counted) for input not understood."""
         found = self._find(_command_argument(item))
-        text = item.get("insertText") if isinstance(item, dict) else None
-        if isinstance(text, dict):  # a snippet's StringValue
-            text = text.get("value")
-        if found is None or not isinstance(text, str) or not _count(accepted_length):
+        if found is None or not _count(accepted_length):
             return False
-        suggestion, _ = found
-        accepted = min(accepted_length, len(text))
-        identity = (len(text), hash(text))
-        before = suggestion.partial_length if suggestion.partial_item == identity else 0
-        suggestion.partial_item, suggestion.partial_length = identity, max(before, accepted)
-        self.counts.accepted_chars += max(0, accepted - before)
+        suggestion, tag = found
+        self.counts.accepted_chars += suggestion.take(tag["rank"], min(accepted_length, tag["length"]))
         if not suggestion.partly:
             suggestion.partly = True
             self.counts.partly_accepted += 1
@@ -160,7 +166,7 @@ class AcceptanceLog:
             return False
         suggestion.accepted = True
         self.counts.accepted += 1
-        self.counts.accepted_chars += tag["length"]
+        self.counts.accepted_chars += suggestion.take(tag["rank"], tag["length"])
         self.counts.accepted_alternatives += tag["rank"] > 0
         return True
 

@@ -20,6 +20,8 @@ def test_typing_through_continues_the_suggestion_and_keeps_the_first_ranks() -> 
     assert typed is first
     assert log.tag(typed, "xs, default=0)")["rank"] == 2
     assert log.tag(typed, "xs)")["rank"] == 1
+    again = log.answered("doc", ["sum(xs)", "max(xs)", "max(xs, default=0)"], continues=False)
+    assert again is first and log.tag(again, "max(xs)")["rank"] == 1, "asked again at the same place"
     other = log.answered("doc", ["sum(xs)"], continues=False)
     assert other.number != first.number
     assert log.answered("new.py", ["a"], continues=True).number not in (first.number, other.number)
@@ -33,7 +35,7 @@ def test_each_suggestion_counts_once() -> None:
         assert log.shown(shown) is suggestion
     log.shown(item(log, suggestion, "return 0"))  # cycled: the same suggestion
     assert log.partly_accepted(shown, len("return"))
-    assert log.partly_accepted(shown, len("return tot"))  # the same item, more of it
+    assert log.partly_accepted(shown, len(" tot"))  # the same item still on screen: the next word
     rest = item(log, suggestion, "al")
     assert log.accepted(rest["command"]["arguments"][0])
     assert not log.accepted(rest["command"]["arguments"][0])
@@ -41,6 +43,18 @@ def test_each_suggestion_counts_once() -> None:
     assert (counts.shown, counts.partly_accepted, counts.accepted) == (1, 1, 1)
     assert counts.accepted_chars == len("return total")
     assert counts.accepted_alternatives == 0
+
+
+def test_a_suggestion_counts_no_more_characters_than_its_candidate() -> None:
+    """An editor that accepts a stale item (the user typed part of it before the next answer came)
+    says its whole length; the count stops at the candidate's."""
+    log = AcceptanceLog()
+    suggestion = log.answered("doc", ["first", "max(values, default=0)"], continues=False)
+    stale = item(log, suggestion, "max(values, default=0)")
+    assert log.partly_accepted(stale, len("max(values"))
+    assert log.accepted(stale["command"]["arguments"][0])
+    assert log.counts.accepted_chars == len("max(values, default=0)")
+    assert log.counts.accepted_alternatives == 1
 
 
 def test_what_is_remembered_is_bounded() -> None:

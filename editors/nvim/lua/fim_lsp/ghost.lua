@@ -5,6 +5,7 @@
 --- keeps it while what the user types matches it. A suggestion is anchored where it starts: the text
 --- between the anchor and the cursor must be a prefix of the suggestion for it to stay on screen.
 
+local acceptance = require('fim_lsp.acceptance')
 local config = require('fim_lsp.config')
 local text = require('fim_lsp.text')
 
@@ -30,6 +31,7 @@ M.namespace = api.nvim_create_namespace('fim_lsp.ghost')
 ---@field items fim_lsp.ghost.Item[]
 ---@field index integer which item is shown
 ---@field dismissed_tick? integer changedtick at which the user dismissed; no requests until it changes
+---@field reported? fim_lsp.ghost.Item the item last said to the server to be on screen
 
 ---@type table<integer, fim_lsp.ghost.Buffer>
 local buffers = {}
@@ -114,6 +116,10 @@ local function render(bufnr)
     hl_mode = 'combine',
     priority = 200,
   })
+  if state.reported ~= item then
+    state.reported = item
+    acceptance.shown(item.client_id, item.insert_text, item.command)
+  end
   return true
 end
 
@@ -337,10 +343,11 @@ function M.accept(bufnr, part)
     if item.command then
       local client = vim.lsp.get_client_by_id(item.client_id)
       if client then
-        client:exec_cmd(item.command, { bufnr = bufnr })
+        client:exec_cmd(acceptance.accept_command(item.command, chunk), { bufnr = bufnr })
       end
     end
   else
+    acceptance.partly_accepted(item.client_id, item.insert_text, item.command, chunk)
     -- The rest stays on screen; the TextChangedI that follows finds it still matches.
     render(bufnr)
   end
