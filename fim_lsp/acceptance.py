@@ -50,6 +50,8 @@ class Suggestion:
     """Its candidates as first answered, best first."""
     typed: str = ""
     """What the user has typed of it since (the latest answer's candidates are the rests after it)."""
+    latest: tuple[str, ...] = ()
+    """The candidates of the latest answer to it."""
     shown: bool = False
     partly: bool = False
     accepted: bool = False
@@ -103,19 +105,22 @@ class AcceptanceLog:
 
     def answered(self, key: str, candidates: Sequence[str], continues: bool) -> Suggestion:
         """Record an answer with `candidates` for document `key`; `continues` when it is typed through
-        the document's last suggestion (which it then is, its candidates as first answered). The same
-        candidates answered again before that suggestion was accepted (the editor asked again at the
-        same place: a re-trigger, the cache) are that suggestion too."""
+        the document's last suggestion (which it then is, its candidates as first answered). The
+        candidates of its latest answer answered again, in any order, before it was accepted (the
+        editor asked again at the same place: a re-trigger, the cache, an editor fetching more to cycle
+        through) are that suggestion too."""
         number = self._latest.get(key)
         suggestion = self._suggestions.get(number) if number is not None else None
         again = (
-            suggestion is not None and not suggestion.accepted and suggestion.candidates == tuple(candidates)
+            suggestion is not None and not suggestion.accepted and set(candidates) == set(suggestion.latest)
         )
         if suggestion is not None and (continues or again):
             self._suggestions.move_to_end(suggestion.number)
-            suggestion.typed = _typed_prefix(suggestion.candidates, candidates) if continues else ""
+            if continues:
+                suggestion.typed = _typed_prefix(suggestion.candidates, candidates)
+            suggestion.latest = tuple(candidates)
             return suggestion
-        suggestion = Suggestion(self._next, key, tuple(candidates))
+        suggestion = Suggestion(self._next, key, tuple(candidates), latest=tuple(candidates))
         self._next += 1
         self._suggestions[suggestion.number] = suggestion
         self._latest[key] = suggestion.number

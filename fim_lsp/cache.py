@@ -171,8 +171,9 @@ class ShownCompletion:
         return replace(self, text=chosen, alternatives=others)
 
 
-def _typed_since(shown: ShownCompletion, text: str, offset: int) -> str | None:
-    """What the user typed at the cursor since `shown` was answered, if nothing else changed near it."""
+def typed_since(shown: ShownCompletion, text: str, offset: int) -> str | None:
+    """What the user typed at the cursor since `shown` was answered, if nothing else changed near it
+    ('' where the document and the cursor are as they were then)."""
     start = len(shown.before) if shown.before_length < 0 else shown.before_length
     after_length = len(shown.after) if shown.after_length < 0 else shown.after_length
     if offset < start or len(text) - offset != after_length:
@@ -194,7 +195,7 @@ def typed_through(shown: ShownCompletion, text: str, offset: int) -> str | None:
 def typed_through_candidates(shown: ShownCompletion, text: str, offset: int) -> Candidates:
     """The rests of the candidates the user's typing since `shown` agrees with: the one on screen first
     (none at all when its rest is empty or blank), then the others that begin with the same text."""
-    typed = _typed_since(shown, text, offset)
+    typed = typed_since(shown, text, offset)
     if not typed or not shown.text.startswith(typed):
         return ()
     rests = [candidate[len(typed) :] for candidate in shown.candidates if candidate.startswith(typed)]

@@ -28,6 +28,7 @@ from fim_lsp.cache import (
     ShownCompletion,
     cache_key,
     context_window,
+    typed_since,
     typed_through_candidates,
 )
 from fim_lsp.config import Settings
@@ -258,6 +259,14 @@ class CompletionService:
         cached = self.cache.get(digest)
         if cached is not None:
             self.stats["cache_hits"] += 1
+            if (
+                shown is not None
+                and set(cached) == set(shown.candidates)
+                and typed_since(shown, request.text, request.offset) == ""
+            ):
+                # Asked again where this answer is on screen (a re-trigger, an editor fetching more to
+                # cycle through): the candidate the editor shows stays first.
+                cached = shown.candidates
             return _answer(cached, "cached")
         return None
 

@@ -20,11 +20,19 @@ def test_typing_through_continues_the_suggestion_and_keeps_the_first_ranks() -> 
     assert typed is first
     assert log.tag(typed, "xs, default=0)")["rank"] == 2
     assert log.tag(typed, "xs)")["rank"] == 1
-    again = log.answered("doc", ["sum(xs)", "max(xs)", "max(xs, default=0)"], continues=False)
-    assert again is first and log.tag(again, "max(xs)")["rank"] == 1, "asked again at the same place"
+    again = log.answered("doc", ["xs)", "xs, default=0)"], continues=False)
+    assert again is first and log.tag(again, "xs)")["rank"] == 1, "asked again where typing through left it"
     other = log.answered("doc", ["sum(xs)"], continues=False)
     assert other.number != first.number
     assert log.answered("new.py", ["a"], continues=True).number not in (first.number, other.number)
+
+
+def test_asked_again_at_the_same_place_is_the_same_suggestion() -> None:
+    log = AcceptanceLog()
+    first = log.answered("doc", ["sum(xs)", "max(xs)"], continues=False)
+    assert log.answered("doc", ["max(xs)", "sum(xs)"], continues=False) is first  # on-screen first
+    log.accepted(log.tag(first, "sum(xs)"))
+    assert log.answered("doc", ["sum(xs)", "max(xs)"], continues=False) is not first, "after acceptance"
 
 
 def test_each_suggestion_counts_once() -> None:

@@ -111,6 +111,10 @@ async def test_typing_through_follows_the_candidate_on_screen(scripted_pipeline:
         assert before.reason != "typed-through"  # `m` begins no candidate on screen: the model is asked
         await service.complete("doc", CompletionRequest(TEXT, OFFSET, "python"))  # back, from the cache
         assert service.show("doc", "max(values)")
+        # Asked again at the same place (a re-trigger, an editor fetching more to cycle through): the
+        # cache answers with the candidate on screen first.
+        again = await service.complete("doc", CompletionRequest(TEXT, OFFSET, "python"))
+        assert (again.reason, again.text, again.alternatives) == ("cached", "max(values)", CANDIDATES[:2])
         answer = await service.complete("doc", CompletionRequest(typed, OFFSET + 1, "python"))
         assert (answer.reason, answer.text, answer.alternatives) == ("typed-through", "ax(values)", ())
         assert not service.show("doc", "min(values)"), "not a candidate of the last answer"
