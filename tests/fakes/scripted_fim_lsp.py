@@ -5,7 +5,9 @@ answers that follow the candidate on screen), exclusions, and the acceptance cou
 each `--suggest`, in order, less what the text before the cursor already holds of it (like a model
 continuing the text), so tests of editors and of the protocol know exactly which candidates arrive:
 
-    scripted_fim_lsp.py --suggest 'text' [--suggest 'other' ...] [--stdio]
+    scripted_fim_lsp.py --suggest 'text' [--suggest 'other' ...] [--line-has TEXT] [--stdio]
+
+With `--line-has`, only a cursor whose line holds TEXT before it is answered (elsewhere: nothing).
 
 It loads no model and opens no socket; `fimLsp/status` reports it ready at once.
 """
@@ -44,7 +46,7 @@ class NoModel(Engine):
         raise RuntimeError("the scripted pipeline writes the candidates itself")
 
 
-def scripted(suggestions: list[str]) -> Callable[..., Completion]:
+def scripted(suggestions: list[str], line_has: str | None = None) -> Callable[..., Completion]:
     def complete(
         request: CompletionRequest,
         settings: Settings,
@@ -54,13 +56,15 @@ def scripted(suggestions: list[str]) -> Callable[..., Completion]:
         deadline: float | None = None,
     ) -> Completion:
         before = request.text[: request.offset]
+        generation = Generation("", "eot", prompt_tokens=1, evaluated_tokens=1, generated_tokens=1)
+        if line_has is not None and line_has not in before[before.rfind("\n") + 1 :]:
+            return Completion(None, Shape.LINE, "eot", generation)
         rests: list[str] = []
         for suggestion in suggestions:
             rest = suggestion[overlap(before, suggestion) :]
             if rest.strip() and rest not in rests:
                 rests.append(rest)
         rests = rests[: settings.alternatives]
-        generation = Generation("", "eot", prompt_tokens=1, evaluated_tokens=1, generated_tokens=1)
         if not rests:
             return Completion(None, Shape.LINE, "eot", generation)
         return Completion(rests[0], Shape.LINE, "eot", generation, alternatives=tuple(rests[1:]))
@@ -71,13 +75,14 @@ def scripted(suggestions: list[str]) -> Callable[..., Completion]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--suggest", action="append", default=[], help="one candidate (repeatable)")
+    parser.add_argument("--line-has", help="answer only where the cursor's line holds this before it")
     parser.add_argument("--stdio", action="store_true", help="accepted for fim-lsp compatibility")
     args = parser.parse_args()
 
     from fim_lsp.cli import protocol_streams, setup_logging
     from fim_lsp.server import create_server
 
-    pipeline.complete = scripted(args.suggest)
+    pipeline.complete = scripted(args.suggest, args.line_has)
     setup_logging(0, None)
     server = create_server(engine_factory=lambda _settings: NoModel())
     stdin, stdout = protocol_streams()

@@ -25,6 +25,8 @@ const SERVER_KEYS = [
   "prefetch",
   "fimOrder",
   "enabledLanguages",
+  "alternatives",
+  "exclude",
   "logLevel",
   "workspaceContext",
   "workspaceContextShare",
