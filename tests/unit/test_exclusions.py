@@ -136,3 +136,26 @@ def test_the_setting_defaults_to_the_safe_list_and_keeps_it_over_a_bad_value() -
 
 def test_exclusions_compare_by_their_patterns() -> None:
     assert Exclusions(["a"]) == Exclusions(["a"]) != Exclusions(["b"])
+
+
+def test_the_one_regex_matches_as_the_patterns_one_by_one() -> None:
+    """Without `!` patterns the patterns are matched as one regular expression: the same answers."""
+    paths = [
+        ".env",
+        "a/.env.local",
+        "a/b/prod.env",
+        "x/.ssh/config",
+        "x/.ssh",
+        "keys.py",
+        "id_rsa.pub",
+        "src/secret_santa.py",
+        "terraform.tfstate.backup",
+        "main.tf",
+        "gcp/service_account.json",
+        "ok/file.go",
+        "auth.json.bak",
+    ]
+    for path in paths:
+        for is_dir in (False, True):
+            suffix = "/" if is_dir else ""
+            assert DEFAULT.matches(path, is_dir) == DEFAULT._spec.match_file(path + suffix), (path, is_dir)
