@@ -86,8 +86,8 @@ class CompletionService:
         self._failed_model: tuple[Path, FileState] | None = None
         self.cache = CompletionCache(settings.cache_memory_mb * MIB)
         self._shown: dict[str, ShownCompletion] = {}
-        #: The last request the model or the cache answered with several candidates, and its document:
-        #: when the editor shows another of them, the prefetch follows it (one request, for one document).
+        #: The last request answered with several candidates, and its document: when the editor shows
+        #: another of them, the prefetch follows it (one request, for one document).
         self._cycled: tuple[str, CompletionRequest] | None = None
         self._prefetches: set[asyncio.Task[None]] = set()
         self._prefetch_tokens: set[CancelToken] = set()
@@ -278,7 +278,7 @@ class CompletionService:
         self._shown[key] = ShownCompletion.at(
             request.text, request.offset, completion.text, window, completion.alternatives
         )
-        if completion.alternatives and completion.reason != "typed-through":
+        if completion.alternatives:
             self._cycled = (key, request)
         elif self._cycled is not None and self._cycled[0] == key:
             self._cycled = None
