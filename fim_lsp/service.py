@@ -22,7 +22,7 @@ from typing import Literal
 
 from fim_lsp import pipeline
 from fim_lsp.cache import MIB, CompletionCache, ShownCompletion, cache_key, context_window, typed_through
-from fim_lsp.config import Settings
+from fim_lsp.config import AUTO_MODEL, Settings
 from fim_lsp.engine import CancelToken, Engine, GenerationRequest, create_engine
 from fim_lsp.errors import EngineUnavailableError, FimError, PromptTooLongError
 from fim_lsp.pipeline import Completion, CompletionRequest, Shape
@@ -32,12 +32,18 @@ logger = logging.getLogger(__name__)
 State = Literal["idle", "loading", "ready", "error"]
 
 #: Settings whose change means the engine must be built again.
-_ENGINE_FIELDS = ("model", "threads", "gpu_layers", "context_size", "engine")
+_ENGINE_FIELDS = ("model", "threads", "gpu_layers", "context_size", "prompt_memory_mb", "engine")
 #: How much nicer than the server's other threads the model's worker runs (Linux): when both want a core,
 #: answers that need no model (typed-through, the cache), cancels and the JSON-RPC traffic come first,
 #: and the model loses nothing while they are idle. llama.cpp's compute threads are started from the
 #: worker and inherit its niceness.
 WORKER_NICENESS = 5
+#: Each kind of cache warming's statistic of the prompt tokens it evaluated.
+_EVALUATED_BY = {
+    "warm_ups": "warm_up_evaluated_tokens",
+    "prepared": "prepared_evaluated_tokens",
+    "streamed": "streamed_evaluated_tokens",
+}
 #: What the cache holds for a place where the model ran and nothing was worth showing: asking there
 #: again (a re-trigger, undo, the cursor moving back) would run the model to the same end.
 NOTHING_TO_SHOW = ""
@@ -83,6 +89,8 @@ class CompletionService:
         self._requests_made = 0
         #: Stops the running warm-up, if any: every new request does, since it needs the worker.
         self._warming: CancelToken | None = None
+        #: Counts the prompts prepared after keystrokes, so that only the newest one is evaluated.
+        self._prepared = 0
         self.stats = {
             "requests": 0,
             "generated": 0,
@@ -95,6 +103,10 @@ class CompletionService:
             "prefetch_evaluated_tokens": 0,
             "warm_ups": 0,
             "warm_up_evaluated_tokens": 0,
+            "prepared": 0,
+            "prepared_evaluated_tokens": 0,
+            "streamed": 0,
+            "streamed_evaluated_tokens": 0,
         }
 
     @property
@@ -121,9 +133,12 @@ class CompletionService:
             self._generation += 1
             generation = self._generation
         engine = self.settings.engine
-        what = (
-            f"loading {self.settings.model}" if engine.kind == "embedded" else f"connecting to {engine.url}"
-        )
+        if engine.kind != "embedded":
+            what = f"connecting to {engine.url}"
+        elif self.settings.model == AUTO_MODEL:
+            what = "loading the model that fits this machine"
+        else:
+            what = f"loading {self.settings.model}"
         self._set_status(Status("loading", what))
         # Loading runs on the worker, so no completion can run against a half-replaced engine.
         self._worker.submit(self._load, generation, self.settings)
@@ -148,8 +163,9 @@ class CompletionService:
             self._set_status(Status("error", f"cannot load the model: {exc}", FimError(str(exc))))
             return
         self._engine, self._failed_model = engine, None
-        logger.info("engine ready in %.2f s: %s", time.monotonic() - started, engine.describe())
-        self._set_status(Status("ready", f"ready ({engine.template.family})"))
+        facts = engine.describe()
+        logger.info("engine ready in %.2f s: %s", time.monotonic() - started, facts)
+        self._set_status(Status("ready", _ready_message(engine, facts)))
 
     def update_settings(self, settings: Settings) -> None:
         """Use new settings; reload the engine when one that shapes it changed."""
@@ -220,7 +236,7 @@ class CompletionService:
             return Completion(None, Shape.NONE, "engine error")
         if self._status.state == "error" and self._engine is engine:
             logger.info("engine available again")
-            self._set_status(Status("ready", f"ready ({engine.template.family})"))
+            self._set_status(Status("ready", _ready_message(engine, engine.describe())))
         return completion
 
     def _reload_if_model_changed(self) -> None:
@@ -293,10 +309,25 @@ class CompletionService:
             self.stats["evaluated_tokens"] += completion.generation.evaluated_tokens
             if _worth_caching(completion):
                 self.cache.put(digest, completion.text or NOTHING_TO_SHOW)
-                if completion.text is not None and self.settings.prefetch and self.settings.reuse:
-                    self._prefetch(key, request, completion.text)
+                stream = self._streamer(completion, made)
+                prefetching = completion.text is not None and self.settings.prefetch and self.settings.reuse
+                # The prefetch goes first (accepting is the likeliest next step); the stream after it.
+                if not (prefetching and self._prefetch(key, request, completion.text or "", then=stream)):
+                    stream()
         self._remember(key, request, completion)
         return completion
+
+    def _streamer(self, completion: Completion, made: int) -> Callable[[], None]:
+        """What queues the evaluation of `completion`'s window in the file's own order on the worker
+        (`pipeline.stream`), unless a newer request came first."""
+
+        def stream() -> None:
+            if completion.plan is None or not self.settings.reuse:
+                return
+            with contextlib.suppress(RuntimeError):  # the worker was shut down: the server is exiting
+                self._worker.submit(self._warm_up, pipeline.stream(completion.plan), made, "streamed")
+
+        return stream
 
     def _stop_prefetches(self) -> None:
         with self._lock:
@@ -324,9 +355,9 @@ class CompletionService:
                 self._worker.submit(self._warm_up, completion.warm_up, made)
         return completion
 
-    def _warm_up(self, request: GenerationRequest, made: int) -> None:
+    def _warm_up(self, request: GenerationRequest, made: int, counter: str = "warm_ups") -> None:
         """Evaluate `request` into the engine's cache, unless a request came after the one it is for; any
-        request that comes meanwhile stops it."""
+        request that comes meanwhile stops it. `counter` names the statistic it counts in."""
         token = CancelToken()
         with self._lock:
             engine = self._engine
@@ -346,12 +377,43 @@ class CompletionService:
                 if self._warming is token:
                     self._warming = None
         if evaluated:  # engines that keep no cache of their own (remote ones) warm nothing
-            self.stats["warm_ups"] += 1
-            self.stats["warm_up_evaluated_tokens"] += evaluated
+            self.stats[counter] += 1
+            self.stats[_EVALUATED_BY[counter]] += evaluated
 
-    def _prefetch(self, key: str, request: CompletionRequest, shown: str) -> None:
+    def prepare(self, key: str, request: CompletionRequest) -> None:
+        """Evaluate the prompt for `request` into the engine's cache before it is asked for: the user
+        just typed there, and the editor asks after its debounce (Neovim 200 ms, VS Code about as long).
+        Any request stops it, as it stops a warm-up; so does the next keystroke's."""
+        if not self.settings.reuse or self._engine is None:
+            return
+        with self._lock:
+            made, warming = self._requests_made, self._warming
+            self._prepared += 1
+            prepared = self._prepared
+        if warming is not None:
+            warming.cancel()
+        with contextlib.suppress(RuntimeError):  # the worker was shut down: the server is exiting
+            self._worker.submit(self._prepare_now, request, made, prepared)
+
+    def _prepare_now(self, request: CompletionRequest, made: int, prepared: int) -> None:
+        engine = self._engine
+        if engine is None or made != self._requests_made or prepared != self._prepared:
+            return  # a request, or a newer keystroke, came first
+        try:
+            warm = pipeline.prepare(request, self.settings, engine)
+        except FimError as exc:
+            logger.info("preparing a prompt failed: %s", exc)
+            return
+        if warm is not None:
+            self._warm_up(warm, made, counter="prepared")
+
+    def _prefetch(
+        self, key: str, request: CompletionRequest, shown: str, then: Callable[[], None] | None = None
+    ) -> bool:
         """Start computing the answer for the document as it will be once `shown` is accepted, into the
-        cache. It holds the document's place as its latest request, so any newer request stops it."""
+        cache, and `then` after it. It holds the document's place as its latest request, so any newer
+        request stops it. False when it does not start (its answer is cached, or a request is on its
+        way)."""
         accepted = replace(
             request,
             text=request.text[: request.offset] + shown + request.text[request.offset :],
@@ -362,19 +424,25 @@ class CompletionService:
         )
         digest = self._cache_key(accepted)
         if digest in self.cache:
-            return
+            return False
         token = CancelToken()
         with self._lock:
             if key in self._latest:
-                return  # a newer request is already on its way
+                return False  # a newer request is already on its way
             self._latest[key] = token
             self._prefetch_tokens.add(token)
-        task = asyncio.get_running_loop().create_task(self._run_prefetch(key, accepted, digest, token))
+        task = asyncio.get_running_loop().create_task(self._run_prefetch(key, accepted, digest, token, then))
         self._prefetches.add(task)
         task.add_done_callback(self._prefetches.discard)
+        return True
 
     async def _run_prefetch(
-        self, key: str, request: CompletionRequest, digest: str, token: CancelToken
+        self,
+        key: str,
+        request: CompletionRequest,
+        digest: str,
+        token: CancelToken,
+        then: Callable[[], None] | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         try:
@@ -386,6 +454,8 @@ class CompletionService:
                 self._prefetch_tokens.discard(token)
                 if self._latest.get(key) is token:
                     del self._latest[key]
+        if then is not None:
+            then()
         if token.cancelled or completion.generation is None:
             return
         self.stats["prefetched"] += 1
@@ -457,9 +527,22 @@ def _model_file(settings: Settings) -> Path | None:
         models = known_models()
     except (FimError, OSError):
         return None
-    if settings.model in models:
-        return cached_path(models[settings.model])
-    return Path(settings.model).expanduser()
+    name = settings.model
+    if name == AUTO_MODEL:
+        from fim_lsp.fit import choose_model
+
+        name = choose_model(settings, measure=False).model
+    if name in models:
+        return cached_path(models[name])
+    return Path(name).expanduser()
+
+
+def _ready_message(engine: Engine, facts: dict[str, object]) -> str:
+    """The status line of a ready engine: its template, and for the embedded one the model and why."""
+    model, chosen = facts.get("model"), facts.get("chosen")
+    if not isinstance(model, str) or not isinstance(chosen, str):
+        return f"ready ({engine.template.family})"
+    return f"ready ({Path(model).name}: {chosen})"
 
 
 def _worth_caching(completion: Completion) -> bool:

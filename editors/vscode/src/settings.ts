@@ -20,6 +20,7 @@ const SERVER_KEYS = [
   "suffixShare",
   "maxNewTokens",
   "timeBudgetMs",
+  "promptMemoryMb",
   "cacheMemoryMb",
   "reuse",
   "prefetch",
