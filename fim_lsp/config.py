@@ -118,6 +118,11 @@ class Settings:
     protocol's priority, and any newer request that needs the model stops it (on by default since the
     latency replay measured it: see README)."""
 
+    alternatives: int = attrs.field(default=3, validator=_positive)
+    """Suggestions offered when the user asks for them or for the next one (1: only the first). The
+    others are middles the model writes from its next likeliest first tokens, after the first middle,
+    which they never delay."""
+
     fim_order: FimOrder = "auto"
     """`psm` (prefix, suffix, middle), `psm-line` (PSM with the cursor's line at the start of the middle,
     which keeps the model's cache warm while typing), `spm`, or `auto` (the family's measured best)."""

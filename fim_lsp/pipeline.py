@@ -37,6 +37,11 @@ Shape = CompletionShape
 COLD_PROMPT_SHARE = 0.6
 #: The least context a prompt is cut to, however slow the machine: less says too little to answer from.
 MIN_CONTEXT_BUDGET = 256
+#: Seconds from a request where the user is typing to its ghost text, that the prompt is cut to fit when
+#: the cache does not hold enough of it (see `plan`).
+TYPING_LATENCY_S = 2.0
+#: Tokens of a typical one-line answer: what the writing beside a prompt is reckoned at.
+LINE_TOKENS = 12
 #: The context budget chosen from the measured speed moves in steps of this many tokens, so that small
 #: changes of the speed do not change the prompt (and the cached evaluation of it stays valid).
 BUDGET_STEP = 128
@@ -69,6 +74,9 @@ class CompletionRequest:
     incrementally); used when its text is `text`. Without it the pipeline parses only the prompt's text."""
     workspace: WorkspaceContext | None = None
     """Snippets from the rest of the workspace, when the caller indexes one."""
+    typing: bool = False
+    """The user is typing here: the answer is wanted within `TYPING_LATENCY_S`, from a shorter prompt
+    when the whole one could not be evaluated by then (see `plan`)."""
 
 
 @dataclass
@@ -86,6 +94,8 @@ class Completion:
     typing on the cursor's line leaves as it is, worth evaluating into the cache while the user types."""
     plan: Plan | None = None
     """The prompt it was answered from, when the model ran."""
+    alternatives: tuple[str, ...] = ()
+    """Other middles to offer after `text`, best first: distinct, each cut as `text` is."""
 
 
 def choose_shape(text: str, offset: int, syntax: DocumentSyntax | None = None) -> Shape:
@@ -237,10 +247,25 @@ class Plan:
     """Indentation typed into the prompt for the model (see `indentation_to_type`)."""
     held: str
     """Spaces held back from the prompt's end (see `_held_back`)."""
+    shortened: bool = False
+    """Cut shorter than the budget, so that typing gets an answer in time (see `plan`)."""
 
     def middle_of(self, generated: str) -> str:
         """The middle at the cursor for what the model wrote after the prompt's prefix."""
         return _after_typed(self.typed, _after_held(self.held, generated))
+
+    def finish(self, generated: str, reached_eot: bool) -> str | None:
+        """The middle to show for what the model wrote (None: nothing worth showing)."""
+        context = self.context
+        return finish_middle(
+            context.prefix,
+            self.middle_of(generated),
+            context.suffix,
+            language=self.language,
+            shape=self.shape,
+            # Only the model's own end counts: where `done` stopped it, the same rules cut again.
+            reached_eot=reached_eot,
+        )
 
     def done(self, generated: str) -> bool:
         """Whether nothing more the model writes could be shown: stops the tokens small models write past
@@ -271,14 +296,47 @@ def affordable_budget(rate: float, settings: Settings) -> int:
 
 
 def plan(request: CompletionRequest, settings: Settings, engine: Engine) -> Plan | Completion:
-    """The prompt for the cursor in `request`, or the empty completion when there is nothing to ask."""
+    """The prompt for the cursor in `request`, or the empty completion when there is nothing to ask.
+
+    Where the user is typing and the cache holds too little of the prompt to evaluate the rest within
+    `TYPING_LATENCY_S`, the prompt is cut to what fits (the cursor's block and the code nearest to it):
+    ghost text that keeps up with typing, from less context, rather than none until the user stops. The
+    whole prompt is evaluated afterwards, while the user reads or types on (`Plan.shortened`)."""
+    whole = _plan(request, settings, engine, context_budget(settings, engine))
+    if not request.typing or not isinstance(whole, Plan):
+        return whole
+    short = typing_budget(whole.prompt, settings, engine)
+    if short is None:
+        return whole
+    shortened = _plan(request, settings, engine, short, workspace=False)
+    return replace(shortened, shortened=True) if isinstance(shortened, Plan) else whole
+
+
+def typing_budget(prompt: FimPrompt, settings: Settings, engine: Engine) -> int | None:
+    """The context budget of a prompt whose evaluation fits `TYPING_LATENCY_S` beside the writing, when
+    `prompt` would take longer than that with what the cache holds of it; None when it would not."""
+    rate, writing = engine.prompt_rate(), engine.write_rate()
+    if rate is None or writing is None:
+        return None
+    seconds = TYPING_LATENCY_S - LINE_TOKENS / writing
+    affordable = int(rate * seconds)
+    uncached = engine.uncached_tokens(prompt)
+    if uncached is None or uncached <= affordable:
+        return None
+    return max(MIN_CONTEXT_BUDGET // 2, min(affordable, settings.budget_cap))
+
+
+def _plan(
+    request: CompletionRequest, settings: Settings, engine: Engine, budget: int, *, workspace: bool = True
+) -> Plan | Completion:
     if not 0 <= request.offset <= len(request.text):
         return Completion(None, Shape.NONE, "position outside the document")
     # The text alone says when the cursor is inside a word: no need to build a prompt for nothing.
     if choose_shape(request.text, request.offset) is Shape.NONE:
         return Completion(None, Shape.NONE, "cursor inside a word")
     language = language_of(request.language_id, request.path)
-    budget = context_budget(settings, engine)
+    if not workspace:
+        request = replace(request, workspace=None)
     snippets = workspace_snippets(request, settings, engine, budget)
     context = build_context(request, settings, engine, budget)
     shape = _shape_in_context(request, context, language)
@@ -330,8 +388,10 @@ def complete(
     *,
     cancel: CancelToken | None = None,
     deadline: float | None = None,
+    alternatives: int = 0,
 ) -> Completion:
-    """Write the middle for the cursor in `request`. Runs on the engine's worker thread."""
+    """Write the middle for the cursor in `request`, and up to `alternatives` others. Runs on the engine's
+    worker thread."""
     started = time.monotonic()
     planned = plan(request, settings, engine)
     if isinstance(planned, Completion):
@@ -350,24 +410,19 @@ def complete(
             on_text=planned.done,
             write_something=True,
             heal_word_end=prompt.order != "psm" and _ends_in_word(prompt.prefix) and not planned.held,
+            alternatives=alternatives,
         )
     )
     warm_up = None
     if generation.stop_reason in ("cancelled", "deadline") and generation.generated_tokens == 0:
         warm_up = GenerationRequest(prompt=prompt, max_tokens=0, before_line=True)
-    if generation.stop_reason == "cancelled":
-        text = None
-    else:
-        context = planned.context
-        text = finish_middle(
-            context.prefix,
-            planned.middle_of(generation.text),
-            context.suffix,
-            language=planned.language,
-            shape=shape,
-            # Only the model's own end counts: where `done` stopped it, the same rules cut again.
-            reached_eot=generation.reached_eot,
-        )
+    text: str | None = None
+    others: tuple[str, ...] = ()
+    if generation.stop_reason != "cancelled":
+        text = planned.finish(generation.text, generation.reached_eot)
+        others = _other_middles(planned, generation, text)
+        if text is None and others:
+            text, others = others[0], others[1:]
     finished = time.monotonic()
     return Completion(
         text=text,
@@ -382,4 +437,17 @@ def complete(
         },
         warm_up=warm_up,
         plan=planned,
+        alternatives=others,
     )
+
+
+def _other_middles(planned: Plan, generation: Generation, first: str | None) -> tuple[str, ...]:
+    """The alternatives, each cut as the first middle is; those cut to nothing, or to a middle already
+    offered, are left out; the rest in the order of the model's own log-probability for them."""
+    ranked = sorted(generation.alternatives, key=lambda other: -other.log_probability)
+    offered: list[str] = [first] if first else []
+    for other in ranked:
+        text = planned.finish(other.text, other.stop_reason == "eot")
+        if text and text not in offered:
+            offered.append(text)
+    return tuple(offered[1:] if first else offered)

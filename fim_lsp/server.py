@@ -273,8 +273,11 @@ class FimLanguageServer(LanguageServer):
         if request is not None:
             self.service.prepare(uri, request)
 
-    async def complete_at(self, uri: str, position: types.Position) -> Completion | None:
-        """The completion for a cursor, or None when there is nothing to ask the model."""
+    async def complete_at(
+        self, uri: str, position: types.Position, *, alternatives: bool = False
+    ) -> Completion | None:
+        """The completion for a cursor, or None when there is nothing to ask the model; with
+        `alternatives`, other middles too."""
         document = self.documents.get(uri)
         if document is None:
             logger.info("completion asked for a document never opened: %s", uri)
@@ -287,7 +290,7 @@ class FimLanguageServer(LanguageServer):
         request = self.request_at(uri, offset)
         if request is None:
             return None
-        completion = await self.service.complete(uri, request)
+        completion = await self.service.complete(uri, request, alternatives=alternatives)
         total = completion.timings_ms.get("total")
         if total is not None:
             self.last_latency_ms = round(total, 1)
@@ -400,12 +403,18 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
     async def inline_completion(
         ls: FimLanguageServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList | None:
-        completion = await ls.complete_at(params.text_document.uri, params.position)
+        # Asked for on purpose (a key, or the next suggestion): alternatives come with the first. Typing
+        # asks automatically: one middle, as soon as it is whole.
+        invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+        completion = await ls.complete_at(params.text_document.uri, params.position, alternatives=invoked)
         if completion is None or completion.text is None:
             return types.InlineCompletionList(items=[])
         here = types.Range(params.position, params.position)
         return types.InlineCompletionList(
-            items=[types.InlineCompletionItem(insert_text=completion.text, range=here)]
+            items=[
+                types.InlineCompletionItem(insert_text=text, range=here)
+                for text in (completion.text, *completion.alternatives)
+            ]
         )
 
     @ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[]))

@@ -38,6 +38,10 @@ _ENGINE_FIELDS = ("model", "threads", "gpu_layers", "context_size", "prompt_memo
 #: and the model loses nothing while they are idle. llama.cpp's compute threads are started from the
 #: worker and inherit its niceness.
 WORKER_NICENESS = 5
+#: Seconds after a keystroke during which a request on its line counts as made while typing.
+TYPING_S = 5.0
+#: Places whose alternatives are remembered (the most recent ones), for the user cycling back to them.
+REMEMBERED_ALTERNATIVES = 32
 #: Each kind of cache warming's statistic of the prompt tokens it evaluated.
 _EVALUATED_BY = {
     "warm_ups": "warm_up_evaluated_tokens",
@@ -83,6 +87,11 @@ class CompletionService:
         self._failed_model: tuple[Path, FileState] | None = None
         self.cache = CompletionCache(settings.cache_memory_mb * MIB)
         self._shown: dict[str, ShownCompletion] = {}
+        #: Where each document was last typed at (its line's start offset) and when, so that a request
+        #: there is answered as one made while typing (see `pipeline.plan`).
+        self._typing: dict[str, tuple[int, float]] = {}
+        #: The other middles computed for a place (by cache key) when the user asked for alternatives.
+        self._alternatives: dict[str, tuple[str, ...]] = {}
         self._prefetches: set[asyncio.Task[None]] = set()
         self._prefetch_tokens: set[CancelToken] = set()
         #: Counts the requests made, so that a warm-up knows whether one came after the request it is for.
@@ -205,8 +214,11 @@ class CompletionService:
         if token is not None:
             token.cancel()
 
-    def complete_sync(self, request: CompletionRequest, cancel: CancelToken | None = None) -> Completion:
-        """Run one completion on the calling thread (the worker, or a CLI that owns the engine)."""
+    def complete_sync(
+        self, request: CompletionRequest, cancel: CancelToken | None = None, alternatives: int = 0
+    ) -> Completion:
+        """Run one completion (and up to `alternatives` other middles) on the calling thread (the worker,
+        or a CLI that owns the engine)."""
         cancel = cancel or CancelToken()
         if cancel.cancelled:
             return Completion(None, Shape.NONE, "superseded")
@@ -215,7 +227,9 @@ class CompletionService:
             self._reload_if_model_changed()
             return Completion(None, Shape.NONE, f"engine {self._status.state}: {self._status.message}")
         try:
-            completion = pipeline.complete(request, self.settings, engine, cancel=cancel)
+            completion = pipeline.complete(
+                request, self.settings, engine, cancel=cancel, alternatives=alternatives
+            )
         except EngineUnavailableError as exc:
             # A remote server down or failing: one status per distinct fault, an empty answer per request.
             if self._status.state != "error" or self._status.message != str(exc):
@@ -252,8 +266,18 @@ class CompletionService:
         workspace_state = request.workspace.state if request.workspace is not None else ""
         return cache_key(request.text, request.offset, request.language_id, self.settings, workspace_state)
 
-    def _answer_without_model(self, key: str, request: CompletionRequest, digest: str) -> Completion | None:
-        """An answer from what was shown or computed before, or None when the model must run."""
+    def _answer_without_model(
+        self, key: str, request: CompletionRequest, digest: str, *, with_alternatives: bool = False
+    ) -> Completion | None:
+        """An answer from what was shown or computed before, or None when the model must run (also when
+        alternatives are asked for and none were computed for this place)."""
+        if with_alternatives:
+            others = self._alternatives.get(digest)
+            cached = self.cache.get(digest)
+            if others is None or cached is None:
+                return None
+            self.stats["cache_hits"] += 1
+            return Completion(cached or None, _shape_of(cached), "cached", alternatives=others)
         shown = self._shown.get(key)
         if shown is not None:
             rest = typed_through(shown, request.text, request.offset)
@@ -273,12 +297,22 @@ class CompletionService:
         window = context_window(self.settings)
         self._shown[key] = ShownCompletion.at(request.text, request.offset, completion.text, window)
 
-    async def complete(self, key: str, request: CompletionRequest) -> Completion:
-        """Complete for document `key`; a newer request for the same key makes this one's answer empty."""
+    async def complete(
+        self, key: str, request: CompletionRequest, *, alternatives: bool = False
+    ) -> Completion:
+        """Complete for document `key`; a newer request for the same key makes this one's answer empty.
+        With `alternatives` (the user asked for suggestions, or to see the next one), other middles come
+        with the first, up to the `alternatives` setting's count."""
         self.stats["requests"] += 1
         made = self._stop_warming()
+        typed = self._typing.get(key)
+        if typed is not None and typed[0] == _line_start(request) and time.monotonic() - typed[1] < TYPING_S:
+            request = replace(request, typing=True)
         digest = self._cache_key(request)
-        answer = self._answer_without_model(key, request, digest) if self.settings.reuse else None
+        others = max(0, self.settings.alternatives - 1) if alternatives else 0
+        answer = None
+        if self.settings.reuse:
+            answer = self._answer_without_model(key, request, digest, with_alternatives=others > 0)
         if answer is not None:
             self._supersede(key, spare_prefetch=True)
             self._remember(key, request, answer)
@@ -288,7 +322,7 @@ class CompletionService:
         loop = asyncio.get_running_loop()
         try:
             completion = await loop.run_in_executor(
-                self._worker, self._complete_then_warm, request, token, made
+                self._worker, self._complete_then_warm, request, token, made, others
             )
         except asyncio.CancelledError:
             token.cancel()  # $/cancelRequest: the generation stops at its next token
@@ -307,8 +341,14 @@ class CompletionService:
             self.stats["generated"] += 1
             self.stats["prompt_tokens"] += completion.generation.prompt_tokens
             self.stats["evaluated_tokens"] += completion.generation.evaluated_tokens
-            if _worth_caching(completion):
+            if completion.plan is not None and completion.plan.shortened:
+                self._prepare_whole(request, made)
+            elif _worth_caching(completion):
                 self.cache.put(digest, completion.text or NOTHING_TO_SHOW)
+                if others:
+                    self._alternatives[digest] = completion.alternatives
+                    while len(self._alternatives) > REMEMBERED_ALTERNATIVES:
+                        del self._alternatives[next(iter(self._alternatives))]
                 stream = self._streamer(completion, made)
                 prefetching = completion.text is not None and self.settings.prefetch and self.settings.reuse
                 # The prefetch goes first (accepting is the likeliest next step); the stream after it.
@@ -316,6 +356,21 @@ class CompletionService:
                     stream()
         self._remember(key, request, completion)
         return completion
+
+    def _prepare_whole(self, request: CompletionRequest, made: int) -> None:
+        """After an answer from a prompt cut short for typing, evaluate the whole prompt on the worker,
+        so that the next keystroke's request finds it (unless a newer request comes first)."""
+
+        def evaluate() -> None:
+            engine = self._engine
+            if engine is None or made != self._requests_made:
+                return
+            warm = pipeline.prepare(replace(request, typing=False), self.settings, engine)
+            if warm is not None:
+                self._warm_up(warm, made, counter="prepared")
+
+        with contextlib.suppress(RuntimeError):  # the worker was shut down: the server is exiting
+            self._worker.submit(evaluate)
 
     def _streamer(self, completion: Completion, made: int) -> Callable[[], None]:
         """What queues the evaluation of `completion`'s window in the file's own order on the worker
@@ -344,12 +399,14 @@ class CompletionService:
             warming.cancel()
         return made
 
-    def _complete_then_warm(self, request: CompletionRequest, cancel: CancelToken, made: int) -> Completion:
+    def _complete_then_warm(
+        self, request: CompletionRequest, cancel: CancelToken, made: int, alternatives: int = 0
+    ) -> Completion:
         """`complete_sync`, then, when typing (or the time budget) stopped the request before its prompt
         was evaluated, a warm-up queued on the worker: the user is typing on, and the next request will
         want that prompt again, all but its last line. Without it the worker would sit idle until that
         request came, and a prompt longer than the pauses between keys would never be evaluated."""
-        completion = self.complete_sync(request, cancel)
+        completion = self.complete_sync(request, cancel, alternatives)
         if completion.warm_up is not None and self.settings.reuse:
             with contextlib.suppress(RuntimeError):  # the worker was shut down: the server is exiting
                 self._worker.submit(self._warm_up, completion.warm_up, made)
@@ -384,6 +441,7 @@ class CompletionService:
         """Evaluate the prompt for `request` into the engine's cache before it is asked for: the user
         just typed there, and the editor asks after its debounce (Neovim 200 ms, VS Code about as long).
         Any request stops it, as it stops a warm-up; so does the next keystroke's."""
+        self._typing[key] = (_line_start(request), time.monotonic())
         if not self.settings.reuse or self._engine is None:
             return
         with self._lock:
@@ -472,6 +530,7 @@ class CompletionService:
         """Drop what is remembered for a closed document."""
         self.cancel(key)
         self._shown.pop(key, None)
+        self._typing.pop(key, None)
 
     def shutdown(self) -> None:
         """Stop every generation and release the model."""
@@ -537,6 +596,10 @@ def _model_file(settings: Settings) -> Path | None:
     return Path(name).expanduser()
 
 
+def _line_start(request: CompletionRequest) -> int:
+    return request.text.rfind("\n", 0, request.offset) + 1
+
+
 def _ready_message(engine: Engine, facts: dict[str, object]) -> str:
     """The status line of a ready engine: its template, and for the embedded one the model and why."""
     model, chosen = facts.get("model"), facts.get("chosen")
@@ -547,8 +610,10 @@ def _ready_message(engine: Engine, facts: dict[str, object]) -> str:
 
 def _worth_caching(completion: Completion) -> bool:
     """Whether an answer ended as the model or the rules ended it (not cut by a cancel or the deadline),
-    so that the same prompt would get it again (shown or not)."""
-    return completion.reason in ("eot", "stop", "length")
+    so that the same prompt would get it again (shown or not); not one from a prompt cut short for
+    typing, which the whole prompt's answer is to replace."""
+    shortened = completion.plan is not None and completion.plan.shortened
+    return completion.reason in ("eot", "stop", "length") and not shortened
 
 
 def _shape_of(text: str) -> Shape:

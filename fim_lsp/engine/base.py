@@ -59,6 +59,9 @@ class GenerationRequest:
     before the rest of a word: without healing it writes the rest as if a token boundary were there
     (`peations`). The text returned is what follows the cursor, as without healing."""
 
+    alternatives: int = 0
+    """Other middles to write beside the first, each from another of the model's likeliest first tokens
+    (engines that sample themselves; others write one)."""
     before_line: bool = False
     """For `Engine.warm`: evaluate only the start of the prompt that typing on the cursor's line leaves as
     it is (`FimTemplate.pieces`)."""
@@ -70,6 +73,16 @@ class GenerationRequest:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             return "deadline"
         return None
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """Another middle written for the same prompt."""
+
+    text: str
+    stop_reason: StopReason
+    log_probability: float
+    """Mean log-probability of its tokens (the model's own judgement of it)."""
 
 
 @dataclass
@@ -84,6 +97,9 @@ class Generation:
     generated_tokens: int = 0
     prompt_ms: float = 0.0
     generate_ms: float = 0.0
+    log_probability: float | None = None
+    """Mean log-probability of the tokens written, where the engine knows it."""
+    alternatives: list[Alternative] = field(default_factory=list)
 
     @property
     def reached_eot(self) -> bool:
@@ -119,6 +135,10 @@ class Engine(ABC):
     def prompt_rate(self) -> float | None:
         """Prompt tokens this engine evaluates a second on this machine, as measured so far (None until
         it has been measured, or where it cannot be)."""
+        return None
+
+    def write_rate(self) -> float | None:
+        """Tokens this engine writes a second on this machine, as measured so far (None until measured)."""
         return None
 
     def describe(self) -> dict[str, Any]:

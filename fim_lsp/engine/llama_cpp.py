@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fim_lsp.config import Settings
-from fim_lsp.engine.base import Engine, Generation, GenerationRequest, StopReason
+from fim_lsp.engine.base import Alternative, Engine, Generation, GenerationRequest, StopReason
 from fim_lsp.engine.slots import PromptSlots, Slot
 from fim_lsp.errors import ConfigurationError, ModelCorruptError, PromptTooLongError
 from fim_lsp.prompt import FimPrompt, FimTemplate, detect_template, known_templates, template_for_family
@@ -38,6 +38,8 @@ llama_logger = logging.getLogger("fim_lsp.llama_cpp")
 PROMPT_CHUNK_TOKENS = 128
 #: Sequences of the KV cache: each keeps one evaluated prompt (see `fim_lsp.engine.slots`).
 PROMPT_SLOTS = 4
+#: Most alternative middles written beside the first; each takes a sequence of its own after the slots'.
+MAX_ALTERNATIVES = 4
 #: Chunks this short are left out of the measured prompt speed: fixed costs dominate them.
 RATE_MIN_TOKENS = 32
 #: Weight of a new measurement in the running prompt and writing speeds.
@@ -120,12 +122,26 @@ class RunningRate:
 
 @dataclass
 class _Writing:
-    """What one generation has written so far."""
+    """What one candidate middle has written so far, in its llama.cpp sequence."""
 
+    seq: int
     tokens: list[int] = field(default_factory=list)
     text: str = ""
     restarts: int = 0
     """Ends of the model's not taken (`write_something`)."""
+    log_probability: float = 0.0
+    """Sum of the log-probabilities of the tokens chosen."""
+    reason: StopReason | None = None
+    """Why it stopped; None while it writes."""
+
+    def add_log_probability(self, logits: Any, token: int) -> None:
+        import numpy as np
+
+        top = float(logits.max())
+        self.log_probability += float(logits[token]) - top - float(np.log(np.exp(logits - top).sum()))
+
+    def mean_log_probability(self) -> float:
+        return self.log_probability / max(1, len(self.tokens))
 
 
 class LlamaCppEngine(Engine):
@@ -166,7 +182,7 @@ class LlamaCppEngine(Engine):
         context_params = llama_cpp.llama_context_default_params()
         context_params.n_ctx = self.cache_cells
         context_params.n_batch = context_params.n_ubatch = 512
-        context_params.n_seq_max = PROMPT_SLOTS
+        context_params.n_seq_max = PROMPT_SLOTS + MAX_ALTERNATIVES
         # One buffer for every sequence, so that one takes over another's start without a copy.
         context_params.kv_unified = True
         context_params.n_threads = context_params.n_threads_batch = threads
@@ -179,7 +195,7 @@ class LlamaCppEngine(Engine):
             raise ModelCorruptError(f"llama.cpp could not make a context for {model_path}: {exc}") from exc
         self._ctx = self._context.ctx
         self._memory = llama_cpp.llama_get_memory(self._ctx)
-        self._batch = llama_cpp.llama_batch_init(PROMPT_CHUNK_TOKENS, 0, PROMPT_SLOTS)
+        self._batch = llama_cpp.llama_batch_init(PROMPT_CHUNK_TOKENS, 0, PROMPT_SLOTS + MAX_ALTERNATIVES)
         self.adapter = adapter
         self._adapter = self._load_adapter(adapter) if adapter is not None else None
         self.load_seconds = time.monotonic() - started
@@ -231,6 +247,7 @@ class LlamaCppEngine(Engine):
         if speed is not None:
             # Prompts are sized from the first request on; the engine's own measurements take over.
             engine.prompt_speed.value = speed.prompt
+            engine.write_speed.value = speed.writing
         return engine
 
     def _cache_cells(self, memory_mb: int) -> int:
@@ -331,20 +348,19 @@ class LlamaCppEngine(Engine):
             self._starting_with[piece] = [t for t, text in enumerate(self._pieces) if text.startswith(piece)]
         return self._starting_with[piece]
 
-    def _logits(self) -> Any:
-        """The logits of the last decoded token that asked for them."""
+    def _logits(self, index: int = -1) -> Any:
+        """A copy of the logits of the `index`th token of the last batch (the last one by default)."""
         import llama_cpp
         import numpy as np
 
-        last = llama_cpp.llama_get_logits_ith(self._ctx, -1)
-        return np.ctypeslib.as_array(last, shape=(self._vocab_size,))
+        row = llama_cpp.llama_get_logits_ith(self._ctx, index)
+        return np.ctypeslib.as_array(row, shape=(self._vocab_size,)).copy()
 
-    def _best_token(self, among: list[int] | None = None, *, no_end: bool = False) -> int:
-        """The model's first choice for the next token: among `among`, or among all tokens but the
-        end-of-generation ones with `no_end`, or among all (greedy)."""
+    def _best_token(self, logits: Any, among: list[int] | None = None, *, no_end: bool = False) -> int:
+        """The model's first choice for the next token in `logits`: among `among`, or among all tokens but
+        the end-of-generation ones with `no_end`, or among all (greedy)."""
         import numpy as np
 
-        logits = self._logits()
         if among is not None:
             return among[int(np.argmax(logits[among]))]
         if not no_end:
@@ -392,6 +408,9 @@ class LlamaCppEngine(Engine):
 
     def prompt_rate(self) -> float | None:
         return self.prompt_speed.value
+
+    def write_rate(self) -> float | None:
+        return self.write_speed.value
 
     # -- the KV cache -----------------------------------------------------------------------------------
 
@@ -505,7 +524,7 @@ class LlamaCppEngine(Engine):
         with self._interruptible(request):
             if not request.reuse_cache:
                 self.forget()
-            slot, shared = self._place(tokens, room=request.max_tokens)
+            slot, shared = self._place(tokens, room=request.max_tokens * (1 + request.alternatives))
             early_stop = self._evaluate(slot, tokens, request)
             evaluated = len(slot.tokens) - shared
             if early_stop is not None:
@@ -523,74 +542,197 @@ class LlamaCppEngine(Engine):
         started: float,
         evaluated: int,
     ) -> Generation:
-        """Generate after the evaluated prompt: greedy, one token a decode, until the middle is done."""
-        writing = _Writing()
-        reason: StopReason = "length"
+        """Generate after the evaluated prompt, greedy, until the middle is done. Alternatives come after
+        the first middle is whole, so that it is the same middle, as soon, as without them: each starts
+        from one of the model's next best first tokens, in a sequence of its own that shares the prompt's
+        cells, and they are written together, one batch a step."""
+        main = _Writing(slot.seq)
+        branches: list[_Writing] = []
         first_token_at: float | None = None
+        interrupted: StopReason | None = None
         try:
             self._decode(slot, tokens[-1:], logits=True)
             evaluated += 1
-            while True:
-                if first_token_at is None:
-                    first_token_at = time.monotonic()
-                token, forced = self._next_token(writing, request, healing)
-                if token is None:
-                    reason = "eot"
-                    break
-                healed = 1 if healing else 0
-                if forced and writing.tokens[healed:] and self.detokenize([token])[:1].isspace():
-                    # The forced token brings its own space: the spaces written before it were a run-up.
-                    self._rewind(slot, len(tokens) + healed)
-                    del writing.tokens[healed:]
-                writing.tokens.append(token)
-                written = self.detokenize(writing.tokens)[len(healing) :]
-                writing.text = written.decode("utf-8", errors="ignore")
-                stop_at = _first_stop(writing.text, request.stop)
-                if stop_at is not None:
-                    writing.text, reason = writing.text[:stop_at], "stop"
-                    break
-                if request.on_text is not None and request.on_text(writing.text):
-                    reason = "stop"
-                    break
-                if len(writing.tokens) >= request.max_tokens:
-                    break
-                interrupted = request.interruption()
-                if interrupted is not None:
-                    reason = interrupted
-                    break
-                self._decode(slot, [token], logits=True)
+            first_token_at = time.monotonic()
+            first_logits = self._logits()
+            interrupted = self._write_together(
+                [main], {id(main): first_logits}, slot, tokens, request, healing
+            )
+            if interrupted is None and request.alternatives > 0:
+                first = main.tokens[0] if main.tokens else None
+                branches = self._branch(slot, len(tokens), request, healing, first_logits, first)
+                interrupted = self._write_together(branches, {}, slot, tokens, request, healing)
         except _DecodeFailed:
             interrupted = request.interruption()
             if interrupted is None:
                 raise
-            reason = interrupted
+        finally:
+            self._forget_branches(branches)
+        for writing in (main, *branches):
+            if writing.reason is None:
+                writing.reason = interrupted or "length"
         finished = time.monotonic()
-        if first_token_at is not None and len(writing.tokens) > 1:
-            self.write_speed.observe(len(writing.tokens) - 1, finished - first_token_at)
+        if first_token_at is not None and len(main.tokens) > 1:
+            self.write_speed.observe(len(main.tokens) - 1, finished - first_token_at)
         return Generation(
-            text=writing.text,
-            stop_reason=reason,
+            text=main.text,
+            stop_reason=main.reason or "length",
             prompt_tokens=len(tokens),
             evaluated_tokens=evaluated,
-            generated_tokens=len(writing.tokens),
+            generated_tokens=len(main.tokens),
             prompt_ms=((first_token_at or finished) - started) * 1000,
             generate_ms=(finished - (first_token_at or finished)) * 1000,
+            log_probability=main.mean_log_probability(),
+            alternatives=[
+                Alternative(w.text, w.reason or "length", w.mean_log_probability()) for w in branches
+            ],
         )
 
+    def _write_together(
+        self,
+        writings: list[_Writing],
+        logits_of: dict[int, Any],
+        slot: Slot,
+        tokens: list[int],
+        request: GenerationRequest,
+        healing: bytes,
+    ) -> StopReason | None:
+        """Write each of `writings` until it stops, all in one batch a step; a writing with logits in
+        `logits_of` chooses its next token from them, the others have theirs chosen (`_branch`). Returns
+        why they were interrupted, if they were."""
+        choices = {
+            id(w): self._next_token(w, request, healing, logits_of[id(w)])
+            for w in writings
+            if id(w) in logits_of
+        }
+        choices.update({id(w): (w.tokens.pop(), False) for w in writings if id(w) not in logits_of})
+        while True:
+            going = [w for w in writings if self._take(w, choices[id(w)], slot, tokens, request, healing)]
+            if not going:
+                return None
+            interrupted = request.interruption()
+            if interrupted is not None:
+                return interrupted
+            self._decode_step(slot, going, len(tokens))
+            for index, writing in enumerate(going):
+                choices[id(writing)] = self._next_token(writing, request, healing, self._logits(index))
+
+    def _take(
+        self,
+        writing: _Writing,
+        choice: tuple[int | None, bool],
+        slot: Slot,
+        tokens: list[int],
+        request: GenerationRequest,
+        healing: bytes,
+    ) -> bool:
+        """Add the chosen token to what `writing` wrote; whether it goes on (its token is to be decoded)."""
+        if writing.reason is not None:
+            return False
+        token, forced = choice
+        if token is None:
+            writing.reason = "eot"
+            return False
+        healed = 1 if healing else 0
+        if forced and writing.tokens[healed:] and self.detokenize([token])[:1].isspace():
+            # The forced token brings its own space: the spaces written before it were a run-up.
+            self._rewind(slot, len(tokens) + healed)
+            del writing.tokens[healed:]
+        writing.tokens.append(token)
+        writing.text = self.detokenize(writing.tokens)[len(healing) :].decode("utf-8", errors="ignore")
+        stop_at = _first_stop(writing.text, request.stop)
+        if stop_at is not None:
+            writing.text, writing.reason = writing.text[:stop_at], "stop"
+        elif request.on_text is not None and request.on_text(writing.text):
+            writing.reason = "stop"
+        elif len(writing.tokens) >= request.max_tokens:
+            writing.reason = "length"
+        return writing.reason is None
+
     def _next_token(
-        self, writing: _Writing, request: GenerationRequest, healing: bytes
+        self, writing: _Writing, request: GenerationRequest, healing: bytes, logits: Any
     ) -> tuple[int | None, bool]:
-        """The next token to write, from the logits of the last decode (None when the middle ends), and
-        whether it was written instead of the model's end (`write_something`)."""
+        """The next token `writing` writes, from its last decode's `logits` (None when the middle ends),
+        and whether it was written instead of the model's end (`write_something`, the first candidate
+        only). The token's log-probability is added to the writing's."""
         if healing and not writing.tokens:
-            return self._best_token(self._tokens_starting_with(healing)), False
-        token = self._best_token()
-        if not self._ends_middle(token):
+            token = self._best_token(logits, self._tokens_starting_with(healing))
+            writing.add_log_probability(logits, token)
             return token, False
-        if not request.write_something or writing.text.strip() or writing.restarts >= MAX_EMPTY_RESTARTS:
+        token = self._best_token(logits)
+        if not self._ends_middle(token):
+            writing.add_log_probability(logits, token)
+            return token, False
+        first_candidate = writing.seq < PROMPT_SLOTS
+        allowed = request.write_something and first_candidate
+        if not allowed or writing.text.strip() or writing.restarts >= MAX_EMPTY_RESTARTS:
             return None, False
         writing.restarts += 1
-        return self._best_token(no_end=True), True
+        token = self._best_token(logits, no_end=True)
+        writing.add_log_probability(logits, token)
+        return token, True
+
+    def _branch(
+        self,
+        slot: Slot,
+        prompt_length: int,
+        request: GenerationRequest,
+        healing: bytes,
+        logits: Any,
+        main: int | None,
+    ) -> list[_Writing]:
+        """The alternatives' writings, each holding its first token: the model's next best first tokens
+        after the main one's (ends of text aside; with healing, among those that start with the healed
+        text), each in a sequence that takes over the prompt's cells from `slot`'s."""
+        import llama_cpp
+        import numpy as np
+
+        count = min(request.alternatives, MAX_ALTERNATIVES)
+        if count <= 0:
+            return []
+        among = self._tokens_starting_with(healing) if healing else None
+        ranked = np.argsort(-logits[among]) if among is not None else np.argsort(-logits)
+        firsts: list[int] = []
+        for index in ranked[: 8 * count + 8]:
+            token = int(among[index]) if among is not None else int(index)
+            if token != main and not self._ends_middle(token):
+                firsts.append(token)
+            if len(firsts) == count:
+                break
+        branches = []
+        for number, token in enumerate(firsts):
+            seq = PROMPT_SLOTS + number
+            llama_cpp.llama_memory_seq_rm(self._memory, seq, -1, -1)
+            llama_cpp.llama_memory_seq_cp(self._memory, slot.seq, seq, 0, prompt_length)
+            writing = _Writing(seq, tokens=[token])
+            writing.add_log_probability(logits, token)
+            branches.append(writing)
+        return branches
+
+    def _decode_step(self, slot: Slot, writings: list[_Writing], prompt_length: int) -> None:
+        """Decode each writing's last token in its own sequence, all in one batch, logits for each."""
+        import llama_cpp
+
+        batch = self._batch
+        batch.n_tokens = len(writings)
+        for index, writing in enumerate(writings):
+            batch.token[index] = writing.tokens[-1]
+            batch.pos[index] = prompt_length + len(writing.tokens) - 1
+            batch.n_seq_id[index] = 1
+            batch.seq_id[index][0] = writing.seq
+            batch.logits[index] = True
+        result = llama_cpp.llama_decode(self._ctx, batch)
+        if result != 0:
+            raise _DecodeFailed(result)
+        for writing in writings:
+            if writing.seq == slot.seq:
+                self.slots.evaluated(slot, writing.tokens[-1:])
+
+    def _forget_branches(self, branches: list[_Writing]) -> None:
+        import llama_cpp
+
+        for writing in branches:
+            llama_cpp.llama_memory_seq_rm(self._memory, writing.seq, -1, -1)
 
     def _rewind(self, slot: Slot, length: int) -> None:
         """Take `slot` back to its first `length` tokens, in llama.cpp's cache and in the record."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from dataclasses import replace
 
 from fim_lsp import pipeline
 from fim_lsp.config import Settings
@@ -126,5 +127,65 @@ async def test_after_an_answer_its_window_is_evaluated_in_the_files_order():
         # The prefix, then the suffix's text as more prefix: the file from the window's start on.
         assert streamed.prompt.prefix == TEXT and streamed.prompt.suffix == ""
         assert service.stats["streamed"] == 1
+    finally:
+        service.shutdown()
+
+
+class SlowEngine(RecordingEngine):
+    """Evaluates 100 prompt tokens a second and writes 20; holds nothing of any prompt."""
+
+    def prompt_rate(self) -> float:
+        return 100.0
+
+    def write_rate(self) -> float:
+        return 20.0
+
+    def count_tokens(self, text: str) -> int:
+        return len(text) // 3 + 1
+
+    def uncached_tokens(self, prompt) -> int:
+        return self.count_tokens(self.template.render(prompt))
+
+
+LONG = "".join(f"value_{n} = compute({n})\n" for n in range(300)) + "total = \nprint(total)\n"
+LONG_OFFSET = LONG.index("total = ") + len("total = ")
+
+
+def test_a_request_while_typing_gets_a_prompt_that_fits_the_typing_latency():
+    engine = SlowEngine()
+    request = CompletionRequest(LONG, LONG_OFFSET, "python", "/w/long.py")
+    settings = Settings(workspace_context=False)
+    whole = pipeline.plan(request, settings, engine)
+    typing = pipeline.plan(replace(request, typing=True), settings, engine)
+    assert isinstance(whole, pipeline.Plan) and isinstance(typing, pipeline.Plan)
+    assert not whole.shortened and typing.shortened
+    # 100 tokens a second for 2 s less a line's writing (12 tokens at 20 a second): 140 tokens.
+    assert engine.uncached_tokens(typing.prompt) <= 160 < engine.uncached_tokens(whole.prompt)
+    assert typing.prompt.prefix.endswith("total =") and "value_299" in typing.prompt.prefix
+
+
+def test_a_prompt_the_cache_mostly_holds_is_not_cut_while_typing():
+    class Warm(SlowEngine):
+        def uncached_tokens(self, prompt) -> int:
+            return 5
+
+    request = CompletionRequest(LONG, LONG_OFFSET, "python", "/w/long.py", typing=True)
+    planned = pipeline.plan(request, Settings(workspace_context=False), Warm())
+    assert isinstance(planned, pipeline.Plan) and not planned.shortened
+
+
+async def test_after_a_shortened_answer_the_whole_prompt_is_evaluated_and_the_answer_not_cached():
+    engine = SlowEngine()
+    service = _service(engine, prefetch=False)
+    try:
+        request = CompletionRequest(LONG, LONG_OFFSET, "python", "/w/long.py")
+        service.prepare("doc", request)  # the keystroke; the request comes before the worker gets to it
+        completion = await service.complete("doc", request)
+        assert completion.plan is not None and completion.plan.shortened
+        service.wait_ready(timeout=10)
+        whole = pipeline.plan(request, service.settings, engine)
+        assert isinstance(whole, pipeline.Plan)
+        assert [w.prompt for w in engine.warmed] == [whole.prompt]  # after the answer
+        assert len(service.cache) == 0
     finally:
         service.shutdown()

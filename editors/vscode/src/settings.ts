@@ -24,6 +24,7 @@ const SERVER_KEYS = [
   "cacheMemoryMb",
   "reuse",
   "prefetch",
+  "alternatives",
   "fimOrder",
   "enabledLanguages",
   "logLevel",
