@@ -21,7 +21,7 @@ from fim_lsp.config import Settings
 
 def context_window(settings: Settings) -> int:
     """Characters each side of the cursor that can reach a prompt: generously 8 per budgeted token."""
-    return settings.context_budget * 8
+    return settings.budget_cap * 8
 
 
 def cache_key(
@@ -34,13 +34,12 @@ def cache_key(
     shaping = (
         settings.model,
         settings.engine,
-        settings.context_budget,
+        settings.budget_cap,
         settings.suffix_share,
         settings.max_new_tokens,
         settings.fim_order,
         settings.workspace_context,
         settings.workspace_context_share,
-        settings.alternatives,
         language_id,
         workspace_state,
     )
@@ -56,13 +55,10 @@ def cache_key(
 ENTRY_OVERHEAD = 100
 MIB = 1024 * 1024
 
-#: An answer as the cache keeps it: the candidates, best first; empty where nothing was worth showing.
-Candidates = tuple[str, ...]
 
-
-def entry_cost(key: str, answer: Candidates) -> int:
+def entry_cost(key: str, answer: str) -> int:
     """Bytes one entry is counted as."""
-    return sys.getsizeof(key) + sys.getsizeof(answer) + sum(map(sys.getsizeof, answer)) + ENTRY_OVERHEAD
+    return sys.getsizeof(key) + sys.getsizeof(answer) + ENTRY_OVERHEAD
 
 
 class CompletionCache:
@@ -72,7 +68,7 @@ class CompletionCache:
     def __init__(self, max_bytes: int = 4 * MIB, max_entries: int | None = None) -> None:
         self.max_bytes = max_bytes
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, Candidates] = OrderedDict()
+        self._entries: OrderedDict[str, str] = OrderedDict()
         self._bytes = 0
         self.hits = 0
         self.misses = 0
@@ -81,7 +77,7 @@ class CompletionCache:
         """Whether `key` has an answer (neither a hit nor a miss, and its place in line is kept)."""
         return key in self._entries
 
-    def get(self, key: str) -> Candidates | None:
+    def get(self, key: str) -> str | None:
         answer = self._entries.get(key)
         if answer is None:
             self.misses += 1
@@ -90,7 +86,7 @@ class CompletionCache:
         self.hits += 1
         return answer
 
-    def put(self, key: str, answer: Candidates) -> None:
+    def put(self, key: str, answer: str) -> None:
         if entry_cost(key, answer) > self.max_bytes:
             return
         previous = self._entries.pop(key, None)
@@ -140,12 +136,12 @@ class ShownCompletion:
     """Where the cursor was (a code point offset); -1: `before` is all the text before it."""
     after_length: int = -1
     """How much text followed the cursor; -1: `after` is all of it."""
-    alternatives: Candidates = ()
+    alternatives: tuple[str, ...] = ()
     """The other candidates answered with `text`, in their order."""
 
     @classmethod
     def at(
-        cls, text: str, offset: int, middle: str, window: int, alternatives: Candidates = ()
+        cls, text: str, offset: int, middle: str, window: int, alternatives: tuple[str, ...] = ()
     ) -> ShownCompletion:
         """What to remember of `text` with `middle` shown at `offset`: `window` characters each side
         (as the cache key sees; a prompt holds no more), so a huge document is not copied per request."""
@@ -153,7 +149,7 @@ class ShownCompletion:
         return cls(before, after, middle, offset, len(text) - offset, alternatives)
 
     @property
-    def candidates(self) -> Candidates:
+    def candidates(self) -> tuple[str, ...]:
         return (self.text, *self.alternatives)
 
     def showing(self, on_screen: str) -> ShownCompletion | None:
@@ -192,7 +188,7 @@ def typed_through(shown: ShownCompletion, text: str, offset: int) -> str | None:
     return rests[0] if rests else None
 
 
-def typed_through_candidates(shown: ShownCompletion, text: str, offset: int) -> Candidates:
+def typed_through_candidates(shown: ShownCompletion, text: str, offset: int) -> tuple[str, ...]:
     """The rests of the candidates the user's typing since `shown` agrees with: the one on screen first
     (none at all when its rest is empty or blank), then the others that begin with the same text."""
     typed = typed_since(shown, text, offset)

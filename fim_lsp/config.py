@@ -21,6 +21,11 @@ EngineKind = Literal["embedded", "llama-server", "openai", "ollama"]
 FimOrder = Literal["auto", "psm", "psm-line", "spm"]
 LogLevel = Literal["trace", "debug", "info", "warning", "error"]
 
+#: Tokens of prefix and suffix a prompt takes when the context budget is left to the machine's speed:
+#: more than this added little on the benchmarks, and costs every prompt the cache does not hold.
+MAX_CONTEXT_BUDGET = 1536
+AUTO_MODEL = "auto"
+
 
 def _positive(_instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if value is not None and value <= 0:
@@ -37,17 +42,8 @@ def _share(_instance: object, attribute: attrs.Attribute, value: float) -> None:
         raise ValueError(f"{attribute.name} must lie between 0 and 1, not {value!r}")
 
 
-#: Candidates a request may answer at most: each costs generation time and a place in the cache.
-MAX_ALTERNATIVES = 8
-
-
 def _globs(_instance: object, _attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
     check_patterns(value)
-
-
-def _candidates(_instance: object, attribute: attrs.Attribute, value: int) -> None:
-    if not 1 <= value <= MAX_ALTERNATIVES:
-        raise ValueError(f"{attribute.name} must lie between 1 and {MAX_ALTERNATIVES}, not {value!r}")
 
 
 @attrs.define(frozen=True)
@@ -80,8 +76,10 @@ class EngineSettings:
 class Settings:
     """Everything a user can set, with the defaults used when they set nothing."""
 
-    model: str = "qwen2.5-coder-1.5b"
-    """A known model's name (see `fim-lsp models`) or the path of any GGUF file."""
+    model: str = AUTO_MODEL
+    """A known model's name (see `fim-lsp models`), the path of any GGUF file, or `auto`: the best
+    installed model whose prompts this machine evaluates in time (measured once per model, llama.cpp
+    build and CPU; `fim-lsp doctor` says what was chosen and why)."""
 
     threads: int | None = attrs.field(default=None, validator=_positive)
     """CPU threads for the embedded engine; unset means one per core."""
@@ -92,8 +90,9 @@ class Settings:
     context_size: int = attrs.field(default=4096, validator=_positive)
     """The model's context window in tokens (llama.cpp's n_ctx)."""
 
-    context_budget: int = attrs.field(default=1536, validator=_positive)
-    """Tokens of prefix and suffix put in a prompt (workspace snippets come on top)."""
+    context_budget: int | None = attrs.field(default=None, validator=_positive)
+    """Tokens of prefix and suffix put in a prompt (workspace snippets come on top). Unset: as many as
+    this machine evaluates within the time budget, measured as it works, up to 1536."""
 
     suffix_share: float = attrs.field(default=0.25, validator=_share)
     """Share of the context budget given to the text after the cursor."""
@@ -103,6 +102,11 @@ class Settings:
 
     time_budget_ms: int = attrs.field(default=15000, validator=_positive)
     """Wall time a request may take; when it runs out the server answers with what is whole so far."""
+
+    prompt_memory_mb: int = attrs.field(default=256, validator=_positive)
+    """Megabytes of llama.cpp's KV cache, where the embedded engine keeps evaluated prompts (up to
+    four: the places and files the user worked in last) so that coming back to one evaluates only what
+    changed. At least one prompt's context is kept whatever this says."""
 
     cache_memory_mb: int = attrs.field(default=4, validator=_not_negative)
     """Megabytes the completion cache's keys and answers may take; the least recently used go first
@@ -120,16 +124,17 @@ class Settings:
     protocol's priority, and any newer request that needs the model stops it (on by default since the
     latency replay measured it: see README)."""
 
+    alternatives: int = attrs.field(default=3, validator=_positive)
+    """Suggestions offered when the user asks for them or for the next one (1: only the first). The
+    others are middles the model writes from its next likeliest first tokens, after the first middle,
+    which they never delay."""
+
     fim_order: FimOrder = "auto"
     """`psm` (prefix, suffix, middle), `psm-line` (PSM with the cursor's line at the start of the middle,
     which keeps the model's cache warm while typing), `spm`, or `auto` (the family's measured best)."""
 
     enabled_languages: tuple[str, ...] = ("*",)
     """Language ids to complete in; `*` means all that tree-sitter knows."""
-
-    alternatives: int = attrs.field(default=3, validator=_candidates)
-    """Distinct candidates a request answers at most, best first: the editor shows the first and cycles
-    through the others (Alt+] / Alt+[). 1 answers one candidate only."""
 
     exclude: tuple[str, ...] = attrs.field(default=DEFAULT_EXCLUDE, validator=_globs)
     """Glob patterns (`.gitignore` syntax, any case) of files whose text is never read, whatever
@@ -150,6 +155,11 @@ class Settings:
 
     engine: EngineSettings = attrs.field(factory=EngineSettings)
     """Where the model runs."""
+
+    @property
+    def budget_cap(self) -> int:
+        """The most tokens of prefix and suffix a prompt takes: the setting, or its default bound."""
+        return self.context_budget or MAX_CONTEXT_BUDGET
 
     def enables(self, language_id: str) -> bool:
         """Whether completion is on for documents of this LSP language id."""

@@ -36,6 +36,7 @@ import math
 import os
 import platform
 import random
+import re
 import sys
 import tempfile
 import time
@@ -1173,6 +1174,98 @@ async def probe_acceptance(
     return probe
 
 
+@dataclass
+class ColdPositionProbe:
+    """The user moves to a line never asked about, opens a new line under it and types: the first ghost
+    text there, timed from the first keystroke (Enter)."""
+
+    file: str
+    line: int
+    typed: str = ""
+    """What was typed on the new line before the first ghost text came."""
+    first_ghost_ms: float | None = None
+    """From Enter to the first answer with text; None when none came while the word was typed."""
+    requests: int = 0
+
+
+def cold_rows(text: str, asked_rows: set[int], rng: random.Random, spacing: int = 8) -> list[int]:
+    """Rows of indented code, followed by another such row that starts with a word, at least `spacing`
+    rows from every row asked about (the replay's, and each other's): places the server has not seen."""
+    lines = text.split("\n")
+    rows = []
+    for row in range(len(lines) - 1):
+        line, after = lines[row], lines[row + 1]
+        if not line.strip() or line[:1] not in " \t" or not after.strip()[:1].isalpha():
+            continue
+        if any(abs(row - asked) < spacing for asked in asked_rows):
+            continue
+        rows.append(row)
+    rng.shuffle(rows)
+    chosen: list[int] = []
+    for row in rows:
+        if all(abs(row - other) >= spacing for other in chosen):
+            chosen.append(row)
+    return chosen
+
+
+async def probe_cold_position(
+    client: BenchClient,
+    uri: str,
+    row: int,
+    pace: TypingPace,
+    debounce_s: float,
+    rng: random.Random,
+    timeout_s: float,
+) -> ColdPositionProbe:
+    """At the end of `row`, Enter (with the next line's indentation, as an editor indents), then the next
+    line's first word typed a key at a time; the editor asks once the keys pause for its debounce and
+    cancels a request the next key overtakes. Everything typed is taken out again afterwards."""
+    text = client.documents[uri].text
+    lines = text.split("\n")
+    end = sum(len(line) + 1 for line in lines[:row]) + len(lines[row])
+    after = lines[row + 1]
+    indentation = after[: len(after) - len(after.lstrip(" \t"))]
+    word = re.match(r"\w+", after.lstrip(" \t"))
+    keys = word.group(0) if word else after.strip()[:4]
+    probe = ColdPositionProbe(uri.rsplit("/", 1)[-1], row)
+    first_key = time.perf_counter()
+    client.change(uri, end, end, "\n" + indentation)
+    cursor = end + 1 + len(indentation)
+    pending: Pending | None = None
+    for index in range(len(keys) + 1):
+        # The editor asks when the keys pause: after the last one, and when the typist is slower than the
+        # debounce between two of them.
+        gap = pace.gap(rng) if index < len(keys) else debounce_s
+        if gap >= debounce_s:
+            await asyncio.sleep(debounce_s)
+            pending = client.request(uri, cursor)
+            probe.requests += 1
+            try:
+                answer = await asyncio.wait_for(
+                    asyncio.shield(pending.future), timeout_s if index == len(keys) else gap - debounce_s
+                )
+            except TimeoutError:
+                answer = None
+            else:
+                pending = None
+            items = getattr(answer, "items", None) or []
+            if items and str(getattr(items[0], "insert_text", "")).strip():
+                probe.first_ghost_ms = round((time.perf_counter() - first_key) * 1000, 1)
+                break
+        else:
+            await asyncio.sleep(gap)
+        if index == len(keys):
+            break
+        if pending is not None:
+            client.cancel(pending)
+            pending = None
+        client.change(uri, cursor, cursor, keys[index])
+        cursor += 1
+        probe.typed += keys[index]
+    client.change(uri, end, cursor, "")
+    return probe
+
+
 # -- the baseline -----------------------------------------------------------------------------------------
 
 
@@ -1219,6 +1312,8 @@ class BenchOptions:
     """Characters of a suggestion typed one at a time per file, for the typed-through figures."""
     accept_after_s: float | None = 1.5
     """Per file, a suggestion is accepted whole after being read this long (None: no acceptance probe)."""
+    cold_positions: int = 4
+    """Per file, places never asked about where the user opens a new line and types (0: none)."""
     settings: dict[str, Any] = field(default_factory=dict)
     """initializationOptions for both servers (the model is added per run)."""
     server_command: tuple[str, ...] = (sys.executable, "-m", "fim_lsp")
@@ -1263,6 +1358,7 @@ async def run_model(
     probes: list[ProbeRecord] = []
     typed_through: list[float] = []
     acceptances: list[AcceptanceProbe] = []
+    colds: list[ColdPositionProbe] = []
     in_sync = True
     try:
         report["load_s"] = round(await warm.start(options.load_timeout_s), 2)
@@ -1289,6 +1385,21 @@ async def run_model(
                     warm, uri, rng, options.accept_after_s, options.replay.request_timeout_s
                 )
                 acceptances += [accepted] if accepted is not None else []
+            if options.cold_positions:
+                rng = random.Random(f"{options.replay.seed}:{script.name}:cold")
+                asked = {r.line for r in records if r.file == script.name}
+                for row in cold_rows(warm.documents[uri].text, asked, rng)[: options.cold_positions]:
+                    colds.append(
+                        await probe_cold_position(
+                            warm,
+                            uri,
+                            row,
+                            options.pace,
+                            options.replay.debounce_s,
+                            rng,
+                            options.replay.request_timeout_s,
+                        )
+                    )
         report["warm_duration_s"] = round(time.perf_counter() - epoch, 1)
         warm_rss = warm.peak_rss_mib()
         server_stats = await warm.stats()
@@ -1320,6 +1431,7 @@ async def run_model(
     paired = [r.latency_ms for r in chosen if r.latency_ms is not None]
     stops = [p.stop_ms for p in probes if p.stop_ms is not None]
     acks = [r.cancel_ack_ms for r in records if r.cancel_ack_ms is not None]
+    first_ghosts = [c.first_ghost_ms for c in colds if c.first_ghost_ms is not None]
     report.update(
         warm=asdict(warm_summary),
         baseline=asdict(base_summary),
@@ -1333,6 +1445,13 @@ async def run_model(
             "p50_ms": _round(percentile(typed_through, 50), 2),
             "p95_ms": _round(percentile(typed_through, 95), 2),
             "max_ms": _round(max(typed_through) if typed_through else None, 2),
+        },
+        cold_position_probes={
+            "samples": len(colds),
+            "answered": len(first_ghosts),
+            "p50_ms": _round(percentile(first_ghosts, 50)),
+            "p95_ms": _round(percentile(first_ghosts, 95)),
+            "probes": [asdict(c) for c in colds],
         },
         acceptance_probes={
             "samples": len(acceptances),
@@ -1461,6 +1580,14 @@ def format_report(report: dict[str, Any]) -> str:
                 f"p95 {_fmt(typed['p95_ms'], 2)} ms, max {_fmt(typed['max_ms'], 2)} ms "
                 f"({typed['samples']} characters; target p95 < 5 ms)"
             )
+        cold = run.get("cold_position_probes")
+        if cold and cold["samples"]:
+            out.append(
+                f"  first ghost text at a place never asked about, from the first keystroke there: "
+                f"p50 {_fmt(cold['p50_ms'])} ms, p95 {_fmt(cold['p95_ms'])} ms "
+                f"({cold['answered']} of {cold['samples']} answered while a word was typed; "
+                "target p50 <= 2,500 ms, p95 <= 5,000 ms)"
+            )
         accepted = run.get("acceptance_probes")
         if accepted and accepted["samples"]:
             out.append(
@@ -1504,6 +1631,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         probes_per_file=args.probes,
         typed_through_chars=args.typed_chars,
         accept_after_s=args.accept_after if args.accept_after >= 0 else None,
+        cold_positions=args.cold_positions,
         settings=settings,
         log_dir=Path(args.log_dir) if args.log_dir else None,
     )
@@ -1602,6 +1730,14 @@ def register_cli(bench_commands: Any) -> None:
         default=1.5,
         metavar="S",
         help="seconds a suggestion is read before it is accepted whole, once per file (1.5; -1: never)",
+    )
+    parser.add_argument(
+        "--cold-positions",
+        type=int,
+        default=4,
+        metavar="N",
+        help="places never asked about per file where a new line is opened and typed on, for the "
+        "first-ghost-text figures (4; 0: none)",
     )
     parser.add_argument(
         "--engine-json",

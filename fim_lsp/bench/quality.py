@@ -32,7 +32,7 @@ from typing import Any, Literal, get_args
 from fim_lsp.bench import json_object_arg
 from fim_lsp.bench.scoring import check_infilling, exact_match
 from fim_lsp.config import FimOrder
-from fim_lsp.prompt import RepoFile
+from fim_lsp.prompt import FimPrompt, RepoFile
 from fim_lsp.syntax import count_errors, new_parser
 
 logger = logging.getLogger(__name__)
@@ -105,6 +105,8 @@ class Answer:
     """Tokens generated."""
     max_tokens: int
     """The cap on generated tokens this answer ran under (the baseline gets the same)."""
+    out_of_time: bool = False
+    """The time budget ran out before the answer was whole (what was whole by then, if anything, is it)."""
 
 
 #: What the second system of a run is: the raw baseline, or the pipeline without workspace snippets.
@@ -291,11 +293,16 @@ class Summary:
     tokens: float
     similarity: float = 0.0
     """Mean edit similarity to the reference."""
+    out_of_time: float = 0.0
+    """Share of tasks whose time budget ran out before the answer was whole."""
+    latency_p50_ms: float = 0.0
+    latency_p95_ms: float = 0.0
 
     @classmethod
     def of(cls, results: Sequence[TaskResult]) -> Summary:
         count = len(results) or 1
         judged = [r.parseable for r in results if r.parseable is not None and r.answer.text is not None]
+        latencies = sorted(r.answer.latency_ms for r in results) or [0.0]
         return cls(
             tasks=len(results),
             score=sum(r.correct for r in results) / count,
@@ -306,6 +313,9 @@ class Summary:
             latency_ms=sum(r.answer.latency_ms for r in results) / count,
             tokens=sum(r.answer.tokens for r in results) / count,
             similarity=sum(r.similarity for r in results) / count,
+            out_of_time=sum(r.answer.out_of_time for r in results) / count,
+            latency_p50_ms=latencies[(len(latencies) - 1) // 2],
+            latency_p95_ms=latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))],
         )
 
 
@@ -386,7 +396,10 @@ def format_report(model: str, reports: Sequence[SetReport], systems: str = "pipe
         "eot",
         "parseable",
         "dropped",
-        "latency ms",
+        "out of time",
+        "latency ms: mean",
+        "p50",
+        "p95",
         "tokens",
     )
     rows = [header]
@@ -402,7 +415,10 @@ def format_report(model: str, reports: Sequence[SetReport], systems: str = "pipe
                 _pair(p.eot, b.eot, ".2f"),
                 _pair(p.parseable, b.parseable, ".2f") + f" ({p.parse_tasks}/{b.parse_tasks})",
                 _pair(p.dropped, b.dropped, ".2f"),
+                _pair(p.out_of_time, b.out_of_time, ".2f"),
                 _pair(p.latency_ms, b.latency_ms, ".0f"),
+                _pair(p.latency_p50_ms, b.latency_p50_ms, ".0f"),
+                _pair(p.latency_p95_ms, b.latency_p95_ms, ".0f"),
                 _pair(p.tokens, b.tokens, ".1f"),
             )
         )
@@ -432,6 +448,8 @@ def report_json(model: str, reports: Sequence[SetReport], *, details: bool = Tru
                         "parseable": p.parseable,
                         "eot": p.answer.reached_eot,
                         "tokens": p.answer.tokens,
+                        "latency_ms": round(p.answer.latency_ms),
+                        "out_of_time": p.answer.out_of_time,
                     },
                     "baseline": {
                         "text": b.answer.text,
@@ -439,6 +457,7 @@ def report_json(model: str, reports: Sequence[SetReport], *, details: bool = Tru
                         "parseable": b.parseable,
                         "eot": b.answer.reached_eot,
                         "tokens": b.answer.tokens,
+                        "latency_ms": round(b.answer.latency_ms),
                     },
                 }
                 for p, b in zip(report.results["pipeline"], report.results["baseline"], strict=True)
@@ -493,9 +512,9 @@ def engine_systems(
     def forget_cache() -> None:
         # Both systems often send the very same prompt: the second would find it all in llama.cpp's KV
         # cache and look fast. Each answer is timed from a cold cache instead.
-        llama = getattr(engine, "llama", None)
-        if llama is not None:
-            llama.reset()
+        forget = getattr(engine, "forget", None)
+        if forget is not None:
+            forget()
 
     try:
 
@@ -533,12 +552,10 @@ def engine_systems(
         def baseline(task: Task, max_tokens: int | None) -> Answer:
             forget_cache()
             started = time.perf_counter()
-            prefix, suffix = plain_context(
-                task.prefix, task.suffix, settings.context_budget, engine.count_tokens
-            )
+            prefix, suffix = plain_context(task.prefix, task.suffix, settings.budget_cap, engine.count_tokens)
             generation = engine.generate(
                 GenerationRequest(
-                    prompt=engine.template.render(prefix, suffix, "psm"),
+                    prompt=FimPrompt(prefix, suffix, "psm"),
                     max_tokens=max_tokens or settings.max_new_tokens,
                 )
             )
@@ -660,7 +677,7 @@ def quality_command(args: argparse.Namespace) -> int:
     from fim_lsp.config import Settings
     from fim_lsp.errors import FimError
 
-    compare: Comparison = "workspace" if task_sets else "baseline"
+    compare: Comparison = "workspace" if task_sets and not args.served else "baseline"
     documents = []
     runs = [
         (name, engine) for name in args.model or [Settings().model] for engine in args.engine_json or [None]
@@ -669,24 +686,29 @@ def quality_command(args: argparse.Namespace) -> int:
         try:
             systems = engine_systems(name, args.order, args.threads, _settings_of(args, engine), compare)
             with systems as (pipeline, second, description):
-                if task_sets:
-                    reports = [
-                        run_set(tasks, pipeline, second, progress=_log_progress)
-                        for tasks in task_sets.values()
-                    ]
+                if args.served:
+                    from fim_lsp.bench.served import served_system
+
+                    # The server's own pipeline answers, in its own process, with its own settings.
+                    with served_system(args.settings_json or {}, args.open_wait) as served:
+                        reports = _run_all(args, task_sets, served, second)
+                    description = f"fim-lsp --stdio ({_served_settings(args)}); raw baseline: {description}"
                 else:
-                    reports = run_benchmark(
-                        bench_dir, args.sets, args.limit, pipeline, second, progress=_log_progress
-                    )
+                    reports = _run_all(args, task_sets, pipeline, second)
         except FimError as exc:
             print(f"fim-lsp: cannot benchmark model {name}: {exc}", file=sys.stderr)
             return 1
+        workspace = bool(task_sets) and not args.served
         if args.json:
             document = report_json(description, reports, details=not args.no_details)
-            document["systems"] = ["with workspace", "without"] if task_sets else ["pipeline", "baseline"]
+            document["systems"] = ["with workspace", "without"] if workspace else ["pipeline", "baseline"]
+            if args.served:
+                document["systems"] = ["served", "baseline"]
             documents.append(document)
         else:
-            labels = "with workspace context / without" if task_sets else "pipeline / baseline"
+            labels = "with workspace context / without" if workspace else "pipeline / baseline"
+            if args.served:
+                labels = "served / raw baseline"
             print(format_report(description, reports, labels))
             print()
     if args.json:
@@ -696,6 +718,19 @@ def quality_command(args: argparse.Namespace) -> int:
         info = machine()
         print(f"machine: {info['processor']}, {info['cpus']} CPUs, {info['platform']}")
     return 0
+
+
+def _run_all(
+    args: argparse.Namespace, task_sets: dict[str, list[Task]], first: System, second: System
+) -> list[SetReport]:
+    """Every set of the run (dataset tasks, or the named benchmark sets) through both systems."""
+    if task_sets:
+        return [run_set(tasks, first, second, progress=_log_progress) for tasks in task_sets.values()]
+    return run_benchmark(Path(args.bench_dir), args.sets, args.limit, first, second, progress=_log_progress)
+
+
+def _served_settings(args: argparse.Namespace) -> str:
+    return f"settings {json.dumps(args.settings_json)}" if args.settings_json else "its default settings"
 
 
 def _settings_of(args: argparse.Namespace, engine: dict[str, Any] | None) -> dict[str, Any]:
@@ -758,6 +793,20 @@ def register_cli(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--settings-json", type=json_object_arg, metavar="JSON", help="more settings, as a client sends them"
+    )
+    parser.add_argument(
+        "--served",
+        action="store_true",
+        help="what users get: each task asked of a fresh `fim-lsp --stdio` with its own settings (and "
+        "--settings-json) and its time budget, the file opened --open-wait seconds before; beside the "
+        "raw baseline of --model (default: the model the server's defaults choose here)",
+    )
+    parser.add_argument(
+        "--open-wait",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="with --served: seconds between opening a task's file and asking (2)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument("--no-details", action="store_true", help="leave each task's middle out of the JSON")

@@ -1,7 +1,8 @@
 """Several candidates and what became of them, through `fim-lsp --stdio` as an editor sees it: the
 candidates arrive as items best first, each with the accept command; the editor says which one is on
 screen (typed-through answers follow it), what was partly accepted, and runs the command on acceptance;
-`fim-lsp.stats` and the status report the counts, and nothing is written anywhere.
+`fim-lsp.stats` and the status report the counts, and nothing is written anywhere. Requests are invoked
+(asked for on purpose) where the test wants the alternatives; typing (automatic) gets the first alone.
 
 The candidates are scripted (tests/fakes/scripted_fim_lsp.py, the real server with a scripted pipeline):
 what is checked here is the server around the pipeline, not what a model writes."""
@@ -59,7 +60,9 @@ async def scripted_editor(start_editor: StartEditor, tmp_path: Path, *suggestion
 async def test_candidates_arrive_best_first_each_with_its_accept_command(start_editor, tmp_path):
     editor = await scripted_editor(start_editor, tmp_path, *CANDIDATES)
     editor.open(URI, TEXT)
-    items = await editor.inline(URI, 1, 11)
+    typing = await editor.inline(URI, 1, 11)  # typing asks automatically: the first alone
+    assert [item.insert_text for item in typing] == CANDIDATES[:1]
+    items = await editor.inline(URI, 1, 11, invoked=True)  # asked on purpose: the others too
     assert [item.insert_text for item in items] == CANDIDATES
     tags = [item.command.arguments[0] for item in items if item.command and item.command.arguments]
     assert [item.command.command for item in items if item.command] == [ACCEPT] * 3
@@ -79,7 +82,7 @@ async def test_candidates_arrive_best_first_each_with_its_accept_command(start_e
 async def test_show_cycle_type_through_partly_and_wholly_accept(start_editor, tmp_path):
     editor = await scripted_editor(start_editor, tmp_path, *CANDIDATES)
     editor.open(URI, TEXT)
-    items = await editor.inline(URI, 1, 11)
+    items = await editor.inline(URI, 1, 11, invoked=True)
     editor.client.protocol.notify("fimLsp/didShowCompletion", {"item": as_json(items[0])})
     # Cycling to the third candidate: it is on screen now; the suggestion was shown once.
     editor.client.protocol.notify("fimLsp/didShowCompletion", {"item": as_json(items[2])})
@@ -119,7 +122,7 @@ async def test_show_cycle_type_through_partly_and_wholly_accept(start_editor, tm
 async def test_asking_again_is_the_same_suggestion_and_what_is_not_ours_is_ignored(start_editor, tmp_path):
     editor = await scripted_editor(start_editor, tmp_path, *CANDIDATES)
     editor.open(URI, TEXT)
-    first = await editor.inline(URI, 1, 11)
+    first = await editor.inline(URI, 1, 11, invoked=True)
     editor.client.protocol.notify("fimLsp/didShowCompletion", {"item": as_json(first[0])})
     again = await editor.inline(URI, 1, 11)  # a re-trigger at the same place, answered by the cache
     editor.client.protocol.notify("fimLsp/didShowCompletion", {"item": as_json(again[0])})

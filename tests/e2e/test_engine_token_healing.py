@@ -14,13 +14,14 @@ import pytest
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import GenerationRequest
 from fim_lsp.engine.llama_cpp import LlamaCppEngine
+from fim_lsp.prompt import FimPrompt
 from tests.e2e.conftest import FAST_MODEL
 
 pytestmark = pytest.mark.model
 
 
-def spm(prefix: str, suffix: str) -> str:
-    return f"<|fim_prefix|><|fim_suffix|>{suffix}<|fim_middle|>{prefix}"
+def spm(prefix: str, suffix: str) -> FimPrompt:
+    return FimPrompt(prefix, suffix, "spm")
 
 
 BELOW_ZERO = spm(

@@ -3,7 +3,9 @@
 Everything but the pipeline's answer is the real server: the protocol, the service (cache, typed-through
 answers that follow the candidate on screen), exclusions, and the acceptance counts. The pipeline answers
 each `--suggest`, in order, less what the text before the cursor already holds of it (like a model
-continuing the text), so tests of editors and of the protocol know exactly which candidates arrive:
+continuing the text), so tests of editors and of the protocol know exactly which candidates arrive. As
+the real pipeline, it answers the first alone unless the service asks for alternatives (an invoked
+request: a key, or the next suggestion):
 
     scripted_fim_lsp.py --suggest 'text' [--suggest 'other' ...] [--line-has TEXT] [--stdio]
 
@@ -54,6 +56,7 @@ def scripted(suggestions: list[str], line_has: str | None = None) -> Callable[..
         *,
         cancel: CancelToken | None = None,
         deadline: float | None = None,
+        alternatives: int = 0,
     ) -> Completion:
         before = request.text[: request.offset]
         generation = Generation("", "eot", prompt_tokens=1, evaluated_tokens=1, generated_tokens=1)
@@ -64,7 +67,7 @@ def scripted(suggestions: list[str], line_has: str | None = None) -> Callable[..
             rest = suggestion[overlap(before, suggestion) :]
             if rest.strip() and rest not in rests:
                 rests.append(rest)
-        rests = rests[: settings.alternatives]
+        rests = rests[: 1 + alternatives]
         if not rests:
             return Completion(None, Shape.LINE, "eot", generation)
         return Completion(rests[0], Shape.LINE, "eot", generation, alternatives=tuple(rests[1:]))

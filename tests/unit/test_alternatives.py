@@ -1,141 +1,65 @@
-"""Several candidates per answer, around the pipeline that computes them: the cache keeps them all,
-typed-through answers and the prefetch follow whichever candidate the editor shows."""
+"""Alternatives: other middles offered after the first when the user asks for suggestions, each cut as the
+first is, distinct, ranked by the model's own log-probability."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from fim_lsp import pipeline
-from fim_lsp.cache import ShownCompletion, typed_through_candidates
 from fim_lsp.config import Settings
-from fim_lsp.engine.base import CancelToken, Engine, Generation
-from fim_lsp.pipeline import Completion, CompletionRequest, Shape
+from fim_lsp.engine.base import Alternative, Engine, Generation, GenerationRequest
+from fim_lsp.pipeline import CompletionRequest, complete
 from fim_lsp.prompt import template_for_family
-from fim_lsp.service import CompletionService
 
-SHOWN = ShownCompletion(
-    before="total = ", after="\n", text="sum(values)", alternatives=("sum(v for v in values)", "len(values)")
-)
+TEXT = "def mean(xs):\n    return \n\n\nprint(mean([1, 2]))\n"
+OFFSET = TEXT.index("return ") + len("return ")
 
 
-@pytest.mark.parametrize(
-    ("typed", "expected"),
-    [
-        pytest.param("s", ("um(values)", "um(v for v in values)"), id="two-begin-so"),
-        pytest.param("sum(v", ("alues)", " for v in values)"), id="both-still"),
-        pytest.param("sum(va", ("lues)",), id="one-left"),
-        pytest.param("l", (), id="not-the-one-on-screen"),
-        pytest.param("sum(values)", (), id="all-of-it-typed"),
-    ],
-)
-def test_typed_through_keeps_the_candidates_that_agree(typed: str, expected: tuple[str, ...]) -> None:
-    text = "total = " + typed + "\n"
-    assert typed_through_candidates(SHOWN, text, len("total = " + typed)) == expected
-
-
-def test_showing_puts_the_candidate_on_screen_first() -> None:
-    second = SHOWN.showing("len(values)")
-    assert second is not None
-    assert second.candidates == ("len(values)", "sum(values)", "sum(v for v in values)")
-    assert typed_through_candidates(second, "total = l\n", len("total = l")) == ("en(values)",)
-    # An item of an earlier answer to the same suggestion holds what was typed since, then the candidate.
-    assert SHOWN.showing("xlen(values)") == second
-    assert SHOWN.showing("min(values)") is None
-
-
-Requests = list[CompletionRequest]
-TEXT = "values = [3, 1, 2]\ntotal = \nprint(total)\n"
-OFFSET = TEXT.index("total = ") + len("total = ")
-CANDIDATES = ("sum(values)", "len(values)", "max(values)")
-
-
-class NoEngine(Engine):
-    """Loaded and ready; the pipeline below never calls it."""
-
-    def __init__(self) -> None:
+class Candidates(Engine):
+    def __init__(self, first: str, others: list[Alternative]) -> None:
         self.template = template_for_family("qwen2.5-coder")
+        self.first, self.others = first, others
+        self.asked: list[int] = []
 
     def count_tokens(self, text: str) -> int:
         return len(text) // 4 + 1
 
-    def generate(self, request):  # type: ignore[no-untyped-def]
-        raise AssertionError("the scripted pipeline does not generate")
+    def generate(self, request: GenerationRequest) -> Generation:
+        self.asked.append(request.alternatives)
+        others = self.others[: request.alternatives]
+        return Generation(self.first, "eot", generated_tokens=5, alternatives=others)
 
 
-@pytest.fixture
-def scripted_pipeline(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[CompletionRequest]]:
-    """`pipeline.complete` answering CANDIDATES at the empty `total = `, and `\\nmean = 1` after any of
-    them (what accepting it leads to); the requests it got, in order."""
-    requests: list[CompletionRequest] = []
-
-    def complete(
-        request: CompletionRequest, settings: Settings, engine: Engine, *, cancel: CancelToken | None = None
-    ) -> Completion:
-        requests.append(request)
-        generation = Generation("", "eot", prompt_tokens=10, evaluated_tokens=10, generated_tokens=3)
-        if request.text == TEXT:
-            return Completion(CANDIDATES[0], Shape.LINE, "eot", generation, alternatives=CANDIDATES[1:])
-        return Completion("\nmean = 1", Shape.BLOCK, "eot", generation)
-
-    monkeypatch.setattr(pipeline, "complete", complete)
-    yield requests
+def ask(engine: Engine, alternatives: int) -> tuple[str | None, tuple[str, ...]]:
+    completion = complete(
+        CompletionRequest(TEXT, OFFSET, "python", "m.py"),
+        Settings(workspace_context=False),
+        engine,
+        alternatives=alternatives,
+    )
+    return completion.text, completion.alternatives
 
 
-async def started(settings: Settings) -> CompletionService:
-    service = CompletionService(settings, engine_factory=lambda _settings: NoEngine())
-    service.start()
-    assert service.wait_ready(timeout=30).state == "ready"
-    return service
+def test_alternatives_are_cut_deduplicated_and_ranked_by_log_probability():
+    engine = Candidates(
+        "sum(xs) / len(xs)\n",
+        [
+            Alternative("sum(xs) / len(xs)\n", "eot", -0.5),  # the first again: left out
+            Alternative("0 if not xs else sum(xs) / len(xs)\n\nprint('more')", "length", -0.9),
+            Alternative("statistics.mean(xs)\n", "eot", -0.3),
+            Alternative("", "eot", -0.1),  # nothing: left out
+        ],
+    )
+    first, others = ask(engine, 4)
+    assert first == "sum(xs) / len(xs)"
+    # Cut at the line's end like the first; the likelier first.
+    assert others == ("statistics.mean(xs)", "0 if not xs else sum(xs) / len(xs)")
+    assert engine.asked == [4]
 
 
-async def test_the_cache_answers_every_candidate(scripted_pipeline: Requests) -> None:
-    service = await started(Settings(workspace_context=False, prefetch=False))
-    try:
-        first = await service.complete("doc", CompletionRequest(TEXT, OFFSET, "python"))
-        assert (first.text, first.alternatives) == (CANDIDATES[0], CANDIDATES[1:])
-        again = await service.complete("doc", CompletionRequest(TEXT, OFFSET, "python"))
-        assert (again.reason, again.text, again.alternatives) == ("cached", CANDIDATES[0], CANDIDATES[1:])
-        assert len(scripted_pipeline) == 1
-    finally:
-        service.shutdown()
+def test_without_asking_there_are_none():
+    engine = Candidates("sum(xs) / len(xs)\n", [Alternative("max(xs)\n", "eot", -0.2)])
+    assert ask(engine, 0) == ("sum(xs) / len(xs)", ())
+    assert engine.asked == [0]
 
 
-async def test_typing_through_follows_the_candidate_on_screen(scripted_pipeline: Requests) -> None:
-    service = await started(Settings(workspace_context=False, prefetch=False))
-    try:
-        await service.complete("doc", CompletionRequest(TEXT, OFFSET, "python"))
-        typed = TEXT[:OFFSET] + "m" + TEXT[OFFSET:]
-        before = await service.complete("doc", CompletionRequest(typed, OFFSET + 1, "python"))
-        assert before.reason != "typed-through"  # `m` begins no candidate on screen: the model is asked
-        await service.complete("doc", CompletionRequest(TEXT, OFFSET, "python"))  # back, from the cache
-        assert service.show("doc", "max(values)")
-        # Asked again at the same place (a re-trigger, an editor fetching more to cycle through): the
-        # cache answers with the candidate on screen first.
-        again = await service.complete("doc", CompletionRequest(TEXT, OFFSET, "python"))
-        assert (again.reason, again.text, again.alternatives) == ("cached", "max(values)", CANDIDATES[:2])
-        answer = await service.complete("doc", CompletionRequest(typed, OFFSET + 1, "python"))
-        assert (answer.reason, answer.text, answer.alternatives) == ("typed-through", "ax(values)", ())
-        assert not service.show("doc", "min(values)"), "not a candidate of the last answer"
-    finally:
-        service.shutdown()
-
-
-async def test_the_prefetch_follows_the_candidate_on_screen(scripted_pipeline: Requests) -> None:
-    service = await started(Settings(workspace_context=False, prefetch=True))
-    try:
-        await service.complete("doc", CompletionRequest(TEXT, OFFSET, "python"))
-        await service.prefetches_done()
-        assert scripted_pipeline[-1].text == TEXT[:OFFSET] + "sum(values)" + TEXT[OFFSET:]
-        assert service.show("doc", "len(values)")
-        await service.prefetches_done()
-        accepted = TEXT[:OFFSET] + "len(values)" + TEXT[OFFSET:]
-        assert scripted_pipeline[-1].text == accepted
-        calls = len(scripted_pipeline)
-        after = CompletionRequest(accepted, OFFSET + len("len(values)"), "python")
-        answer = await service.complete("doc", after)
-        assert (answer.reason, answer.text) == ("cached", "\nmean = 1")
-        assert len(scripted_pipeline) == calls, "accepting the candidate on screen needs no pipeline run"
-    finally:
-        service.shutdown()
+def test_when_the_first_middle_is_cut_to_nothing_the_best_alternative_comes_first():
+    engine = Candidates("", [Alternative("len(xs)\n", "eot", -0.2), Alternative("max(xs)\n", "eot", -0.4)])
+    assert ask(engine, 2) == ("len(xs)", ("max(xs)",))
