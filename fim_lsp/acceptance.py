@@ -105,19 +105,26 @@ class AcceptanceLog:
 
     def answered(self, key: str, candidates: Sequence[str], continues: bool) -> Suggestion:
         """Record an answer with `candidates` for document `key`; `continues` when it is typed through
-        the document's last suggestion (which it then is, its candidates as first answered). The
-        candidates of its latest answer answered again, in any order, before it was accepted (the
-        editor asked again at the same place: a re-trigger, the cache, an editor fetching more to cycle
-        through) are that suggestion too."""
+        the document's last suggestion (which it then is, its candidates as first answered). An answer
+        that holds all of the latest answer's candidates, before that suggestion was accepted, is that
+        suggestion too: the editor asked again at the same place (a re-trigger, the cache), or for the
+        alternatives (which join its candidates)."""
         number = self._latest.get(key)
         suggestion = self._suggestions.get(number) if number is not None else None
         again = (
-            suggestion is not None and not suggestion.accepted and set(candidates) == set(suggestion.latest)
+            suggestion is not None and not suggestion.accepted and set(suggestion.latest) <= set(candidates)
         )
         if suggestion is not None and (continues or again):
             self._suggestions.move_to_end(suggestion.number)
             if continues:
                 suggestion.typed = _typed_prefix(suggestion.candidates, candidates)
+            else:
+                more = [
+                    suggestion.typed + c
+                    for c in candidates
+                    if suggestion.typed + c not in suggestion.candidates
+                ]
+                suggestion.candidates += tuple(more)
             suggestion.latest = tuple(candidates)
             return suggestion
         suggestion = Suggestion(self._next, key, tuple(candidates), latest=tuple(candidates))

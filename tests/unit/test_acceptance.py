@@ -29,7 +29,9 @@ def test_typing_through_continues_the_suggestion_and_keeps_the_first_ranks() -> 
 
 def test_asked_again_at_the_same_place_is_the_same_suggestion() -> None:
     log = AcceptanceLog()
-    first = log.answered("doc", ["sum(xs)", "max(xs)"], continues=False)
+    alone = log.answered("doc", ["sum(xs)"], continues=False)  # typing: the first alone
+    first = log.answered("doc", ["sum(xs)", "max(xs)"], continues=False)  # asked for the alternatives
+    assert first is alone and log.tag(first, "max(xs)")["rank"] == 1
     assert log.answered("doc", ["max(xs)", "sum(xs)"], continues=False) is first  # on-screen first
     log.accepted(log.tag(first, "sum(xs)"))
     assert log.answered("doc", ["sum(xs)", "max(xs)"], continues=False) is not first, "after acceptance"

@@ -40,11 +40,15 @@ export class Acceptance {
   private items: vscode.InlineCompletionItem[] = [];
   private index = 0;
   private reported: vscode.InlineCompletionItem | undefined;
+  /** The step of a next/previous whose candidates VS Code is still fetching. */
+  private cycling: 1 | -1 | undefined;
 
   constructor(private readonly client: () => LanguageClient | undefined) {}
 
   /** The server answered for `document`: VS Code draws the first item, unless the same candidates are
-   * already on screen (VS Code asks again when the user cycles, and keeps the one selected). */
+   * already on screen (VS Code asks again when the user cycles, and keeps the one selected). Typing gets
+   * the first candidate alone; next/previous makes VS Code ask on purpose, which brings the others, and
+   * then shows the next of them. */
   answered(document: vscode.TextDocument, answer: Answer, token: vscode.CancellationToken): void {
     if (token.isCancellationRequested) {
       return;
@@ -61,19 +65,27 @@ export class Acceptance {
     this.uri = uri;
     this.items = items;
     this.index = 0;
+    const step = this.cycling;
+    this.cycling = undefined;
+    if (step !== undefined && items.length > 1) {
+      this.index = (step + items.length) % items.length;
+    }
     if (items.length > 0) {
-      this.shown(items[0]);
+      this.shown(items[this.index]);
     }
   }
 
   /** Show the next (`1`) or previous (`-1`) suggestion, as VS Code's own command does. */
   async cycle(step: 1 | -1): Promise<void> {
+    this.cycling = step;
     await vscode.commands.executeCommand(`editor.action.inlineSuggest.${step > 0 ? "showNext" : "showPrevious"}`);
     const count = this.items.length;
-    if (count > 1 && this.onActiveDocument()) {
-      this.index = (this.index + step + count) % count;
-      this.shown(this.items[this.index]);
+    if (this.cycling === undefined || count < 2 || !this.onActiveDocument()) {
+      return; // moved by the answer to VS Code's request for the others, or that answer is still coming
     }
+    this.cycling = undefined;
+    this.index = (this.index + step + count) % count;
+    this.shown(this.items[this.index]);
   }
 
   /** Accept the suggestion's next word or line, as VS Code's own commands do, and say how much it took. */

@@ -13,11 +13,16 @@ local M = {}
 ---@class (private) fim_lsp.builtin.Answer
 ---@field client_id integer
 ---@field items lsp.InlineCompletionItem[]
+---@field invoked boolean whether it answers a request made on purpose (which brings the alternatives)
 ---@field reported? lsp.InlineCompletionItem the item last said to be on screen
 
 --- The last answer per buffer, as Neovim got it.
 ---@type table<integer, fim_lsp.builtin.Answer>
 local answers = {}
+
+--- How far to move once the answer to a request made for next/prev comes, per buffer.
+---@type table<integer, integer>
+local pending_select = {}
 
 --- Clients whose inline completion answers this module sees.
 ---@type table<vim.lsp.Client, true>
@@ -44,9 +49,10 @@ local function observe(client)
   client.request = function(self, method, params, handler, bufnr)
     if method == 'textDocument/inlineCompletion' and type(handler) == 'function' then
       local inner = handler
+      local invoked = type(params) == 'table' and type(params.context) == 'table' and params.context.triggerKind == 1
       handler = function(err, result, ctx)
         inner(err, result, ctx)
-        M.answered(ctx.bufnr, ctx.client_id, not err and result or nil)
+        M.answered(ctx.bufnr, ctx.client_id, not err and result or nil, invoked)
       end
     end
     return request(self, method, params, handler, bufnr)
@@ -66,6 +72,7 @@ end
 ---@param bufnr integer
 function M.detach(bufnr)
   answers[bufnr] = nil
+  pending_select[bufnr] = nil
   if api.nvim_buf_is_valid(bufnr) then
     ic().enable(false, { bufnr = bufnr })
   end
@@ -75,9 +82,26 @@ end
 ---@param bufnr integer
 ---@param client_id integer
 ---@param result? lsp.InlineCompletionList|lsp.InlineCompletionItem[]
-function M.answered(bufnr, client_id, result)
-  answers[bufnr] = { client_id = client_id, items = result and (result.items or result) or {} }
+---@param invoked boolean
+function M.answered(bufnr, client_id, result, invoked)
+  answers[bufnr] = { client_id = client_id, items = result and (result.items or result) or {}, invoked = invoked }
+  local step = invoked and pending_select[bufnr] or nil
+  pending_select[bufnr] = nil
+  if step then
+    ic().select({ bufnr = bufnr, count = step })
+  end
   M.report_shown(bufnr)
+end
+
+--- Neovim's inline completion state for a buffer. It has no public call to ask now; its request
+--- method is reached through the capability registry, and nil is answered where that changed.
+---@param bufnr integer
+---@return table?
+local function completor(bufnr)
+  local ok, capability = pcall(require, 'vim.lsp._capability')
+  local class = ok and type(capability.all) == 'table' and capability.all.inline_completion or nil
+  local active = type(class) == 'table' and type(class.active) == 'table' and class.active[bufnr] or nil
+  return active and type(active.request) == 'function' and active or nil
 end
 
 --- Tell the server which item is on screen, when it is another than the one last said. Neovim draws
@@ -194,6 +218,13 @@ end
 ---@param bufnr integer
 ---@param count integer
 function M.select(bufnr, count)
+  local answer = answers[bufnr]
+  if answer and #answer.items == 1 and not answer.invoked and M.visible_text(bufnr) and completor(bufnr) then
+    -- Typing got the first suggestion alone: ask on purpose, which brings the others, then move.
+    pending_select[bufnr] = count
+    M.request(bufnr)
+    return
+  end
   ic().select({ bufnr = bufnr, count = count })
   M.report_shown(bufnr)
 end
@@ -208,10 +239,15 @@ function M.dismiss(bufnr)
   end
 end
 
---- Ask now. Neovim has no public call for it; its request is driven by its CursorMovedI autocmd
---- (debounced), so run that autocmd's group.
+--- Ask now, on purpose (the server then answers the alternatives too). Where Neovim's request method
+--- cannot be reached, run its CursorMovedI autocmd group, which asks as typing does (debounced).
 ---@param bufnr integer
 function M.request(bufnr)
+  local active = completor(bufnr)
+  if active then
+    active:request(1) -- InlineCompletionTriggerKind.Invoked
+    return
+  end
   pcall(api.nvim_exec_autocmds, 'CursorMovedI', {
     group = ('nvim.lsp.inline_completion:%d'):format(bufnr),
     modeline = false,

@@ -32,6 +32,8 @@ M.namespace = api.nvim_create_namespace('fim_lsp.ghost')
 ---@field index integer which item is shown
 ---@field dismissed_tick? integer changedtick at which the user dismissed; no requests until it changes
 ---@field reported? fim_lsp.ghost.Item the item last said to the server to be on screen
+---@field invoked? boolean whether the items answer a request made on purpose (which brings alternatives)
+---@field pending_step? integer how far next/prev moves once the answer to its request comes
 
 ---@type table<integer, fim_lsp.ghost.Buffer>
 local buffers = {}
@@ -211,7 +213,10 @@ function M.request(bufnr, trigger_kind)
       return
     end
     state.items = to_items(bufnr, client, result, cursor)
-    state.index = 1
+    state.invoked = trigger_kind == 1
+    local step = state.pending_step
+    state.pending_step = nil
+    state.index = (step and #state.items > 0) and (step % #state.items) + 1 or 1
     render(bufnr)
   end, bufnr)
   state.pending = ok and id or nil
@@ -360,6 +365,12 @@ end
 function M.select(bufnr, count)
   local state = buffers[bufnr]
   if not state or #state.items == 0 then
+    return
+  end
+  if #state.items == 1 and not state.invoked then
+    -- Typing got the first suggestion alone: ask on purpose, which brings the others, then move.
+    state.pending_step = count
+    M.request(bufnr, 1)
     return
   end
   state.index = (state.index - 1 + count) % #state.items + 1
