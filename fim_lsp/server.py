@@ -19,7 +19,7 @@ from pygls.lsp.server import LanguageServer
 
 from fim_lsp import __version__
 from fim_lsp.config import Settings, parse_settings
-from fim_lsp.documents import DocumentStore, InvalidPositionError, Position
+from fim_lsp.documents import DocumentStore, InvalidPositionError, Position, TextDocument
 from fim_lsp.pipeline import Completion, CompletionRequest
 from fim_lsp.protocol import FimProtocol, FramedInput, is_parse_error
 from fim_lsp.service import CompletionService, Status
@@ -309,6 +309,15 @@ class FimLanguageServer(LanguageServer):
         return completion
 
 
+def _offset_after(document: TextDocument, start: Position, inserted: str) -> int | None:
+    """Where the cursor is after `inserted` replaced a range from `start` (None for a range the document
+    does not have, which a broken client can send)."""
+    try:
+        return document.offset_at(start, clamp_line=True) + len(inserted)
+    except InvalidPositionError:
+        return None
+
+
 def _path_of(uri: str) -> str | None:
     """The file system path of a `file:` URI; None for other schemes (untitled buffers, remote files)."""
     if not uri.startswith("file:"):
@@ -373,7 +382,7 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
                 start, end = change.range.start, change.range.end
                 where = Position(start.line, start.character)
                 document.apply_change(change.text, where, Position(end.line, end.character))
-                edited_at = document.offset_at(where) + len(change.text)
+                edited_at = _offset_after(document, where, change.text)
             else:
                 document.apply_change(change.text)
                 edited_at = None

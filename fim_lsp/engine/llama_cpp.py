@@ -171,7 +171,9 @@ class LlamaCppEngine(Engine):
         started = time.monotonic()
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = n_gpu_layers if self.gpu_offload else 0
-        model_params.use_mmap = use_mmap
+        model_params.load_mode = (
+            llama_cpp.LLAMA_LOAD_MODE_MMAP if use_mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
+        )
         try:
             # verbose=True only stops llama-cpp-python from pointing file descriptors 1 and 2 at
             # /dev/null while it loads; llama.cpp's log lines reach our logger (route_llama_logs).
