@@ -457,7 +457,14 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
 
     @ls.command(STATS_COMMAND)
     def stats(ls: FimLanguageServer) -> dict[str, Any]:
-        return {**ls.service.stats, "cache_entries": len(ls.service.cache), "state": ls.service.status.state}
+        engine = ls.service.engine
+        usage = engine.cache_usage() if engine is not None else {}
+        return {
+            **ls.service.stats,
+            **usage,
+            "cache_entries": len(ls.service.cache),
+            "state": ls.service.status.state,
+        }
 
     @ls.feature(types.SHUTDOWN)
     def shutdown(ls: FimLanguageServer, _params: Any) -> None:

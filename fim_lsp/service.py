@@ -108,6 +108,7 @@ class CompletionService:
             "superseded": 0,
             "prompt_tokens": 0,
             "evaluated_tokens": 0,
+            "generated_tokens": 0,
             "prefetched": 0,
             "prefetch_evaluated_tokens": 0,
             "warm_ups": 0,
@@ -341,6 +342,7 @@ class CompletionService:
             self.stats["generated"] += 1
             self.stats["prompt_tokens"] += completion.generation.prompt_tokens
             self.stats["evaluated_tokens"] += completion.generation.evaluated_tokens
+            self.stats["generated_tokens"] += completion.generation.generated_tokens
             if completion.plan is not None and completion.plan.shortened:
                 self._prepare_whole(request, made)
             elif _worth_caching(completion):

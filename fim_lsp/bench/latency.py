@@ -1405,6 +1405,13 @@ async def run_model(
         server_stats = await warm.stats()
         warm_prefetched = server_stats.get("prefetched", 0)
         warm_ups = server_stats.get("warm_ups", 0)
+        report["prompt_cache"] = {
+            key: server_stats[key]
+            for key in ("prompt_cache_cells", "prompt_cache_cells_in_use", "prompt_cache_mib")
+            if key in server_stats
+        }
+        report["prepared"] = server_stats.get("prepared", 0)
+        report["streamed"] = server_stats.get("streamed", 0)
     finally:
         await warm.stop()
 
@@ -1579,6 +1586,15 @@ def format_report(report: dict[str, Any]) -> str:
                 f"  typed-through while a suggestion is typed: p50 {_fmt(typed['p50_ms'], 2)} ms, "
                 f"p95 {_fmt(typed['p95_ms'], 2)} ms, max {_fmt(typed['max_ms'], 2)} ms "
                 f"({typed['samples']} characters; target p95 < 5 ms)"
+            )
+        cache = run.get("prompt_cache")
+        if cache:
+            in_use, cells = cache.get("prompt_cache_cells_in_use"), cache.get("prompt_cache_cells")
+            out.append(
+                f"  prompts kept evaluated (KV cache, promptMemoryMb): {in_use} of {cells} cells in use "
+                f"at the end, {cache.get('prompt_cache_mib')} MiB at most; prompts prepared after a "
+                f"keystroke {run.get('prepared', 0)}, windows evaluated after an answer "
+                f"{run.get('streamed', 0)}"
             )
         cold = run.get("cold_position_probes")
         if cold and cold["samples"]:

@@ -55,7 +55,7 @@ async def _ask(task: Task, settings: dict[str, Any], open_wait: float, log_file:
         text=text if isinstance(text, str) and text else None,
         reached_eot="reason=eot" in log,
         latency_ms=latency,
-        tokens=stats.get("generated", 0),
+        tokens=stats.get("generated_tokens", 0),
         max_tokens=0,
         out_of_time="reason=deadline" in log,
     )

@@ -141,6 +141,11 @@ class Engine(ABC):
         """Tokens this engine writes a second on this machine, as measured so far (None until measured)."""
         return None
 
+    def cache_usage(self) -> dict[str, int]:
+        """What the engine's own cache of evaluated prompts holds, for `fim-lsp.stats` (nothing where the
+        engine keeps none)."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
         """Facts for `fim-lsp doctor` and logs: backend, model, template family."""
         return {"template": self.template.family}

@@ -743,6 +743,14 @@ class LlamaCppEngine(Engine):
         llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, length, -1)
         self.slots.truncate(slot, length)
 
+    def cache_usage(self) -> dict[str, int]:
+        per_token = self.kv_bytes_per_token()
+        return {
+            "prompt_cache_cells": self.cache_cells,
+            "prompt_cache_cells_in_use": self.slots.cells_in_use(),
+            "prompt_cache_mib": self.cache_cells * per_token // (1024 * 1024),
+        }
+
     def describe(self) -> dict[str, Any]:
         import llama_cpp
 
