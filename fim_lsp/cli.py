@@ -70,8 +70,8 @@ def parse_position(text: str) -> tuple[int, int]:
 
 
 def complete_command(args: argparse.Namespace) -> int:
+    from fim_lsp.completion import CompletionRequest
     from fim_lsp.config import Settings, parse_settings
-    from fim_lsp.pipeline import CompletionRequest
     from fim_lsp.service import CompletionService
 
     path = Path(args.file)
@@ -105,7 +105,7 @@ def complete_command(args: argparse.Namespace) -> int:
                 {
                     "text": completion.text,
                     "shape": completion.shape.value,
-                    "reason": completion.reason,
+                    "reason": completion.why,
                     "timings_ms": completion.timings_ms,
                 }
             )
@@ -113,7 +113,7 @@ def complete_command(args: argparse.Namespace) -> int:
     elif completion.text is not None:
         print(completion.text)
     else:
-        print(f"fim-lsp: no completion ({completion.reason})", file=sys.stderr)
+        print(f"fim-lsp: no completion ({completion.why})", file=sys.stderr)
         return 1
     return 0
 

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
+from fim_lsp.completion import Completion, CompletionRequest, Reason, Shape, WorkspaceContext
 from fim_lsp.config import Settings
 from fim_lsp.context import PromptContext, cut_context
-from fim_lsp.engine.base import CancelToken, Engine, Generation, GenerationRequest
+from fim_lsp.engine.base import CancelToken, Engine, GenerationRequest
 from fim_lsp.postprocess import finish_middle
 from fim_lsp.prompt import Order, RepoFile, comment_out
 from fim_lsp.syntax import (
-    CompletionShape,
     DocumentSyntax,
     classify,
     indentation_to_type,
@@ -28,53 +27,6 @@ from fim_lsp.syntax import (
 )
 
 logger = logging.getLogger(__name__)
-
-#: What kind of answer the cursor's position calls for (nothing, one line, a block).
-Shape = CompletionShape
-
-
-@dataclass(frozen=True)
-class WorkspaceContext:
-    """Where the document sits in the user's workspace, and how to find snippets of the workspace for it."""
-
-    repo: str
-    """The workspace's name (the repository-level format's repository name)."""
-    path: str
-    """The document's path in the workspace."""
-    snippets: Callable[[int, Callable[[str], int]], Sequence[RepoFile]]
-    """Snippets for the cursor within a token budget, counted with the given counter."""
-    state: str = ""
-    """Names the state of the rest of the workspace: answers cached under another state are stale."""
-
-
-@dataclass(frozen=True)
-class CompletionRequest:
-    """A document's text and the cursor in it (a code point offset)."""
-
-    text: str
-    offset: int
-    language_id: str | None = None
-    path: str | None = None
-    syntax: DocumentSyntax | None = None
-    """The document's syntax tree, kept current by the caller (the server parses each open document
-    incrementally); used when its text is `text`. Without it the pipeline parses only the prompt's text."""
-    workspace: WorkspaceContext | None = None
-    """Snippets from the rest of the workspace, when the caller indexes one."""
-
-
-@dataclass
-class Completion:
-    """The middle to show (None: nothing worth showing), and how it came about."""
-
-    text: str | None
-    shape: Shape
-    reason: str
-    """Why generation ended (eot, stop, length, cancelled, deadline) or why it never started."""
-    generation: Generation | None = None
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    warm_up: GenerationRequest | None = None
-    """Set when the request was stopped before its prompt was evaluated: the part of the prompt that
-    typing on the cursor's line leaves as it is, worth evaluating into the cache while the user types."""
 
 
 def choose_shape(text: str, offset: int, syntax: DocumentSyntax | None = None) -> Shape:
@@ -246,10 +198,10 @@ def complete(
     """Write the middle for the cursor in `request`. Runs on the engine's worker thread."""
     started = time.monotonic()
     if not 0 <= request.offset <= len(request.text):
-        return Completion(None, Shape.NONE, "position outside the document")
+        return Completion(None, Shape.NONE, Reason.OUTSIDE_DOCUMENT)
     # The text alone says when the cursor is inside a word: no need to build a prompt for nothing.
     if choose_shape(request.text, request.offset) is Shape.NONE:
-        return Completion(None, Shape.NONE, "cursor inside a word")
+        return Completion(None, Shape.NONE, Reason.INSIDE_WORD)
     if deadline is None:
         deadline = started + settings.time_budget_ms / 1000
 
@@ -258,7 +210,7 @@ def complete(
     context = build_context(request, settings, engine)
     shape = _shape_in_context(request, context, language)
     if shape is Shape.NONE:
-        return Completion(None, shape, "cursor inside a word")
+        return Completion(None, shape, Reason.INSIDE_WORD)
     # At column 0 where the code above fixes the indentation, the model is shown it as typed: it then
     # writes the body it should rather than a new top-level definition.
     typed = indentation_to_type(context.prefix, context.suffix, language) if shape is Shape.BLOCK else ""
@@ -320,7 +272,7 @@ def complete(
     return Completion(
         text=text,
         shape=shape,
-        reason=generation.stop_reason,
+        reason=Reason(generation.stop_reason),
         generation=generation,
         timings_ms={
             "prompt_build": (prompt_built - started) * 1000,

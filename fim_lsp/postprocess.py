@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 
+from fim_lsp.completion import Shape
 from fim_lsp.remarks import drop_line_end_remarks, is_placeholder
-from fim_lsp.syntax import CompletionShape, truncate_middle
+from fim_lsp.syntax import truncate_middle
 
 # Special-token spellings (`<|fim_middle|>`, `<fim_suffix>`, `<｜fim▁end｜>`, `<EOT>`) never belong in code.
 _SPECIAL_TOKEN = re.compile(
@@ -61,7 +62,7 @@ def finish_middle(
     suffix: str,
     *,
     language: str | None,
-    shape: CompletionShape,
+    shape: Shape,
     reached_eot: bool,
 ) -> str | None:
     """The part of a generated middle fit to show between `prefix` and `suffix`, or None.

@@ -18,9 +18,9 @@ from pygls import uris
 from pygls.lsp.server import LanguageServer
 
 from fim_lsp import __version__
+from fim_lsp.completion import Completion, CompletionRequest
 from fim_lsp.config import Settings, parse_settings
 from fim_lsp.documents import DocumentStore, InvalidPositionError, Position
-from fim_lsp.pipeline import Completion, CompletionRequest
 from fim_lsp.protocol import FimProtocol, FramedInput, is_parse_error
 from fim_lsp.service import CompletionService, Status
 from fim_lsp.syntax import DocumentSyntax, follow_document, language_of
@@ -284,7 +284,7 @@ class FimLanguageServer(LanguageServer):
             position.line,
             position.character,
             completion.shape.value,
-            completion.reason,
+            completion.why,
             None if completion.text is None else len(completion.text),
             {k: round(v, 1) for k, v in completion.timings_ms.items()},
         )

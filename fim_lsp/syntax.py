@@ -15,7 +15,6 @@ columns; the rest of fim-lsp counts Python string indices (code points), so ever
 
 from __future__ import annotations
 
-import enum
 import logging
 import re
 import threading
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import PurePath
 from typing import TYPE_CHECKING
+
+from fim_lsp.completion import Shape
 
 if TYPE_CHECKING:
     from tree_sitter import Language, Node, Parser, Tree
@@ -394,17 +395,6 @@ def _unclosed_openers(line: str, language: str | None) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
-class CompletionShape(enum.Enum):
-    """What kind of middle makes sense at the cursor."""
-
-    NONE = "none"
-    """No completion: e.g. the cursor sits inside a word."""
-    LINE = "line"
-    """The rest of one line (or, at the end of a line, the next line)."""
-    BLOCK = "block"
-    """Several lines: a body, or statements inserted where the cursor is."""
-
-
 _WORD = re.compile(r"\w", re.UNICODE)
 # A line ending in one of these continues on the next line as part of the same expression.
 _CONTINUES_EXPRESSION = re.compile(
@@ -486,7 +476,7 @@ def literal_start_row(syntax: DocumentSyntax, row: int, column: int) -> int | No
     return None
 
 
-def classify(syntax: DocumentSyntax | None, text: str, offset: int) -> CompletionShape:
+def classify(syntax: DocumentSyntax | None, text: str, offset: int) -> Shape:
     """The shape of completion that makes sense at string index `offset` of `text`.
 
     - NONE inside a word (word characters on both sides of the cursor).
@@ -504,22 +494,22 @@ def classify(syntax: DocumentSyntax | None, text: str, offset: int) -> Completio
     after = _line_after(text, offset)
 
     if before and after and _WORD.match(before[-1]) and _WORD.match(after[0]):
-        return CompletionShape.NONE
+        return Shape.NONE
     if not before.strip():
-        return CompletionShape.BLOCK
+        return Shape.BLOCK
     if after.strip():
-        return CompletionShape.LINE
+        return Shape.LINE
     language = syntax.language if syntax is not None else None
     if syntax is not None and inside_comment_or_string(syntax, text, offset):
-        return CompletionShape.LINE
+        return Shape.LINE
     if opens_block(before, language):
-        return CompletionShape.BLOCK
+        return Shape.BLOCK
     code = _code_part(before, language)
     if code.strip() != before.strip():
-        return CompletionShape.LINE  # the line ends in a comment: finish the comment
+        return Shape.LINE  # the line ends in a comment: finish the comment
     if _unclosed_openers(code, language) or _CONTINUES_EXPRESSION.search(code):
-        return CompletionShape.LINE
-    return CompletionShape.BLOCK
+        return Shape.LINE
+    return Shape.BLOCK
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1086,7 +1076,7 @@ def truncate_middle(
     middle: str,
     suffix: str,
     language: str | None,
-    shape: CompletionShape,
+    shape: Shape,
     reached_eot: bool,
 ) -> str | None:
     """The part of a generated `middle` worth showing between `prefix` and `suffix`, or None to drop it.
@@ -1104,7 +1094,7 @@ def truncate_middle(
 
     `language` is a tree-sitter grammar name (see `language_of`); None cuts by lines and brackets only.
     """
-    if shape is CompletionShape.NONE:
+    if shape is Shape.NONE:
         return None
     middle, cut = _strip_special_and_fences(middle)
     whole = reached_eot or cut
@@ -1113,9 +1103,9 @@ def truncate_middle(
         # Spaces the model puts at the end of the cursor's line before starting the next are noise.
         middle = _TRAILING_SPACES_THEN_NEWLINE.sub("\n", middle, count=1)
         middle = _drop_end_of_line_comment(middle, language)
-    if shape is CompletionShape.LINE and _opens_unfilled_block(middle, cursor, language):
+    if shape is Shape.LINE and _opens_unfilled_block(middle, cursor, language):
         return _truncate_block(prefix, middle, suffix, cursor, language, whole)
-    if shape is CompletionShape.LINE:
+    if shape is Shape.LINE:
         needs_checker = (cursor.text_after and not cursor.at_line_start) or (whole and "\n" in middle.strip())
         checker = _make_checker(language, prefix, suffix) if needs_checker else None
         return _truncate_line(middle, cursor, checker, whole)
@@ -1127,9 +1117,7 @@ def truncate_middle(
 MID_LINE_SPAN_LINES = 3
 
 
-def middle_is_done(
-    prefix: str, middle: str, suffix: str, language: str | None, shape: CompletionShape
-) -> bool:
+def middle_is_done(prefix: str, middle: str, suffix: str, language: str | None, shape: Shape) -> bool:
     """Whether more tokens can no longer change what `truncate_middle` would show, so generation may stop.
 
     Cheap (no parsing): meant to be called after every generated token.
@@ -1141,13 +1129,13 @@ def middle_is_done(
       the middle with end-of-text on a later line (a hole that spans lines), so generation goes on
       until MID_LINE_SPAN_LINES more lines show that it is writing on rather than filling a hole.
     """
-    if shape is CompletionShape.NONE:
+    if shape is Shape.NONE:
         return True
     cleaned, cut = _strip_special_and_fences(middle)
     if cut:
         return True
     cursor = _Cursor.of(prefix, suffix)
-    if shape is CompletionShape.LINE:
+    if shape is Shape.LINE:
         body = cleaned if cursor.at_line_start else cleaned.lstrip(" \t\n")
         first_line_done = "\n" in body and bool(body.split("\n", 1)[0].strip())
         if cursor.text_after and not cursor.at_line_start:

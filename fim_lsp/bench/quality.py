@@ -477,11 +477,12 @@ def engine_systems(
     With `compare="workspace"` the first system is the pipeline given each task's workspace snippets
     and the second the same pipeline without them.
     """
+    from fim_lsp.completion import CompletionRequest, WorkspaceContext
     from fim_lsp.config import Settings, parse_settings
     from fim_lsp.engine import create_engine
     from fim_lsp.engine.base import GenerationRequest
     from fim_lsp.errors import ConfigurationError
-    from fim_lsp.pipeline import CompletionRequest, WorkspaceContext, complete, max_new_tokens
+    from fim_lsp.pipeline import complete, max_new_tokens
     from fim_lsp.syntax import LANGUAGES, DocumentSyntax
 
     base = Settings(model=model, fim_order=order, threads=threads)  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
-from fim_lsp.pipeline import WorkspaceContext
+from fim_lsp.completion import WorkspaceContext
 from fim_lsp.prompt import RepoFile
 from fim_lsp.workspace.files import IndexLimits
 from fim_lsp.workspace.index import WorkspaceIndex, normalize_path

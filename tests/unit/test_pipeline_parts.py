@@ -1,10 +1,14 @@
 """The pure steps of a completion: the answer's shape, the context cut, the middle's cleanup."""
 
+from typing import get_args
+
 import pytest
 
+from fim_lsp.completion import Completion, Reason, Shape
 from fim_lsp.config import Settings
 from fim_lsp.context import cut_context
-from fim_lsp.pipeline import Shape, choose_shape
+from fim_lsp.engine.base import StopReason
+from fim_lsp.pipeline import choose_shape
 from fim_lsp.postprocess import clean_middle, strip_artifacts
 from fim_lsp.syntax import LINE_WINDOW_CHARS
 
@@ -125,3 +129,15 @@ def test_clean_middle(middle, kwargs, expected):
 @pytest.mark.parametrize("token", ["<|fim_suffix|>", "<fim_middle>", "<｜fim▁end｜>", "<EOT>", "[PREFIX]"])
 def test_strip_artifacts_knows_every_family(token):
     assert strip_artifacts(f"x = 1{token}y") == "x = 1"
+
+
+def test_every_engine_stop_reason_is_a_completion_reason():
+    # The pipeline turns the engine's stop reason into the completion's: none may be missing.
+    assert {Reason(stop).value for stop in get_args(StopReason)} == set(get_args(StopReason))
+
+
+def test_a_reason_reads_as_its_value_and_its_detail():
+    assert f"{Reason.TYPED_THROUGH}" == "typed-through"
+    assert Completion(None, Shape.NONE, Reason.CACHED).why == "cached"
+    not_ready = Completion(None, Shape.NONE, Reason.ENGINE_NOT_READY, detail="loading: loading a model")
+    assert not_ready.why == "engine not ready: loading: loading a model"
