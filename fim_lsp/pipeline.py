@@ -16,14 +16,13 @@ from fim_lsp.completion import Completion, CompletionRequest, Reason, Shape, Wor
 from fim_lsp.config import Settings
 from fim_lsp.context import PromptContext, cut_context
 from fim_lsp.engine.base import CancelToken, Engine, GenerationRequest
-from fim_lsp.postprocess import finish_middle
+from fim_lsp.postprocess import finish_middle, middle_is_done
 from fim_lsp.prompt import Order, RepoFile, comment_out
 from fim_lsp.syntax import (
     DocumentSyntax,
     classify,
     indentation_to_type,
     language_of,
-    middle_is_done,
 )
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import pytest
 
 from fim_lsp.completion import Shape
 from fim_lsp.postprocess import finish_middle
-from fim_lsp.remarks import drop_line_end_remarks, is_placeholder
+from fim_lsp.postprocess.remarks import drop_line_end_remarks, is_placeholder
 
 CURSOR = "█"
 

@@ -13,8 +13,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fim_lsp import syntax as syntax_module
+import fim_lsp.postprocess.artifacts
+import fim_lsp.postprocess.block
+import fim_lsp.postprocess.checker
+import fim_lsp.postprocess.cursor
+import fim_lsp.postprocess.line
+import fim_lsp.postprocess.truncate
+import fim_lsp.syntax.cursor
+import fim_lsp.syntax.indentation
+import fim_lsp.syntax.lines
 from fim_lsp.completion import Shape
+from fim_lsp.postprocess import middle_is_done, truncate_middle
 from fim_lsp.syntax import (
     LANGUAGES,
     LINE_WINDOW_CHARS,
@@ -26,9 +35,7 @@ from fim_lsp.syntax import (
     follow_document,
     indentation_to_type,
     language_of,
-    middle_is_done,
     new_parser,
-    truncate_middle,
     utf8,
 )
 
@@ -373,19 +380,35 @@ class ScanRecorder:
         return scan
 
 
+#: The modules whose regexes read the cursor's line and the middle.
+SCANNING_MODULES = [
+    fim_lsp.syntax.lines,
+    fim_lsp.syntax.cursor,
+    fim_lsp.syntax.indentation,
+    fim_lsp.postprocess.artifacts,
+    fim_lsp.postprocess.cursor,
+    fim_lsp.postprocess.checker,
+    fim_lsp.postprocess.line,
+    fim_lsp.postprocess.block,
+    fim_lsp.postprocess.truncate,
+]
+
+
 @pytest.fixture
 def scanned(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The length of every text the syntax module's regexes scan while the test runs (search, finditer,
-    sub...: the lexer among them). `match` is not counted: it reads from the text's start only as far
-    as it matches (an indentation, a keyword)."""
+    """The length of every text the syntax and truncation modules' regexes scan while the test runs
+    (search, finditer, sub...: the lexer among them). `match` is not counted: it reads from the text's
+    start only as far as it matches (an indentation, a keyword)."""
     lengths: list[int] = []
-    for name, value in list(vars(syntax_module).items()):
-        if isinstance(value, re.Pattern):
-            monkeypatch.setattr(syntax_module, name, ScanRecorder(value, lengths))
-    token_pattern = syntax_module._token_pattern
-    monkeypatch.setattr(
-        syntax_module, "_token_pattern", lambda language: ScanRecorder(token_pattern(language), lengths)
-    )
+    token_pattern = fim_lsp.syntax.lines.token_pattern
+    for module in SCANNING_MODULES:
+        for name, value in list(vars(module).items()):
+            if isinstance(value, re.Pattern):
+                monkeypatch.setattr(module, name, ScanRecorder(value, lengths))
+            elif value is token_pattern:
+                monkeypatch.setattr(
+                    module, name, lambda language: ScanRecorder(token_pattern(language), lengths)
+                )
     return lengths
 
 

@@ -8,13 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fim_lsp.completion import Shape
+from fim_lsp.postprocess import middle_is_done, truncate_middle
 from fim_lsp.syntax import (
     LANGUAGES,
     DocumentSyntax,
     classify,
     indentation_to_type,
-    middle_is_done,
-    truncate_middle,
 )
 
 odd_text = st.lists(

@@ -14,8 +14,9 @@ from fim_lsp.completion import CompletionRequest, Shape, WorkspaceContext
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import Engine, Generation, GenerationRequest
 from fim_lsp.pipeline import complete
+from fim_lsp.postprocess import middle_is_done, truncate_middle
 from fim_lsp.prompt import RepoFile, template_for_family
-from fim_lsp.syntax import count_errors, middle_is_done, new_parser, truncate_middle
+from fim_lsp.syntax import count_errors, new_parser
 
 CURSOR = "█"
 LINE, BLOCK, NONE = Shape.LINE, Shape.BLOCK, Shape.NONE
