@@ -23,7 +23,7 @@ from fim_lsp.config import Settings, parse_settings
 from fim_lsp.documents import DocumentStore, InvalidPositionError, Position
 from fim_lsp.protocol import FimProtocol, FramedInput, is_parse_error
 from fim_lsp.service import CompletionService, Status
-from fim_lsp.syntax import DocumentSyntax, follow_document, language_of
+from fim_lsp.syntax import language_of
 from fim_lsp.workspace.session import WorkspaceSession
 
 logger = logging.getLogger(__name__)
@@ -72,8 +72,6 @@ class FimLanguageServer(LanguageServer):
             protocol_cls=FimProtocol,
         )
         self.documents = DocumentStore()
-        #: Each open document's syntax tree, re-parsed incrementally on every change.
-        self.syntax: dict[str, DocumentSyntax] = {}
         self.service = CompletionService(
             settings or Settings(), on_status=self._status_changed, **service_options
         )
@@ -236,21 +234,6 @@ class FimLanguageServer(LanguageServer):
             return None
         return token
 
-    # -- documents ------------------------------------------------------------------------------------
-
-    def document_changed(self, uri: str) -> None:
-        """Bring the document's syntax tree up to date with its text."""
-        document = self.documents.get(uri)
-        if document is None:
-            self.syntax.pop(uri, None)
-            return
-        language = language_of(document.language_id, uri)
-        tree = follow_document(self.syntax.get(uri), language, document.text)
-        if tree is None:
-            self.syntax.pop(uri, None)
-        else:
-            self.syntax[uri] = tree
-
     # -- completions ----------------------------------------------------------------------------------
 
     async def complete_at(self, uri: str, position: types.Position) -> Completion | None:
@@ -273,7 +256,7 @@ class FimLanguageServer(LanguageServer):
             language = language_of(document.language_id, uri)
             workspace = self.repository.context_for(path, text, offset, language)
         completion = await self.service.complete(
-            uri, CompletionRequest(text, offset, document.language_id, uri, self.syntax.get(uri), workspace)
+            uri, CompletionRequest(text, offset, document.language_id, uri, document.syntax, workspace)
         )
         total = completion.timings_ms.get("total")
         if total is not None:
@@ -342,7 +325,6 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
     def did_open(ls: FimLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
         ls.documents.open(doc.uri, doc.language_id, doc.version, doc.text)
-        ls.document_changed(doc.uri)
         ls.buffer_event(doc.uri, "opened")
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
@@ -360,7 +342,7 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
             else:
                 document.apply_change(change.text)
         document.version = params.text_document.version
-        ls.document_changed(document.uri)
+        document.sync_syntax()
         rows = [
             c.range.start.line
             for c in params.content_changes
@@ -376,7 +358,6 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
     def did_close(ls: FimLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.service.forget(params.text_document.uri)
         ls.documents.close(params.text_document.uri)
-        ls.syntax.pop(params.text_document.uri, None)
         ls.buffer_event(params.text_document.uri, "closed")
 
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())

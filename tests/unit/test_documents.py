@@ -8,6 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fim_lsp.documents import (
+    DocumentStore,
     InvalidPositionError,
     Position,
     TextDocument,
@@ -15,6 +16,7 @@ from fim_lsp.documents import (
     position_at,
     utf16_length,
 )
+from fim_lsp.syntax import MAX_TREE_CHARS
 
 TEXT = "a😀b\r\ncd\rx\u2028y\n"
 
@@ -147,3 +149,20 @@ def test_a_long_line_and_many_lines_cost_no_walk_per_keystroke():
         per_change = (time.perf_counter() - started) / 100
         assert document.text.endswith("y" * 101 + "\n")
         assert per_change < 0.02, per_change  # a copy of the text (~1 ms per 10 MB) is still O(n)
+
+
+def test_an_open_document_keeps_its_tree_in_step_with_its_text():
+    store = DocumentStore()
+    document = store.open("file:///w/a.py", "python", 1, "def f():\n    return 1\n")
+    assert document.syntax is not None and document.syntax.text == document.text
+    assert document.syntax.error_count() == 0
+    document.apply_change("(", Position(1, 11), Position(1, 11))
+    assert document.syntax.text != document.text  # one tree per batch of changes, when asked
+    document.sync_syntax()
+    assert document.syntax.text == document.text and document.syntax.error_count() > 0
+
+
+def test_a_document_without_a_grammar_keeps_no_tree():
+    store = DocumentStore()
+    assert store.open("file:///w/notes.txt", "plaintext", 1, "some notes\n").syntax is None
+    assert store.open("file:///w/b.py", "python", 1, "x" * (MAX_TREE_CHARS + 1)).syntax is None
