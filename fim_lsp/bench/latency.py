@@ -39,7 +39,6 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
@@ -48,6 +47,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fim_lsp.bench import json_object_arg
+from fim_lsp.client import REQUEST_CANCELLED, EditorClient, Pending, ResponseError, ServerGone, insert_texts
+from fim_lsp.documents import position_at
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +67,6 @@ LANGUAGE_IDS = {
     ".rb": "ruby",
     ".lua": "lua",
 }
-#: JSON-RPC's "request cancelled" error code (LSP's RequestCancelled).
-REQUEST_CANCELLED = -32800
-STATUS_NOTIFICATION = "fimLsp/status"
-STATS_COMMAND = "fim-lsp.stats"
-DOCUMENT_STATE_COMMAND = "fim-lsp.documentState"
 #: The issue's target for warm p50 over baseline p50.
 TARGET_RATIO = 0.25
 #: A model run is warm when the KV cache held all but this share of its prompt: a keystroke where the
@@ -528,239 +524,33 @@ def sample_evenly(items: Sequence[Any], count: int) -> list[Any]:
     return [items[int(i * step + step / 2)] for i in range(count)]
 
 
-# -- the editor side of the protocol ----------------------------------------------------------------------
-
-
-def lsp_position(text: str, offset: int) -> tuple[int, int]:
-    """(line, UTF-16 column) of a code point offset."""
-    line = text.count("\n", 0, offset)
-    line_start = text.rfind("\n", 0, offset) + 1
-    column = len(text[line_start:offset].encode("utf-16-le")) // 2
-    return line, column
+# -- the server ------------------------------------------------------------------------------------------
 
 
 class BenchError(Exception):
     """The benchmark cannot go on (the server did not start, the model did not load)."""
 
 
-@dataclass
-class Pending:
-    """A request on the wire; `arrived` is stamped when its answer is read, before anyone awaits it."""
-
-    msg_id: str
-    sent: float
-    future: asyncio.Future[Any]
-    arrived: float | None = None
-
-
-@dataclass
-class EditorDocument:
-    """The editor's copy of an open document."""
-
-    text: str
-    version: int
-    language_id: str
-
-
-class BenchClient:
-    """One `fim-lsp --stdio` subprocess and an editor's side of the protocol, as plain method calls."""
-
-    def __init__(self, server_command: Sequence[str], settings: dict[str, Any], log_file: Path) -> None:
-        from pygls.lsp.client import LanguageClient
-
-        self.server_command = list(server_command)
-        self.settings = settings
-        self.log_file = log_file
-        self.client = LanguageClient("fim-lsp-bench", "1")
-        self.documents: dict[str, EditorDocument] = {}
-        self.status: dict[str, Any] = {}
-        self.messages: list[str] = []
-        self._status_changed = asyncio.Event()
-        self._stats_lock = asyncio.Lock()
-        self._last_stats: dict[str, int] = {}
-
-        @self.client.feature(STATUS_NOTIFICATION)
-        def on_status(params: Any) -> None:
-            self.status = {"state": _field(params, "state"), "message": _field(params, "message")}
-            self._status_changed.set()
-
-        @self.client.feature("window/showMessage")
-        def on_message(params: Any) -> None:
-            self.messages.append(str(_field(params, "message")))
-
-        @self.client.feature("window/logMessage")
-        def on_log(_params: Any) -> None:
-            pass  # the server's log file has these lines; an unhandled notification would be warned about
-
-    @property
-    def pid(self) -> int | None:
-        server = self.client._server  # pygls keeps the subprocess it started here
-        return server.pid if server is not None else None
-
-    async def start(self, timeout: float = 600) -> float:
-        """Start the server and wait for its model; returns the seconds it took to become ready."""
-        from lsprotocol import types
-
-        started = time.perf_counter()
-        await self.client.start_io(*self.server_command, "--stdio", "--log-file", str(self.log_file))
-        await self.client.initialize_async(
-            types.InitializeParams(
-                capabilities=types.ClientCapabilities(), initialization_options=self.settings, process_id=None
-            )
-        )
-        self.client.initialized(types.InitializedParams())
-        deadline = started + timeout
-        while self.status.get("state") not in ("ready", "error"):
-            self._status_changed.clear()
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                raise BenchError(f"the server was not ready within {timeout:.0f} s")
-            try:
-                await asyncio.wait_for(self._status_changed.wait(), remaining)
-            except TimeoutError:
-                continue
-        if self.status["state"] != "ready":
-            raise BenchError(f"the server could not load its model: {self.status.get('message')}")
-        self._last_stats = await self.stats()
-        return time.perf_counter() - started
-
-    def open(self, uri: str, language_id: str, text: str) -> None:
-        from lsprotocol import types
-
-        self.documents[uri] = EditorDocument(text, 1, language_id)
-        self.client.text_document_did_open(
-            types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, language_id, 1, text))
-        )
-
-    def change(self, uri: str, start: int, end: int, new_text: str) -> None:
-        """Replace `start:end` of the document (code point offsets) with an incremental didChange."""
-        from lsprotocol import types
-
-        document = self.documents[uri]
-        first, last = lsp_position(document.text, start), lsp_position(document.text, end)
-        document.text = document.text[:start] + new_text + document.text[end:]
-        document.version += 1
-        change = types.TextDocumentContentChangePartial(
-            range=types.Range(types.Position(*first), types.Position(*last)), text=new_text
-        )
-        self.client.text_document_did_change(
-            types.DidChangeTextDocumentParams(
-                types.VersionedTextDocumentIdentifier(uri=uri, version=document.version), [change]
-            )
-        )
-
-    def replace_all(self, uri: str, text: str) -> None:
-        """Send the whole document (a full-text didChange)."""
-        from lsprotocol import types
-
-        document = self.documents[uri]
-        document.text = text
-        document.version += 1
-        self.client.text_document_did_change(
-            types.DidChangeTextDocumentParams(
-                types.VersionedTextDocumentIdentifier(uri=uri, version=document.version),
-                [types.TextDocumentContentChangeWholeDocument(text=text)],
-            )
-        )
-
-    def request(self, uri: str, offset: int) -> Pending:
-        """Send `textDocument/inlineCompletion` at `offset`, as an editor's automatic trigger does."""
-        from lsprotocol import types
-
-        line, character = lsp_position(self.documents[uri].text, offset)
-        params = types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri),
-            position=types.Position(line, character),
-            context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic),
-        )
-        msg_id = f"bench-{uuid.uuid4().hex[:12]}"
-        sent = time.perf_counter()
-        raw = self.client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id)
-        pending = Pending(msg_id, sent, asyncio.wrap_future(raw))
-
-        def stamp(_future: Any) -> None:
-            pending.arrived = time.perf_counter()
-
-        raw.add_done_callback(stamp)  # runs when the answer is read, not when a task gets to await it
-        return pending
-
-    def cancel(self, pending: Pending) -> None:
-        from lsprotocol import types
-
-        self.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=pending.msg_id))
-
-    async def command(self, name: str, *arguments: Any) -> Any:
-        from lsprotocol import types
-
-        return await self.client.workspace_execute_command_async(
-            types.ExecuteCommandParams(command=name, arguments=list(arguments))
-        )
-
-    async def stats(self) -> dict[str, int]:
-        raw = await self.command(STATS_COMMAND)
-        return {key: value for key, value in _as_dict(raw).items() if isinstance(value, int)}
-
-    async def stats_delta(self) -> dict[str, int]:
-        """How the server's counters moved since the previous call."""
-        async with self._stats_lock:
-            now = await self.stats()
-            delta = {key: value - self._last_stats.get(key, 0) for key, value in now.items()}
-            self._last_stats = now
-            return delta
-
-    async def in_sync(self, uri: str) -> bool:
-        """Whether the server's copy of the document is the client's."""
-        import hashlib
-
-        state = _as_dict(await self.command(DOCUMENT_STATE_COMMAND, uri))
-        local = hashlib.sha256(self.documents[uri].text.encode("utf-8", "surrogatepass")).hexdigest()
-        return state.get("sha256") == local
-
-    def peak_rss_mib(self) -> float | None:
-        """The server process's peak resident memory (VmHWM), where /proc tells it."""
-        return peak_rss_mib(self.pid)
-
-    async def stop(self) -> None:
-        try:
-            await asyncio.wait_for(self.client.shutdown_async(None), 30)
-            self.client.exit(None)
-        except Exception:  # a server that died or hangs is stopped below all the same
-            logger.debug("server did not shut down cleanly", exc_info=True)
-        server = self.client._server
-        if server is not None and server.returncode is None:
-            try:
-                await asyncio.wait_for(server.wait(), 15)
-            except TimeoutError:
-                server.kill()
-        await self.client.stop()
-
-
-def _field(params: Any, name: str) -> Any:
-    return params.get(name) if isinstance(params, dict) else getattr(params, name, None)
-
-
-def _as_dict(raw: Any) -> dict[str, Any]:
-    """pygls hands untyped results over as dicts or as namedtuple-like objects."""
-    if raw is None:
-        return {}
-    if isinstance(raw, dict):
-        return raw
-    if hasattr(raw, "_asdict"):
-        return dict(raw._asdict())
-    return dict(vars(raw))
-
-
-def peak_rss_mib(pid: int | None) -> float | None:
-    """VmHWM of process `pid` in MiB, or None where /proc does not say."""
-    if pid is None:
-        return None
+async def start_server(
+    command: Sequence[str], settings: dict[str, Any], log_file: Path, timeout: float = 600
+) -> tuple[EditorClient, float]:
+    """`fim-lsp --stdio` with `settings`, its model loaded; and the seconds that took."""
+    started = time.perf_counter()
+    client = EditorClient([*command, "--stdio", "--log-file", str(log_file)])
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+        await client.send_request(
+            "initialize", {"processId": None, "capabilities": {}, "initializationOptions": settings}
+        )
+        client.notify("initialized", {})
+        status = await client.wait_status_async("ready", "error", timeout=timeout)
+    except (TimeoutError, ServerGone, ResponseError) as exc:
+        await client.close_async()
+        raise BenchError(f"the server was not ready: {exc}") from exc
+    if status["state"] != "ready":
+        await client.close_async()
+        raise BenchError(f"the server could not load its model: {status.get('message')}")
+    await client.stats_delta()  # the counters start here
+    return client, time.perf_counter() - started
 
 
 # -- the warm replay --------------------------------------------------------------------------------------
@@ -792,7 +582,7 @@ class _Typist:
 
     def __init__(
         self,
-        client: BenchClient,
+        client: EditorClient,
         uri: str,
         script: FileScript,
         pace: TypingPace,
@@ -836,14 +626,14 @@ class _Typist:
             and pending.msg_id not in self._cancel_sent
         ):
             self._cancel_sent[pending.msg_id] = time.perf_counter()
-            self.client.cancel(pending)
+            self.client.cancel(pending.msg_id)
 
     def edit(self, delete: int, insert: str) -> None:
         """A key press: the editor cancels what it asked for and tells the server about the change."""
         self.cancel_in_flight()
         self.ghost = None
         start = self.cursor - delete
-        self.client.change(self.uri, start, self.cursor, insert)
+        self.client.edit(self.uri, start, self.cursor, insert)
         self.cursor = start + len(insert)
 
     async def pause(self, gap_s: float) -> None:
@@ -861,18 +651,18 @@ class _Typist:
 
     def ask(self) -> Pending:
         document = self.client.documents[self.uri]
-        line, character = lsp_position(document.text, self.cursor)
+        position = position_at(document.text, self.cursor)
         record = RequestRecord(
             self.script.name,
-            line,
-            character,
+            position.line,
+            position.character,
             round(time.perf_counter() - self.epoch, 3),
             offset=self.cursor,
             snapshot=document.text,
         )
         self.records.append(record)
         self.sent += 1
-        pending = self.client.request(self.uri, self.cursor)
+        pending = self.client.ask_inline_at(self.uri, self.cursor)
         self.in_flight = pending
         self.tasks.append(asyncio.create_task(self._follow(record, pending, document.version)))
         return pending
@@ -936,21 +726,19 @@ class _Typist:
 
 
 async def settle(
-    client: BenchClient,
+    client: EditorClient,
     record: RequestRecord,
     pending: Pending,
     timeout_s: float,
     cancel_sent: dict[str, float] | None = None,
 ) -> None:
     """Wait for a request's answer and fill in its record (outcome, latency, text, source, tokens)."""
-    from pygls.exceptions import JsonRpcException
-
     try:
-        result = await asyncio.wait_for(pending.future, timeout_s)
+        result = await asyncio.wait_for(pending.awaitable(), timeout_s)
     except TimeoutError:
         record.outcome = "timeout"
         return
-    except JsonRpcException as exc:
+    except ResponseError as exc:
         if exc.code == REQUEST_CANCELLED:
             record.outcome = "cancelled"
             sent = (cancel_sent or {}).get(pending.msg_id)
@@ -966,8 +754,8 @@ async def settle(
         return
     arrived = pending.arrived or time.perf_counter()
     record.latency_ms = round((arrived - pending.sent) * 1000, 2)
-    items = getattr(result, "items", result) or []
-    text = items[0].insert_text if items else None
+    texts = insert_texts(result)
+    text = texts[0] if texts else None
     record.text = text if isinstance(text, str) and text else None
     record.outcome = "answered" if record.text else "empty"
     delta = await client.stats_delta()
@@ -980,7 +768,7 @@ async def settle(
 
 
 async def replay_file(
-    client: BenchClient,
+    client: EditorClient,
     script: FileScript,
     pace: TypingPace,
     options: ReplayOptions,
@@ -989,12 +777,12 @@ async def replay_file(
 ) -> bool:
     """Replay one file; returns whether the server's copy equals the file at the end."""
     uri = script_uri(script)
-    client.open(uri, script.language_id, script.initial_text)
+    client.open(uri, script.initial_text, script.language_id)
     typist = _Typist(client, uri, script, pace, options, records, epoch)
     if options.warm_up and script.order:
-        pending = client.request(uri, script.offset_of(script.order[0], set()))
+        pending = client.ask_inline_at(uri, script.offset_of(script.order[0], set()))
         with contextlib.suppress(Exception):  # a failure here shows in the requests that follow
-            await asyncio.wait_for(pending.future, options.request_timeout_s)
+            await asyncio.wait_for(pending.awaitable(), options.request_timeout_s)
     await client.stats_delta()  # what came before this file is not this file's requests'
     filled: set[int] = set()
     for index in script.order:
@@ -1048,7 +836,7 @@ def probe_positions(text: str, rng: random.Random) -> tuple[list[int], list[int]
 
 
 async def probe_supersession(
-    client: BenchClient,
+    client: EditorClient,
     uri: str,
     count: int,
     rng: random.Random,
@@ -1064,17 +852,17 @@ async def probe_supersession(
         variant: Literal["supersede", "cancel"] = "supersede" if number % 2 == 0 else "cancel"
         delay = rng.uniform(*delay_s)
         probe = ProbeRecord(uri.rsplit("/", 1)[-1], variant, round(delay * 1000, 1))
-        first = client.request(uri, blanks[number])
+        first = client.ask_inline_at(uri, blanks[number])
         await asyncio.sleep(delay)
         if first.future.done():
             probe.finished_first = True
         else:
             if variant == "cancel":
-                client.cancel(first)
+                client.cancel(first.msg_id)
             newer_sent = time.perf_counter()
-            newer = client.request(uri, words[number])
+            newer = client.ask_inline_at(uri, words[number])
             try:
-                await asyncio.wait_for(asyncio.shield(newer.future), timeout_s)
+                await asyncio.wait_for(asyncio.shield(newer.awaitable()), timeout_s)
             except Exception:  # an error answer still marks the moment the worker was free
                 logger.debug("probe's newer request failed", exc_info=True)
             if newer.arrived is not None:
@@ -1088,27 +876,27 @@ async def probe_supersession(
 
 
 async def shown_suggestion(
-    client: BenchClient, uri: str, rng: random.Random, timeout_s: float
+    client: EditorClient, uri: str, rng: random.Random, timeout_s: float
 ) -> tuple[int, str] | None:
     """(offset, text) of a suggestion the server shows at an empty line of the document (three are
     tried), or None."""
     blanks, _words = probe_positions(client.documents[uri].text, rng)
     for offset in blanks[:3]:
-        first = client.request(uri, offset)
+        first = client.ask_inline_at(uri, offset)
         try:
-            answer = await asyncio.wait_for(first.future, timeout_s)
+            answer = await asyncio.wait_for(first.awaitable(), timeout_s)
         except Exception:  # an error or a timeout: try the next place
             logger.debug("a probe's first request failed", exc_info=True)
             continue
-        items = getattr(answer, "items", None) or []
-        suggestion = str(getattr(items[0], "insert_text", "")) if items else ""
+        texts = insert_texts(answer)
+        suggestion = texts[0] if texts else ""
         if suggestion.strip():
             return offset, suggestion
     return None
 
 
 async def probe_typed_through(
-    client: BenchClient, uri: str, rng: random.Random, chars: int, timeout_s: float = 120.0
+    client: EditorClient, uri: str, rng: random.Random, chars: int, timeout_s: float = 120.0
 ) -> list[float]:
     """Type the characters of a shown suggestion one at a time, asking after each, as an editor does while
     ghost text is on screen; returns the latencies (ms) of the answers the server gave from typed-through.
@@ -1122,16 +910,16 @@ async def probe_typed_through(
     latencies = []
     typed = suggestion[: min(chars, len(suggestion) - 1)]
     for count, char in enumerate(typed, start=1):
-        client.change(uri, offset + count - 1, offset + count - 1, char)
-        pending = client.request(uri, offset + count)
+        client.edit(uri, offset + count - 1, offset + count - 1, char)
+        pending = client.ask_inline_at(uri, offset + count)
         try:
-            await asyncio.wait_for(pending.future, timeout_s)
+            await asyncio.wait_for(pending.awaitable(), timeout_s)
         except Exception:
             logger.debug("typed-through probe's request failed", exc_info=True)
             break
         if source_of(await client.stats_delta()) == "typed-through" and pending.arrived is not None:
             latencies.append((pending.arrived - pending.sent) * 1000)
-    client.change(uri, offset, offset + len(typed), "")
+    client.edit(uri, offset, offset + len(typed), "")
     return latencies
 
 
@@ -1147,7 +935,7 @@ class AcceptanceProbe:
 
 
 async def probe_acceptance(
-    client: BenchClient, uri: str, rng: random.Random, read_s: float, timeout_s: float = 120.0
+    client: EditorClient, uri: str, rng: random.Random, read_s: float, timeout_s: float = 120.0
 ) -> AcceptanceProbe | None:
     """Show a suggestion, let the user read it for `read_s`, accept it whole and ask at its end, as an
     editor does after Tab; the accepted text is taken out again afterwards. The replay's typist never
@@ -1158,18 +946,18 @@ async def probe_acceptance(
     offset, suggestion = shown
     await asyncio.sleep(read_s)
     await client.stats_delta()
-    client.change(uri, offset, offset, suggestion)
-    pending = client.request(uri, offset + len(suggestion))
+    client.edit(uri, offset, offset, suggestion)
+    pending = client.ask_inline_at(uri, offset + len(suggestion))
     probe = AcceptanceProbe(uri.rsplit("/", 1)[-1])
     try:
-        await asyncio.wait_for(pending.future, timeout_s)
+        await asyncio.wait_for(pending.awaitable(), timeout_s)
     except Exception:
         logger.debug("acceptance probe's request failed", exc_info=True)
     else:
         if pending.arrived is not None:
             probe.latency_ms = round((pending.arrived - pending.sent) * 1000, 1)
         probe.source = source_of(await client.stats_delta())
-    client.change(uri, offset, offset + len(suggestion), "")
+    client.edit(uri, offset, offset + len(suggestion), "")
     return probe
 
 
@@ -1177,7 +965,7 @@ async def probe_acceptance(
 
 
 async def replay_baseline(
-    client: BenchClient, requests: Sequence[RequestRecord], scripts: dict[str, FileScript], timeout_s: float
+    client: EditorClient, requests: Sequence[RequestRecord], scripts: dict[str, FileScript], timeout_s: float
 ) -> list[RequestRecord]:
     """Ask again at the same places with the same text, one request at a time, nothing else going on."""
     records = []
@@ -1186,7 +974,7 @@ async def replay_baseline(
         script = scripts[original.file]
         uri = script_uri(script)
         if uri not in client.documents:
-            client.open(uri, script.language_id, original.snapshot)
+            client.open(uri, original.snapshot, script.language_id)
         else:
             client.replace_all(uri, original.snapshot)
         record = RequestRecord(
@@ -1196,7 +984,7 @@ async def replay_baseline(
             round(time.perf_counter() - epoch, 3),
             offset=original.offset,
         )
-        await settle(client, record, client.request(uri, original.offset), timeout_s)
+        await settle(client, record, client.ask_inline_at(uri, original.offset), timeout_s)
         records.append(record)
     return records
 
@@ -1257,15 +1045,17 @@ async def run_model(
     label = model or str(settings.get("model", "default model"))
     report: dict[str, Any] = {"model": label, "settings": settings, "logs": str(log_dir)}
 
-    warm = BenchClient(options.server_command, settings, log_dir / f"{_slug(label)}-warm.log")
     say(f"[{label}] starting the server (reuse on)")
+    warm, load_s = await start_server(
+        options.server_command, settings, log_dir / f"{_slug(label)}-warm.log", options.load_timeout_s
+    )
     records: list[RequestRecord] = []
     probes: list[ProbeRecord] = []
     typed_through: list[float] = []
     acceptances: list[AcceptanceProbe] = []
     in_sync = True
     try:
-        report["load_s"] = round(await warm.start(options.load_timeout_s), 2)
+        report["load_s"] = round(load_s, 2)
         epoch = time.perf_counter()
         for script in scripts:
             say(f"[{label}] replaying {script.name} ({len(script.holes)} holes)")
@@ -1295,7 +1085,7 @@ async def run_model(
         warm_prefetched = server_stats.get("prefetched", 0)
         warm_ups = server_stats.get("warm_ups", 0)
     finally:
-        await warm.stop()
+        await warm.close_async()
 
     # Cancelled requests count too: the typist outran them, but they were real places to complete at.
     pool = [r for r in records if served(r) or r.outcome == "cancelled"]
@@ -1303,17 +1093,19 @@ async def run_model(
     baseline_records: list[RequestRecord] = []
     baseline_rss = None
     if chosen:
-        cold = BenchClient(
-            options.server_command, {**settings, "reuse": False}, log_dir / f"{_slug(label)}-baseline.log"
-        )
         say(f"[{label}] baseline: {len(chosen)} of the same requests, reuse off, one at a time")
+        cold, _ = await start_server(
+            options.server_command,
+            {**settings, "reuse": False},
+            log_dir / f"{_slug(label)}-baseline.log",
+            options.load_timeout_s,
+        )
         try:
-            await cold.start(options.load_timeout_s)
             by_name = {s.name: s for s in scripts}
             baseline_records = await replay_baseline(cold, chosen, by_name, options.replay.request_timeout_s)
             baseline_rss = cold.peak_rss_mib()
         finally:
-            await cold.stop()
+            await cold.close_async()
 
     warm_summary = summarize(records, warm_rss, warm_prefetched, warm_ups)
     base_summary = summarize(baseline_records, baseline_rss)

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
+from fim_lsp.client import EditorClient
 from tests.e2e.conftest import FAST_MODEL, TEST_TIME_BUDGET_MS
-from tests.e2e.wire import WireServer
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -48,7 +48,7 @@ DOCUMENTS = {
 
 def test_huge_documents_cost_a_keystroke_what_a_small_one_does():
     figures: dict[str, tuple[float, float]] = {}
-    with WireServer() as server:
+    with EditorClient() as server:
         server.initialize(SETTINGS)
         assert server.wait_status("ready", "error")["state"] == "ready"
         for name, text in DOCUMENTS.items():
