@@ -21,6 +21,7 @@ from typing import Any
 
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import Engine, Generation, GenerationRequest, StopReason
+from fim_lsp.engine.limits import first_stop, interruption
 from fim_lsp.errors import ConfigurationError, ModelCorruptError, PromptTooLongError
 from fim_lsp.prompt import FimTemplate, detect_template, known_templates, template_for_family
 
@@ -315,15 +316,6 @@ class LlamaCppEngine(Engine):
             shared += 1
         return shared
 
-    @staticmethod
-    def _interruption(request: GenerationRequest) -> StopReason | None:
-        """Why the request must stop now, if it must."""
-        if request.cancel.cancelled:
-            return "cancelled"
-        if request.deadline is not None and time.monotonic() > request.deadline:
-            return "deadline"
-        return None
-
     def _evaluate_prompt(
         self, tokens: list[int], request: GenerationRequest
     ) -> tuple[int, StopReason | None]:
@@ -341,7 +333,7 @@ class LlamaCppEngine(Engine):
             try:
                 llama.eval(tokens[position:end])
             except RuntimeError:  # llama_decode aborted by our callback (or failed: re-raised)
-                reason = self._interruption(request)
+                reason = interruption(request.cancel, request.deadline)
                 if reason is None:
                     raise
                 return llama.n_tokens - shared, reason
@@ -389,7 +381,7 @@ class LlamaCppEngine(Engine):
     def _interruptible(self, request: GenerationRequest) -> Iterator[None]:
         """Let llama.cpp abort a decode when `request` is cancelled or out of time, and keep our record of
         the cache true after an abort."""
-        self._interrupt = lambda: self._interruption(request) is not None
+        self._interrupt = lambda: interruption(request.cancel, request.deadline) is not None
         _aborting.clear()
         try:
             yield
@@ -443,7 +435,7 @@ class LlamaCppEngine(Engine):
             except StopIteration:
                 break
             except RuntimeError:  # a decode aborted by our callback (or failed: re-raised)
-                interrupted = self._interruption(request)
+                interrupted = interruption(request.cancel, request.deadline)
                 if interrupted is None:
                     raise
                 reason = interrupted
@@ -467,7 +459,7 @@ class LlamaCppEngine(Engine):
             generated.append(token)
             written = self.llama.detokenize(generated)[len(healing) :]
             text = written.decode("utf-8", errors="ignore")
-            stop_at = _first_stop(text, request.stop)
+            stop_at = first_stop(text, request.stop)
             if stop_at is not None:
                 text, reason = text[:stop_at], "stop"
                 break
@@ -476,7 +468,7 @@ class LlamaCppEngine(Engine):
                 break
             if len(generated) >= request.max_tokens:
                 break
-            interrupted = self._interruption(request)
+            interrupted = interruption(request.cancel, request.deadline)
             if interrupted is not None:
                 reason = interrupted
                 break
@@ -510,10 +502,3 @@ class LlamaCppEngine(Engine):
 
     def close(self) -> None:
         self.llama.close()
-
-
-def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
-    """Index in `text` where the first stop string begins, if any has been generated."""
-    positions = [text.find(stop) for stop in stops if stop]
-    found = [p for p in positions if p >= 0]
-    return min(found) if found else None

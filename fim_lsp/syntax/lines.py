@@ -111,6 +111,11 @@ def leading_whitespace(line: str) -> str:
     return match.group() if match else ""
 
 
+def indent_chars(line: str) -> int:
+    """Characters of indentation at the start of `line` (a tab counts one)."""
+    return len(leading_whitespace(line))
+
+
 def indent_width(line: str) -> int:
     return len(leading_whitespace(line).expandtabs(8))
 

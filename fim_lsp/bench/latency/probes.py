@@ -13,6 +13,7 @@ from typing import Literal
 from fim_lsp.bench.latency.records import Outcome, RequestRecord, Source, source_of
 from fim_lsp.bench.latency.replay import settle
 from fim_lsp.client import EditorClient, insert_texts
+from fim_lsp.holes import line_starts
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +39,7 @@ def probe_positions(text: str, rng: random.Random) -> tuple[list[int], list[int]
     """Places to start a long generation (empty lines: the model writes a new block) and places inside a
     word (the server answers nothing there, at once, once its worker is free)."""
     lines = text.split("\n")
-    starts = [0]
-    for line in lines[:-1]:
-        starts.append(starts[-1] + len(line) + 1)
+    starts = line_starts(lines)
     blanks = [starts[n] for n in range(1, len(lines) - 1) if not lines[n].strip()]
     words = []
     for number, line in enumerate(lines):

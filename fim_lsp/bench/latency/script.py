@@ -12,6 +12,9 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Literal
 
+from fim_lsp.holes import line_starts, row_span
+from fim_lsp.syntax.lines import indent_chars
+
 #: Language ids by file suffix, for the files replayed.
 LANGUAGE_IDS = {
     ".py": "python",
@@ -147,10 +150,6 @@ def text_without(text: str, holes: Sequence[Hole]) -> str:
     return "".join(pieces)
 
 
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" \t"))
-
-
 _BLOCK_OPENERS = (":", "{", "(", "[")
 
 
@@ -165,19 +164,17 @@ def find_holes(text: str, rng: random.Random, count: int, max_block_lines: int =
     person starts a body. A line tail runs from after `=`, `return`, `(`... to the end of its line.
     """
     lines = text.split("\n")
-    starts = [0]
-    for line in lines[:-1]:
-        starts.append(starts[-1] + len(line) + 1)
+    starts = line_starts(lines)
     blocks: list[tuple[int, int]] = []  # (first line, last line)
     for number in range(1, len(lines)):
         line, above = lines[number], lines[number - 1].rstrip()
-        if line.strip() and above.endswith(_BLOCK_OPENERS) and _indent(line) > _indent(above):
+        if line.strip() and above.endswith(_BLOCK_OPENERS) and indent_chars(line) > indent_chars(above):
             last = number
             while (
                 last + 1 < len(lines)
                 and last + 1 - number < max_block_lines
                 and lines[last + 1].strip()
-                and _indent(lines[last + 1]) >= _indent(line)
+                and indent_chars(lines[last + 1]) >= indent_chars(line)
             ):
                 last += 1
             blocks.append((number, number + rng.randint(0, last - number)))
@@ -187,19 +184,15 @@ def find_holes(text: str, rng: random.Random, count: int, max_block_lines: int =
             continue
         for marker in _TAIL_MARKERS:
             column = line.find(marker)
-            if column > _indent(line) or (column >= 0 and marker == "return "):
+            if column > indent_chars(line) or (column >= 0 and marker == "return "):
                 column += len(marker)
                 if len(line[column:].strip()) >= 4:
                     tails.append((number, column))
                 break
-    block_holes = [
-        (
-            first,
-            last,
-            Hole(starts[first] + _indent(lines[first]), _span(text, starts, lines, first, last), "block"),
-        )
-        for first, last in blocks
-    ]
+    block_holes = []
+    for first, last in blocks:
+        begin, end = row_span(lines, first, last, starts)
+        block_holes.append((first, last, Hole(begin, text[begin:end], "block")))
     tail_holes = [
         (number, number, Hole(starts[number] + column, lines[number][column:], "line-tail"))
         for number, column in tails
@@ -216,10 +209,6 @@ def find_holes(text: str, rng: random.Random, count: int, max_block_lines: int =
         if all(last < c_first - 1 or first > c_last + 1 for c_first, c_last, _ in chosen):
             chosen.append((first, last, hole))
     return sorted((hole for _, _, hole in chosen), key=lambda h: h.start)
-
-
-def _span(text: str, starts: list[int], lines: list[str], first: int, last: int) -> str:
-    return text[starts[first] + _indent(lines[first]) : starts[last] + len(lines[last])]
 
 
 def typing_script(text: str, rng: random.Random, pace: TypingPace) -> tuple[Keystroke, ...]:
