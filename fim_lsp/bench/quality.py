@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -53,6 +54,27 @@ SETS: dict[str, tuple[str, Metric]] = {
     "santacoder-java": (SANTACODER_FILE, "exact-match"),
     "santacoder-js": (SANTACODER_FILE, "exact-match"),
 }
+
+
+def bundled_benchmarks() -> Path:
+    """The benchmark data shipped with fim-lsp: HumanEval-infilling (MIT), not SantaCoder-FIM, whose
+    licence allows evaluation only (it is read from a folder the user gives)."""
+    return Path(str(resources.files("fim_lsp").joinpath("data/benchmarks")))
+
+
+def set_path(set_name: str, bench_dir: Path | None) -> Path | None:
+    """The file of set `set_name` in `bench_dir`, or in the data shipped with fim-lsp when no folder is
+    given; None when it is not there."""
+    file_name, _metric = SETS[set_name]
+    path = (bench_dir or bundled_benchmarks()) / file_name
+    return path if path.exists() else None
+
+
+def available_sets(bench_dir: Path | None) -> list[str]:
+    """The sets whose data is at hand (see `set_path`), in `SETS` order."""
+    return [name for name in SETS if set_path(name, bench_dir) is not None]
+
+
 _SANTACODER_LANGUAGES = {
     "py": ("python", "task.py"),
     "java": ("java", "Task.java"),
@@ -210,14 +232,14 @@ def dataset_tasks(path: Path, limit: int | None = None) -> dict[str, list[Task]]
     return {name: spread(tasks, limit) for name, tasks in sets.items()}
 
 
-def load_set(bench_dir: Path, set_name: str, limit: int | None = None) -> list[Task]:
-    """The tasks of one set (see `SETS`), `limit` of them spread evenly when given."""
+def load_set(bench_dir: Path | None, set_name: str, limit: int | None = None) -> list[Task]:
+    """The tasks of one set (see `SETS`, and `set_path` for where its file is found), `limit` of them
+    spread evenly when given."""
     if set_name not in SETS:
         raise ValueError(f"unknown set {set_name!r}; known: {', '.join(SETS)}")
-    file_name, _metric = SETS[set_name]
-    path = bench_dir / file_name
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: is {bench_dir} the benchmarks folder?")
+    path = set_path(set_name, bench_dir)
+    if path is None:
+        raise FileNotFoundError(missing_set(set_name, bench_dir))
     records = _read_jsonl_gz(path)
     if set_name.startswith("santacoder-"):
         code = set_name.removeprefix("santacoder-")
@@ -609,8 +631,19 @@ def plain_context(
 # --------------------------------------------------------------------------------------------------
 
 
+def missing_set(set_name: str, bench_dir: Path | None) -> str:
+    """Why set `set_name` cannot be run, and what to do."""
+    file_name, _metric = SETS[set_name]
+    if bench_dir is not None:
+        return f"{bench_dir / file_name} not found: is {bench_dir} the benchmarks folder?"
+    return (
+        f"{set_name} is not shipped with fim-lsp (SantaCoder-FIM's licence allows evaluation only): "
+        f"give the folder that holds {file_name}"
+    )
+
+
 def run_benchmark(
-    bench_dir: Path,
+    bench_dir: Path | None,
     set_names: Iterable[str],
     limit: int | None,
     pipeline: System,
@@ -641,8 +674,8 @@ def _log_progress(task: Task, pipeline: TaskResult, baseline: TaskResult) -> Non
 
 
 def quality_command(args: argparse.Namespace) -> int:
-    if (args.bench_dir is None) == (args.tasks is None):
-        print("fim-lsp: give either BENCH_DIR or --tasks FILE", file=sys.stderr)
+    if args.bench_dir is not None and args.tasks is not None:
+        print("fim-lsp: give either BENCH_DIR or --tasks FILE, not both", file=sys.stderr)
         return 2
     task_sets: dict[str, list[Task]] = {}
     if args.tasks is not None:
@@ -651,12 +684,15 @@ def quality_command(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"fim-lsp: {exc}", file=sys.stderr)
             return 2
-    else:
-        bench_dir = Path(args.bench_dir)
-        for name in args.sets:
-            file_name, _ = SETS[name]
-            if not (bench_dir / file_name).exists():
-                print(f"fim-lsp: {bench_dir / file_name} not found", file=sys.stderr)
+    bench_dir = Path(args.bench_dir) if args.bench_dir is not None else None
+    set_names = args.sets or available_sets(bench_dir)
+    if args.tasks is None:
+        if not set_names:
+            print(f"fim-lsp: {bench_dir}: benchmark data not found", file=sys.stderr)
+            return 2
+        for name in set_names:
+            if set_path(name, bench_dir) is None:
+                print(f"fim-lsp: {missing_set(name, bench_dir)}", file=sys.stderr)
                 return 2
     from fim_lsp.config import Settings
     from fim_lsp.errors import FimError
@@ -677,7 +713,7 @@ def quality_command(args: argparse.Namespace) -> int:
                     ]
                 else:
                     reports = run_benchmark(
-                        bench_dir, args.sets, args.limit, pipeline, second, progress=_log_progress
+                        bench_dir, set_names, args.limit, pipeline, second, progress=_log_progress
                     )
         except FimError as exc:
             print(f"fim-lsp: cannot benchmark model {name}: {exc}", file=sys.stderr)
@@ -717,7 +753,8 @@ def register_cli(subparsers: Any) -> None:
         "bench_dir",
         metavar="BENCH_DIR",
         nargs="?",
-        help="folder holding human-eval-infilling/ and santacoder-fim/",
+        help="folder holding human-eval-infilling/ and santacoder-fim/ (default: the HumanEval-infilling "
+        "data shipped with fim-lsp)",
     )
     parser.add_argument(
         "--tasks",
@@ -728,9 +765,8 @@ def register_cli(subparsers: Any) -> None:
         "--sets",
         nargs="+",
         choices=list(SETS),
-        default=list(SETS),
         metavar="SET",
-        help=f"sets to run (default: all): {', '.join(SETS)}",
+        help=f"sets to run (default: every one whose data is at hand): {', '.join(SETS)}",
     )
     parser.add_argument("--limit", type=int, metavar="N", help="at most N tasks per set, spread evenly")
     parser.add_argument(
