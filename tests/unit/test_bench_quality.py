@@ -26,6 +26,7 @@ from fim_lsp.bench.quality import (
     run_set,
     spread,
 )
+from fim_lsp.bench.quality import cli as quality_cli
 from fim_lsp.errors import ConfigurationError
 
 TEST = "def check(candidate):\n    assert candidate(2) == 4\n"
@@ -364,7 +365,7 @@ def fake_engine_systems(monkeypatch):
             asked.append(f"compare {compare}")
         yield fixed_system("    y = x * 2\n"), fixed_system("    pass\n", eot=False), f"{model} (fake)"
 
-    monkeypatch.setattr(quality, "engine_systems", fake)
+    monkeypatch.setattr(quality_cli, "engine_systems", fake)
     return asked
 
 
