@@ -295,6 +295,15 @@ def _folders_of(params: types.InitializeParams) -> list[str]:
 def create_server(settings: Settings | None = None, **service_options: Any) -> FimLanguageServer:
     """A server with every handler registered."""
     ls = FimLanguageServer(settings, **service_options)
+    _register_session(ls)
+    _register_documents(ls)
+    _register_completions(ls)
+    _register_commands(ls)
+    return ls
+
+
+def _register_session(ls: FimLanguageServer) -> None:
+    """Initialization, settings, workspace folders and shutdown."""
 
     @ls.feature(types.INITIALIZE)
     def initialize(ls: FimLanguageServer, params: types.InitializeParams) -> None:
@@ -320,6 +329,15 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
             raw = raw[CONFIGURATION_SECTION]
         if raw is not None:
             ls.apply_settings(raw)
+
+    @ls.feature(types.SHUTDOWN)
+    def shutdown(ls: FimLanguageServer, _params: Any) -> None:
+        ls.stop_workspace()
+        ls.service.shutdown()
+
+
+def _register_documents(ls: FimLanguageServer) -> None:
+    """Document sync: the store, each document's tree, and the workspace index's buffers."""
 
     @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: FimLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -360,6 +378,10 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
         ls.documents.close(params.text_document.uri)
         ls.buffer_event(params.text_document.uri, "closed")
 
+
+def _register_completions(ls: FimLanguageServer) -> None:
+    """Inline completion (ghost text), and the same text as one completion item for older clients."""
+
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
         ls: FimLanguageServer, params: types.InlineCompletionParams
@@ -390,6 +412,10 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
         # Incomplete: the next keystroke asks again, since the middle depends on every character typed.
         return types.CompletionList(is_incomplete=True, items=[item])
 
+
+def _register_commands(ls: FimLanguageServer) -> None:
+    """Commands for debugging and benchmarks: a document's state as the server sees it, the counters."""
+
     @ls.command(DOCUMENT_STATE_COMMAND)
     def document_state(ls: FimLanguageServer, uri: str) -> dict[str, Any] | None:
         document = ls.documents.get(uri)
@@ -404,10 +430,3 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
     @ls.command(STATS_COMMAND)
     def stats(ls: FimLanguageServer) -> dict[str, Any]:
         return {**ls.service.stats, "cache_entries": len(ls.service.cache), "state": ls.service.status.state}
-
-    @ls.feature(types.SHUTDOWN)
-    def shutdown(ls: FimLanguageServer, _params: Any) -> None:
-        ls.stop_workspace()
-        ls.service.shutdown()
-
-    return ls
