@@ -150,19 +150,8 @@ def _no_space(directory: Path, manifest: ModelManifest) -> FimError:
     )
 
 
-def write_verified(
-    manifest: ModelManifest,
-    target: Path,
-    blocks: Iterable[bytes],
-    origin: str,
-    progress: Progress | None,
-) -> Path:
-    """Write `blocks` to a temporary file next to `target`, hashing as they go; rename it into place
-    only if it is exactly the manifest's file.
-
-    `blocks` must translate its own read errors into FimError: every OSError seen here is a write error.
-    Whatever goes wrong, no partial file is left behind.
-    """
+def _open_part(manifest: ModelManifest, target: Path) -> tuple[int, Path]:
+    """A new temporary file beside `target` (descriptor, path), once the cache has room for the model."""
     directory = target.parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -178,7 +167,14 @@ def write_verified(
         if exc.errno == errno.ENOSPC:
             raise _no_space(directory, manifest) from exc
         raise FimError(f"cannot write to the model cache {directory}: {exc.strerror or exc}") from exc
-    temporary = Path(name)
+    return handle, Path(name)
+
+
+def _write_part(
+    manifest: ModelManifest, handle: int, temporary: Path, blocks: Iterable[bytes], progress: Progress | None
+) -> tuple[int, str]:
+    """Write `blocks` to the open temporary file, hashing them; (bytes written, sha256). The file is
+    removed when anything goes wrong."""
     hasher = _new_hasher()
     written = 0
     try:
@@ -199,12 +195,29 @@ def write_verified(
     except OSError as exc:
         remove_file(temporary)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise _no_space(directory, manifest) from exc
+            raise _no_space(temporary.parent, manifest) from exc
         raise FimError(f"cannot write {temporary}: {exc.strerror or exc}") from exc
     except BaseException:
         remove_file(temporary)
         raise
-    digest = hasher.hexdigest()
+    return written, hasher.hexdigest()
+
+
+def write_verified(
+    manifest: ModelManifest,
+    target: Path,
+    blocks: Iterable[bytes],
+    origin: str,
+    progress: Progress | None,
+) -> Path:
+    """Write `blocks` to a temporary file next to `target`, hashing as they go; rename it into place
+    only if it is exactly the manifest's file.
+
+    `blocks` must translate its own read errors into FimError: every OSError seen here is a write error.
+    Whatever goes wrong, no partial file is left behind.
+    """
+    handle, temporary = _open_part(manifest, target)
+    written, digest = _write_part(manifest, handle, temporary, blocks, progress)
     if written != manifest.size or digest != manifest.sha256:
         remove_file(temporary)
         if written > manifest.size:

@@ -196,74 +196,85 @@ def format_report(report: dict[str, Any]) -> str:
         if "error" in run:
             out.append(f"{run['model']}: {run['error']}")
             continue
-        warm, base = run["warm"], run["baseline"]
         out.append(
             f"{run['model']}   (model loaded in {_fmt(run.get('load_s'), 1)} s; logs in {run['logs']})"
         )
-        rows = [
-            ("requests", warm["requests"], base["requests"]),
-            ("answered (ghost text)", warm["answered"], base["answered"]),
-            ("empty answers", warm["empty"], base["empty"]),
-            ("cancelled", warm["cancelled"], base["cancelled"]),
-            ("timeouts and errors", warm["failed"], base["failed"]),
-            ("latency p50 ms", _fmt(warm["p50_ms"]), _fmt(base["p50_ms"])),
-            ("latency p95 ms", _fmt(warm["p95_ms"]), _fmt(base["p95_ms"])),
-            ("latency max ms", _fmt(warm["max_ms"]), _fmt(base["max_ms"])),
-            (
-                "single-line answers p50 ms",
-                _fmt(warm["single_line_p50_ms"]),
-                _fmt(base["single_line_p50_ms"]),
-            ),
-            ("model runs p50 ms", _fmt(warm["model_p50_ms"]), _fmt(base["model_p50_ms"])),
-            ("model runs, cache warm", warm.get("warm_model_runs", 0), base.get("warm_model_runs", 0)),
-            ("... their p50 ms", _fmt(warm.get("warm_model_p50_ms")), _fmt(base.get("warm_model_p50_ms"))),
-            ("tokens evaluated p50", _fmt(warm["evaluated_p50"]), _fmt(base["evaluated_p50"])),
-            ("... of model runs p50", _fmt(warm["model_evaluated_p50"]), _fmt(base["model_evaluated_p50"])),
-            ("prompt tokens p50", _fmt(warm["prompt_p50"]), _fmt(base["prompt_p50"])),
-            ("cache hits", warm["cache_hits"], base["cache_hits"]),
-            ("typed-through hits", warm["typed_through"], base["typed_through"]),
-            ("typed-through p95 ms", _fmt(warm["typed_through_p95_ms"], 2), "-"),
-            ("suggestions accepted", warm["accepted"], "-"),
-            ("prefetches done", warm.get("prefetched", 0), "-"),
-            ("warm-ups after a cancel", warm.get("warm_ups", 0), "-"),
-            ("peak resident memory MiB", _fmt(warm["peak_rss_mib"]), _fmt(base["peak_rss_mib"])),
-        ]
-        out.append(f"  {'':30} {'warm':>10} {'baseline':>10}")
-        out.extend(f"  {name:30} {w!s:>10} {b!s:>10}" for name, w, b in rows)
-        verdict = ""
-        if run["ratio_p50"] is not None:
-            verdict = "  (meets the target)" if run["ratio_p50"] <= TARGET_RATIO else "  (misses the target)"
-        out.append(
-            f"  warm p50 / baseline p50: {_fmt(run['ratio_p50'], 3)} (target <= {TARGET_RATIO}){verdict}"
-        )
-        out.append(
-            f"  model runs only: {_fmt(run['ratio_model_p50'], 3)}; "
-            f"warm model runs: {_fmt(run.get('ratio_warm_model_p50'), 3)}; "
-            f"the baseline's own requests in the warm run: {_fmt(run['ratio_paired_p50'], 3)}"
-        )
-        typed = run.get("typed_through_probes")
-        if typed:
-            out.append(
-                f"  typed-through while a suggestion is typed: p50 {_fmt(typed['p50_ms'], 2)} ms, "
-                f"p95 {_fmt(typed['p95_ms'], 2)} ms, max {_fmt(typed['max_ms'], 2)} ms "
-                f"({typed['samples']} characters; target p95 < 5 ms)"
-            )
-        accepted = run.get("acceptance_probes")
-        if accepted and accepted["samples"]:
-            out.append(
-                f"  next request after a suggestion is accepted whole: p50 {_fmt(accepted['p50_ms'])} ms, "
-                f"{accepted['from_cache']} of {accepted['samples']} from the cache"
-            )
-        sup = run["supersession"]
-        out.append(
-            f"  superseded generation stopped: p50 {_fmt(sup['stop_p50_ms'])} ms, "
-            f"max {_fmt(sup['stop_max_ms'])} ms ({sup['superseded']} of {sup['probes']} probes; "
-            f"{sup['late_ghost']} late ghost texts)"
-        )
-        out.append(
-            f"  $/cancelRequest acknowledged: p50 {_fmt(sup['cancel_ack_p50_ms'], 2)} ms, "
-            f"max {_fmt(sup['cancel_ack_max_ms'], 2)} ms"
-        )
-        if not run["in_sync"]:
-            out.append("  WARNING: the server's copy of a document differed from the editor's at the end")
+        out.extend(_run_table(run))
+        out.extend(_run_notes(run))
     return "\n".join(out)
+
+
+def _run_table(run: dict[str, Any]) -> list[str]:
+    """One run's figures, warm beside baseline."""
+    warm, base = run["warm"], run["baseline"]
+    rows = [
+        ("requests", warm["requests"], base["requests"]),
+        ("answered (ghost text)", warm["answered"], base["answered"]),
+        ("empty answers", warm["empty"], base["empty"]),
+        ("cancelled", warm["cancelled"], base["cancelled"]),
+        ("timeouts and errors", warm["failed"], base["failed"]),
+        ("latency p50 ms", _fmt(warm["p50_ms"]), _fmt(base["p50_ms"])),
+        ("latency p95 ms", _fmt(warm["p95_ms"]), _fmt(base["p95_ms"])),
+        ("latency max ms", _fmt(warm["max_ms"]), _fmt(base["max_ms"])),
+        (
+            "single-line answers p50 ms",
+            _fmt(warm["single_line_p50_ms"]),
+            _fmt(base["single_line_p50_ms"]),
+        ),
+        ("model runs p50 ms", _fmt(warm["model_p50_ms"]), _fmt(base["model_p50_ms"])),
+        ("model runs, cache warm", warm.get("warm_model_runs", 0), base.get("warm_model_runs", 0)),
+        ("... their p50 ms", _fmt(warm.get("warm_model_p50_ms")), _fmt(base.get("warm_model_p50_ms"))),
+        ("tokens evaluated p50", _fmt(warm["evaluated_p50"]), _fmt(base["evaluated_p50"])),
+        ("... of model runs p50", _fmt(warm["model_evaluated_p50"]), _fmt(base["model_evaluated_p50"])),
+        ("prompt tokens p50", _fmt(warm["prompt_p50"]), _fmt(base["prompt_p50"])),
+        ("cache hits", warm["cache_hits"], base["cache_hits"]),
+        ("typed-through hits", warm["typed_through"], base["typed_through"]),
+        ("typed-through p95 ms", _fmt(warm["typed_through_p95_ms"], 2), "-"),
+        ("suggestions accepted", warm["accepted"], "-"),
+        ("prefetches done", warm.get("prefetched", 0), "-"),
+        ("warm-ups after a cancel", warm.get("warm_ups", 0), "-"),
+        ("peak resident memory MiB", _fmt(warm["peak_rss_mib"]), _fmt(base["peak_rss_mib"])),
+    ]
+    return [f"  {'':30} {'warm':>10} {'baseline':>10}"] + [
+        f"  {name:30} {w!s:>10} {b!s:>10}" for name, w, b in rows
+    ]
+
+
+def _run_notes(run: dict[str, Any]) -> list[str]:
+    """What a run says besides its table: ratios, probes, warnings."""
+    out: list[str] = []
+    verdict = ""
+    if run["ratio_p50"] is not None:
+        verdict = "  (meets the target)" if run["ratio_p50"] <= TARGET_RATIO else "  (misses the target)"
+    out.append(f"  warm p50 / baseline p50: {_fmt(run['ratio_p50'], 3)} (target <= {TARGET_RATIO}){verdict}")
+    out.append(
+        f"  model runs only: {_fmt(run['ratio_model_p50'], 3)}; "
+        f"warm model runs: {_fmt(run.get('ratio_warm_model_p50'), 3)}; "
+        f"the baseline's own requests in the warm run: {_fmt(run['ratio_paired_p50'], 3)}"
+    )
+    typed = run.get("typed_through_probes")
+    if typed:
+        out.append(
+            f"  typed-through while a suggestion is typed: p50 {_fmt(typed['p50_ms'], 2)} ms, "
+            f"p95 {_fmt(typed['p95_ms'], 2)} ms, max {_fmt(typed['max_ms'], 2)} ms "
+            f"({typed['samples']} characters; target p95 < 5 ms)"
+        )
+    accepted = run.get("acceptance_probes")
+    if accepted and accepted["samples"]:
+        out.append(
+            f"  next request after a suggestion is accepted whole: p50 {_fmt(accepted['p50_ms'])} ms, "
+            f"{accepted['from_cache']} of {accepted['samples']} from the cache"
+        )
+    sup = run["supersession"]
+    out.append(
+        f"  superseded generation stopped: p50 {_fmt(sup['stop_p50_ms'])} ms, "
+        f"max {_fmt(sup['stop_max_ms'])} ms ({sup['superseded']} of {sup['probes']} probes; "
+        f"{sup['late_ghost']} late ghost texts)"
+    )
+    out.append(
+        f"  $/cancelRequest acknowledged: p50 {_fmt(sup['cancel_ack_p50_ms'], 2)} ms, "
+        f"max {_fmt(sup['cancel_ack_max_ms'], 2)} ms"
+    )
+    if not run["in_sync"]:
+        out.append("  WARNING: the server's copy of a document differed from the editor's at the end")
+    return out
