@@ -63,7 +63,7 @@ def workspace_snippets(request: CompletionRequest, settings: Settings, engine: E
     They come on top of the file's own context rather than out of it: measured on cross-file lines of
     httpx (0.5B, 40 tasks), the file's nearer context is worth more than the snippets that would
     displace it (exact match 0.45 with snippets taking 30% of the budget from the file, 0.525 with
-    them on top; see README, Workspace context)."""
+    them on top; see docs/design/workspace-context.md)."""
     if request.workspace is None or not settings.workspace_context:
         return []
     budget = int(settings.context_budget * settings.workspace_context_share)

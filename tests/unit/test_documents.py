@@ -138,7 +138,7 @@ def test_a_document_edited_anywhere_finds_positions_as_the_definition_does(text,
 
 def test_a_long_line_and_many_lines_cost_no_walk_per_keystroke():
     """Typing at the end of a 10 MB line, or of a 200,000-line file: each change costs microseconds to
-    place, not a walk over the text (the old walk took 60-70 ms per position on these)."""
+    place, not a walk over the text (a walk takes 60-70 ms per position on these)."""
     for text, line in (("x" * 10_000_000 + "\n", 0), ("value = 1\n" * 200_000, 199_999)):
         document = TextDocument("file:///big.py", "python", 1, text)
         column = len(text.split("\n")[line])
