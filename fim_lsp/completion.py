@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from fim_lsp.engine.base import Generation, GenerationRequest
+    from fim_lsp.pipeline import Plan
     from fim_lsp.prompt import RepoFile
     from fim_lsp.syntax import DocumentSyntax
 
@@ -90,6 +91,9 @@ class CompletionRequest:
     incrementally); used when its text is `text`. Without it the pipeline parses only the prompt's text."""
     workspace: WorkspaceContext | None = None
     """Snippets from the rest of the workspace, when the caller indexes one."""
+    typing: bool = False
+    """The user is typing here: the answer is wanted within `pipeline.TYPING_LATENCY_S`, from a shorter
+    prompt when the whole one could not be evaluated by then (see `pipeline.plan`)."""
 
 
 @dataclass
@@ -105,6 +109,10 @@ class Completion:
     warm_up: GenerationRequest | None = None
     """Set when the request was stopped before its prompt was evaluated: the part of the prompt that
     typing on the cursor's line leaves as it is, worth evaluating into the cache while the user types."""
+    plan: Plan | None = None
+    """The prompt it was answered from, when the model ran."""
+    alternatives: tuple[str, ...] = ()
+    """Other middles to offer after `text`, best first: distinct, each cut as `text` is."""
     detail: str = ""
     """More about the reason, for logs (the engine's state when there is none to answer)."""
 

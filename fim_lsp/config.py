@@ -19,6 +19,11 @@ EngineKind = Literal["embedded", "llama-server", "openai", "ollama"]
 FimOrder = Literal["auto", "psm", "psm-line", "spm"]
 LogLevel = Literal["trace", "debug", "info", "warning", "error"]
 
+#: Tokens of prefix and suffix a prompt takes when the context budget is left to the machine's speed:
+#: more than this added little on the benchmarks, and costs every prompt the cache does not hold.
+MAX_CONTEXT_BUDGET = 1536
+AUTO_MODEL = "auto"
+
 
 def _positive(_instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if value is not None and value <= 0:
@@ -65,8 +70,10 @@ class EngineSettings:
 class Settings:
     """Everything a user can set, with the defaults used when they set nothing."""
 
-    model: str = "qwen2.5-coder-1.5b"
-    """A known model's name (see `fim-lsp models`) or the path of any GGUF file."""
+    model: str = AUTO_MODEL
+    """A known model's name (see `fim-lsp models`), the path of any GGUF file, or `auto`: the best
+    installed model whose prompts this machine evaluates in time (measured once per model, llama.cpp
+    build and CPU; `fim-lsp doctor` says what was chosen and why)."""
 
     threads: int | None = attrs.field(default=None, validator=_positive)
     """CPU threads for the embedded engine; unset means one per core."""
@@ -77,8 +84,9 @@ class Settings:
     context_size: int = attrs.field(default=4096, validator=_positive)
     """The model's context window in tokens (llama.cpp's n_ctx)."""
 
-    context_budget: int = attrs.field(default=1536, validator=_positive)
-    """Tokens of prefix and suffix put in a prompt (workspace snippets come on top)."""
+    context_budget: int | None = attrs.field(default=None, validator=_positive)
+    """Tokens of prefix and suffix put in a prompt (workspace snippets come on top). Unset: as many as
+    this machine evaluates within the time budget, measured as it works, up to 1536."""
 
     suffix_share: float = attrs.field(default=0.25, validator=_share)
     """Share of the context budget given to the text after the cursor."""
@@ -88,6 +96,11 @@ class Settings:
 
     time_budget_ms: int = attrs.field(default=15000, validator=_positive)
     """Wall time a request may take; when it runs out the server answers with what is whole so far."""
+
+    prompt_memory_mb: int = attrs.field(default=256, validator=_positive)
+    """Megabytes of llama.cpp's KV cache, where the embedded engine keeps evaluated prompts (up to
+    four: the places and files the user worked in last) so that coming back to one evaluates only what
+    changed. At least one prompt's context is kept whatever this says."""
 
     cache_memory_mb: int = attrs.field(default=4, validator=_not_negative)
     """Megabytes the completion cache's keys and answers may take; the least recently used go first
@@ -104,6 +117,11 @@ class Settings:
     it, so that accepting it is answered from the cache. It runs on the model's one worker, below the
     protocol's priority, and any newer request that needs the model stops it (on by default since the
     latency replay measured it: see docs/design/typing-latency.md)."""
+
+    alternatives: int = attrs.field(default=3, validator=_positive)
+    """Suggestions offered when the user asks for them or for the next one (1: only the first). The
+    others are middles the model writes from its next likeliest first tokens, after the first middle,
+    which they never delay."""
 
     fim_order: FimOrder = "auto"
     """`psm` (prefix, suffix, middle), `psm-line` (PSM with the cursor's line at the start of the middle,
@@ -124,6 +142,11 @@ class Settings:
 
     engine: EngineSettings = attrs.field(factory=EngineSettings)
     """Where the model runs."""
+
+    @property
+    def budget_cap(self) -> int:
+        """The most tokens of prefix and suffix a prompt takes: the setting, or its default bound."""
+        return self.context_budget or MAX_CONTEXT_BUDGET
 
     def enables(self, language_id: str) -> bool:
         """Whether completion is on for documents of this LSP language id."""

@@ -236,18 +236,10 @@ class FimLanguageServer(LanguageServer):
 
     # -- completions ----------------------------------------------------------------------------------
 
-    async def complete_at(self, uri: str, position: types.Position) -> Completion | None:
-        """The completion for a cursor, or None when there is nothing to ask the model."""
+    def request_at(self, uri: str, offset: int) -> CompletionRequest | None:
+        """A completion request for a place in an open document (None where completion is off)."""
         document = self.documents.get(uri)
-        if document is None:
-            logger.info("completion asked for a document never opened: %s", uri)
-            return None
-        if not self.service.settings.enables(document.language_id):
-            return None
-        try:
-            offset = document.offset_at(Position(position.line, position.character))
-        except InvalidPositionError as exc:
-            logger.info("completion at an invalid position: %s", exc)
+        if document is None or not self.service.settings.enables(document.language_id):
             return None
         text = document.text_for_model()
         workspace = None
@@ -255,9 +247,33 @@ class FimLanguageServer(LanguageServer):
         if self.repository is not None and path is not None:
             language = language_of(document.language_id, uri)
             workspace = self.repository.context_for(path, text, offset, language)
-        completion = await self.service.complete(
-            uri, CompletionRequest(text, offset, document.language_id, uri, document.syntax, workspace)
-        )
+        return CompletionRequest(text, offset, document.language_id, uri, document.syntax, workspace)
+
+    def typed_at(self, uri: str, offset: int) -> None:
+        """The user edited the document there: evaluate the prompt a completion there would need while
+        the editor waits out its debounce before asking."""
+        request = self.request_at(uri, offset)
+        if request is not None:
+            self.service.prepare(uri, request)
+
+    async def complete_at(
+        self, uri: str, position: types.Position, *, alternatives: bool = False
+    ) -> Completion | None:
+        """The completion for a cursor, or None when there is nothing to ask the model; with
+        `alternatives`, other middles too."""
+        document = self.documents.get(uri)
+        if document is None:
+            logger.info("completion asked for a document never opened: %s", uri)
+            return None
+        try:
+            offset = document.offset_at(Position(position.line, position.character))
+        except InvalidPositionError as exc:
+            logger.info("completion at an invalid position: %s", exc)
+            return None
+        request = self.request_at(uri, offset)
+        if request is None:
+            return None
+        completion = await self.service.complete(uri, request, alternatives=alternatives)
         total = completion.timings_ms.get("total")
         if total is not None:
             self.last_latency_ms = round(total, 1)
@@ -351,14 +367,16 @@ def _register_documents(ls: FimLanguageServer) -> None:
         if document is None:
             logger.warning("change to a document never opened: %s", params.text_document.uri)
             return
+        edited_at: int | None = None
         for change in params.content_changes:
             if isinstance(change, types.TextDocumentContentChangePartial):
                 start, end = change.range.start, change.range.end
-                document.apply_change(
-                    change.text, Position(start.line, start.character), Position(end.line, end.character)
-                )
+                where = Position(start.line, start.character)
+                document.apply_change(change.text, where, Position(end.line, end.character))
+                edited_at = document.offset_at(where) + len(change.text)
             else:
                 document.apply_change(change.text)
+                edited_at = None
         document.version = params.text_document.version
         document.sync_syntax()
         rows = [
@@ -367,6 +385,8 @@ def _register_documents(ls: FimLanguageServer) -> None:
             if isinstance(c, types.TextDocumentContentChangePartial)
         ]
         ls.buffer_event(document.uri, "changed", rows)
+        if edited_at is not None:
+            ls.typed_at(document.uri, edited_at)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: FimLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
@@ -386,12 +406,18 @@ def _register_completions(ls: FimLanguageServer) -> None:
     async def inline_completion(
         ls: FimLanguageServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList | None:
-        completion = await ls.complete_at(params.text_document.uri, params.position)
+        # Asked for on purpose (a key, or the next suggestion): alternatives come with the first. Typing
+        # asks automatically: one middle, as soon as it is whole.
+        invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+        completion = await ls.complete_at(params.text_document.uri, params.position, alternatives=invoked)
         if completion is None or completion.text is None:
             return types.InlineCompletionList(items=[])
         here = types.Range(params.position, params.position)
         return types.InlineCompletionList(
-            items=[types.InlineCompletionItem(insert_text=completion.text, range=here)]
+            items=[
+                types.InlineCompletionItem(insert_text=text, range=here)
+                for text in (completion.text, *completion.alternatives)
+            ]
         )
 
     @ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[]))

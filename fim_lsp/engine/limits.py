@@ -4,8 +4,10 @@ so far holds a stop string."""
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-from fim_lsp.engine.base import CancelToken, StopReason
+if TYPE_CHECKING:
+    from fim_lsp.engine.base import CancelToken, StopReason
 
 
 def interruption(cancel: CancelToken, deadline: float | None) -> StopReason | None:

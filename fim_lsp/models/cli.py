@@ -25,8 +25,8 @@ def model_report(
 ) -> list[dict[str, Any]]:
     """One JSON-ready object per known model, for `fim-lsp models --json`; hashes nothing.
 
-    `default` is true for the model the server would load: `selected` (the settings' model name) or,
-    without it, the manifest marked default.
+    `default` is true for the model the server's default settings load on this machine: `selected`, or
+    without it the manifest marked default.
     """
     models = known_models() if manifests is None else manifests
     chosen = selected or next((m.name for m in models.values() if m.default), None)
@@ -107,7 +107,11 @@ def _handles_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[a
 
 @_handles_errors
 def _list_command(args: argparse.Namespace) -> int:
-    report = model_report()
+    from fim_lsp.config import Settings
+    from fim_lsp.fit import choose_model
+
+    # The model `auto` loads here (its speed is measured once, loading each installed model).
+    report = model_report(choose_model(Settings()).model)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

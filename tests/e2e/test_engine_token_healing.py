@@ -18,13 +18,14 @@ import pytest
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import GenerationRequest
 from fim_lsp.engine.llama_cpp import LlamaCppEngine
+from fim_lsp.prompt import FimPrompt
 from tests.e2e.conftest import FAST_MODEL
 
 pytestmark = pytest.mark.model
 
 
-def spm(prefix: str, suffix: str) -> str:
-    return f"<|fim_prefix|><|fim_suffix|>{suffix}<|fim_middle|>{prefix}"
+def spm(prefix: str, suffix: str) -> FimPrompt:
+    return FimPrompt(prefix, suffix, "spm")
 
 
 BELOW_ZERO = spm(
@@ -39,10 +40,10 @@ LOAD_SETTINGS = spm(
 )
 
 
-def known_names(prompt: str) -> set[str]:
+def known_names(prompt: FimPrompt) -> set[str]:
     """The names a finished word may be: those of the prompt's code, but the half-typed one it ends with,
     and Python's builtins."""
-    *words, _typed = re.findall(r"\w+", prompt)
+    *words, _typed = re.findall(r"\w+", prompt.suffix + "\n" + prompt.prefix)
     return set(words) | set(dir(builtins))
 
 
@@ -61,11 +62,13 @@ def engine() -> Iterator[LlamaCppEngine]:
         pytest.param(LOAD_SETTINGS, " js", id="python-module-attribute"),
     ],
 )
-def test_a_half_typed_word_is_finished_as_one_word(engine: LlamaCppEngine, prompt: str, typed: str) -> None:
+def test_a_half_typed_word_is_finished_as_one_word(
+    engine: LlamaCppEngine, prompt: FimPrompt, typed: str
+) -> None:
     unhealed = engine.generate(GenerationRequest(prompt=prompt, max_tokens=8))
     healed = engine.generate(GenerationRequest(prompt=prompt, max_tokens=8, heal_word_end=True))
     # The prompt lost its last token, the typed part of the word, and nothing else.
-    assert engine.tokenize(prompt)[-1:] == engine.tokenize(typed)
+    assert engine.prompt_tokens(prompt)[-1:] == engine.tokenize(typed)
     assert healed.prompt_tokens == unhealed.prompt_tokens - 1
     # The word is finished as one word: the typed part and what was written make a name the code can
     # mean (one of the file's or a builtin), not a word split at a token boundary (`o` + `peations`).

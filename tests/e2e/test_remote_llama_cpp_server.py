@@ -22,6 +22,7 @@ from fim_lsp.config import EngineSettings, Settings
 from fim_lsp.engine.base import CancelToken, GenerationRequest
 from fim_lsp.engine.openai import OpenAIEngine
 from fim_lsp.engine.remote import check_remote, create_remote_engine
+from fim_lsp.prompt import FimPrompt
 from tests.e2e.conftest import FAST_MODEL
 from tests.fakes.http import free_port
 
@@ -98,7 +99,7 @@ def fim_prompt(
 ):
     # PSM: these tests are about the engine; the pipeline's SPM prompts hold the prefix's trailing
     # spaces back, which a raw prompt does not.
-    return engine.template.render(prefix, "\n\nprint(add(2, 3))\n", "psm")
+    return FimPrompt(prefix, "\n\nprint(add(2, 3))\n", "psm")
 
 
 # The order matters on a busy machine: llama-cpp-python answers nothing else while it evaluates a prompt,
@@ -179,7 +180,7 @@ def test_cancel_mid_stream_returns_promptly_and_frees_the_server(engine):
 
     _cancel_when(first_text, token, delay=0.2)
     # A prompt the 0.5B model goes on writing past (it does not stop by itself: see ENVIRONMENT.md).
-    prompt = engine.template.render("# Forty numbered print statements\nprint(1)\nprint(2)\n", "")
+    prompt = FimPrompt("# Forty numbered print statements\nprint(1)\nprint(2)\n", "", "psm")
     request = GenerationRequest(
         prompt, max_tokens=400, deadline=time.monotonic() + GENERATION_SECONDS, cancel=token, on_text=watch
     )
@@ -204,7 +205,7 @@ def test_cancel_while_the_server_evaluates_the_prompt_returns_promptly(engine):
     started = time.monotonic()
     generation = engine.generate(
         GenerationRequest(
-            engine.template.render(prefix, "\n"),
+            FimPrompt(prefix, "\n", "psm"),
             max_tokens=8,
             deadline=time.monotonic() + GENERATION_SECONDS,
             cancel=token,

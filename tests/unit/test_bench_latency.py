@@ -540,3 +540,14 @@ def test_the_warm_up_request_is_waited_for_and_not_counted():
     assert len(server.requests) == len(records) + 1
     _version, first_offset = server.requests[0]
     assert first_offset == one_hole_script(FAST).offset_of(0, set())
+
+
+def test_cold_rows_are_indented_code_away_from_every_row_asked_about():
+    lines = ["def f(x):"] + [f"    y{n} = x + {n}" for n in range(40)] + ["    return y0", ""]
+    text = "\n".join(lines)
+    rows = latency.cold_rows(text, asked_rows={10}, rng=random.Random(3), spacing=8)
+    assert rows, "a long indented body has cold rows"
+    for row in rows:
+        assert lines[row].startswith("    ") and lines[row + 1].strip()[0].isalpha()
+        assert abs(row - 10) >= 8
+    assert all(abs(a - b) >= 8 for a in rows for b in rows if a != b)

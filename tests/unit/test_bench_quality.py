@@ -296,6 +296,8 @@ def test_report_json_is_serialisable_and_has_each_task(bench_dir):
         "parseable": True,
         "eot": True,
         "tokens": 5,
+        "latency_ms": 10,
+        "out_of_time": False,
     }
     assert "tasks" not in report_json("m", [report], details=False)["sets"]["single-line"]
 

@@ -73,7 +73,7 @@ def test_a_long_lines_prompt_is_judged_like_the_document(tail, after, shape):
     offset = len("first();\n") + len(line)
     settings = Settings()
     context = cut_context(
-        text, offset, settings.context_budget, settings.suffix_share, lambda chunk: len(chunk) // 4
+        text, offset, settings.budget_cap, settings.suffix_share, lambda chunk: len(chunk) // 4
     )
     assert context.prefix_start > len("first();\n")  # the long-line cut
     # The prompt keeps all the line the shape is judged on before the cursor, so both judge alike.

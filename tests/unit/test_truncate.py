@@ -698,7 +698,7 @@ def test_pipeline_types_the_indentation_the_code_above_fixes():
 
     class Recording(ScriptedEngine):
         def generate(self, request: GenerationRequest) -> Generation:
-            self.prompt = request.prompt
+            self.prompt = self.template.render(request.prompt)
             return super().generate(request)
 
     text = 'def area(r):\n    """Area of a circle."""\n\n\ndef main():\n    print(area(2))\n'
@@ -724,7 +724,7 @@ class PromptRecorder(ScriptedEngine):
         self.template = template_for_family(family)
 
     def generate(self, request: GenerationRequest) -> Generation:
-        self.prompt = request.prompt
+        self.prompt = self.template.render(request.prompt)
         return super().generate(request)
 
 
@@ -759,7 +759,7 @@ def test_workspace_snippets_come_first_in_the_repository_format():
     assert engine.prompt.endswith(
         "<|fim_middle|>from app.money import cents\n\n\ndef order_total(order):\n    return"
     )
-    assert asked == [int(Settings().context_budget * Settings().workspace_context_share)]
+    assert asked == [int(Settings().budget_cap * Settings().workspace_context_share)]
     assert completion.text == "cents(order.amount)"
 
 
@@ -811,7 +811,7 @@ def test_a_failing_workspace_costs_the_snippets_not_the_completion():
 def test_the_prompt_is_split_for_tokenization_at_the_suffixs_second_line():
     class Splits(ScriptedEngine):
         def generate(self, request: GenerationRequest) -> Generation:
-            self.prompt, self.split_at = request.prompt, request.split_at
+            self.pieces = self.template.pieces(request.prompt)
             return super().generate(request)
 
     text = "def area(r):\n    return 3.14 * r * r    \n\n\ndef main():\n    print(area(2))\n"
@@ -819,8 +819,9 @@ def test_the_prompt_is_split_for_tokenization_at_the_suffixs_second_line():
     engine = Splits("3.14159\n", True)
     complete(CompletionRequest(text, offset, "python", "shapes.py"), Settings(), engine)
     # The spaces before the first line break tokenize with it; the next line starts afresh.
-    assert engine.prompt[: engine.split_at].endswith("3.14 * r * r    \n")
-    assert engine.prompt[engine.split_at :].startswith("\n\ndef main():")
+    first, rest = engine.pieces
+    assert first.endswith("3.14 * r * r    \n")
+    assert rest.startswith("\n\ndef main():")
 
 
 def test_with_nothing_after_the_cursor_the_prompt_is_psm():

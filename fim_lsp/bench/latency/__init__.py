@@ -26,6 +26,7 @@ The typing script, the debounce rule and the statistics are pure functions (test
 """
 
 from fim_lsp.bench.latency.cli import latency_command, options_from_args, register_cli
+from fim_lsp.bench.latency.probes import ColdPositionProbe, cold_rows, probe_cold_position
 from fim_lsp.bench.latency.records import RequestRecord, source_of
 from fim_lsp.bench.latency.replay import BenchError, ReplayOptions, replay_file
 from fim_lsp.bench.latency.report import format_report, percentile, ratio, sample_evenly, summarize
@@ -48,6 +49,7 @@ from fim_lsp.bench.latency.script import (
 __all__ = [
     "BenchError",
     "BenchOptions",
+    "ColdPositionProbe",
     "FileScript",
     "Hole",
     "HoleScript",
@@ -57,6 +59,7 @@ __all__ = [
     "TypingPace",
     "asks_after",
     "bundled_files",
+    "cold_rows",
     "file_script",
     "find_holes",
     "format_report",
@@ -64,6 +67,7 @@ __all__ = [
     "options_from_args",
     "percentile",
     "planned_requests",
+    "probe_cold_position",
     "ratio",
     "register_cli",
     "replay_file",

@@ -47,6 +47,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         probes_per_file=args.probes,
         typed_through_chars=args.typed_chars,
         accept_after_s=args.accept_after if args.accept_after >= 0 else None,
+        cold_positions=args.cold_positions,
         settings=settings,
         log_dir=Path(args.log_dir) if args.log_dir else None,
     )
@@ -147,6 +148,20 @@ def register_cli(bench_commands: Any) -> None:
         help="seconds a suggestion is read before it is accepted whole, once per file (1.5; -1: never)",
     )
     parser.add_argument(
+        "--cold-positions",
+        type=int,
+        default=4,
+        metavar="N",
+        help="places never asked about per file where a new line is opened and typed on, for the "
+        "first-ghost-text figures (4; 0: none)",
+    )
+    _add_server_arguments(parser)
+    parser.set_defaults(handler=latency_command)
+
+
+def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The servers the replay runs against, and how the report is written."""
+    parser.add_argument(
         "--engine-json",
         type=json_object_arg,
         action="append",
@@ -163,4 +178,3 @@ def register_cli(bench_commands: Any) -> None:
         "--json", action="store_true", help="print the report as JSON (progress goes to stderr)"
     )
     parser.add_argument("--dry-run", action="store_true", help="print the typing script; start no server")
-    parser.set_defaults(handler=latency_command)

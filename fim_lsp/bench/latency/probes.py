@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import Literal
 
 from fim_lsp.bench.latency.records import Outcome, RequestRecord, Source, source_of
 from fim_lsp.bench.latency.replay import settle
-from fim_lsp.client import EditorClient, insert_texts
+from fim_lsp.bench.latency.script import TypingPace
+from fim_lsp.client import EditorClient, Pending, insert_texts
 from fim_lsp.holes import line_starts
 
 logger = logging.getLogger(__name__)
@@ -176,4 +178,94 @@ async def probe_acceptance(
             probe.latency_ms = round((pending.arrived - pending.sent) * 1000, 1)
         probe.source = source_of(await client.stats_delta())
     client.edit(uri, offset, offset + len(suggestion), "")
+    return probe
+
+
+@dataclass
+class ColdPositionProbe:
+    """The user moves to a line never asked about, opens a new line under it and types: the first ghost
+    text there, timed from the first keystroke (Enter)."""
+
+    file: str
+    line: int
+    typed: str = ""
+    """What was typed on the new line before the first ghost text came."""
+    first_ghost_ms: float | None = None
+    """From Enter to the first answer with text; None when none came while the word was typed."""
+    requests: int = 0
+
+
+def cold_rows(text: str, asked_rows: set[int], rng: random.Random, spacing: int = 8) -> list[int]:
+    """Rows of indented code, followed by another such row that starts with a word, at least `spacing`
+    rows from every row asked about (the replay's, and each other's): places the server has not seen."""
+    lines = text.split("\n")
+    rows = []
+    for row in range(len(lines) - 1):
+        line, after = lines[row], lines[row + 1]
+        if not line.strip() or line[:1] not in " \t" or not after.strip()[:1].isalpha():
+            continue
+        if any(abs(row - asked) < spacing for asked in asked_rows):
+            continue
+        rows.append(row)
+    rng.shuffle(rows)
+    chosen: list[int] = []
+    for row in rows:
+        if all(abs(row - other) >= spacing for other in chosen):
+            chosen.append(row)
+    return chosen
+
+
+async def _first_ghost(pending: Pending, wait_s: float) -> bool:
+    """Whether `pending` is answered with text within `wait_s`."""
+    try:
+        answer = await asyncio.wait_for(asyncio.shield(pending.awaitable()), wait_s)
+    except TimeoutError:
+        return False
+    texts = insert_texts(answer)
+    return bool(texts and texts[0].strip())
+
+
+async def probe_cold_position(
+    client: EditorClient,
+    uri: str,
+    row: int,
+    pace: TypingPace,
+    debounce_s: float,
+    rng: random.Random,
+    timeout_s: float,
+) -> ColdPositionProbe:
+    """At the end of `row`, Enter (with the next line's indentation, as an editor indents), then the next
+    line's first word typed a key at a time; the editor asks once the keys pause for its debounce and
+    cancels a request the next key overtakes. Everything typed is taken out again afterwards."""
+    lines = client.documents[uri].text.split("\n")
+    end = sum(len(line) + 1 for line in lines[:row]) + len(lines[row])
+    after = lines[row + 1]
+    indentation = after[: len(after) - len(after.lstrip(" \t"))]
+    word = re.match(r"\w+", after.lstrip(" \t"))
+    keys = word.group(0) if word else after.strip()[:4]
+    probe = ColdPositionProbe(uri.rsplit("/", 1)[-1], row)
+    first_key = time.perf_counter()
+    client.edit(uri, end, end, "\n" + indentation)
+    cursor = end + 1 + len(indentation)
+    for index in range(len(keys) + 1):
+        # The editor asks when the keys pause: after the last one, and when the typist is slower than the
+        # debounce between two of them.
+        gap = pace.gap(rng) if index < len(keys) else debounce_s
+        if gap >= debounce_s:
+            await asyncio.sleep(debounce_s)
+            pending = client.ask_inline_at(uri, cursor)
+            probe.requests += 1
+            if await _first_ghost(pending, timeout_s if index == len(keys) else gap - debounce_s):
+                probe.first_ghost_ms = round((time.perf_counter() - first_key) * 1000, 1)
+                break
+            if index < len(keys) and not pending.done():
+                client.cancel(pending.msg_id)  # the next key overtook it
+        else:
+            await asyncio.sleep(gap)
+        if index == len(keys):
+            break
+        client.edit(uri, cursor, cursor, keys[index])
+        cursor += 1
+        probe.typed += keys[index]
+    client.edit(uri, end, cursor, "")
     return probe

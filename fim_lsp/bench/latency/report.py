@@ -259,6 +259,14 @@ def _run_notes(run: dict[str, Any]) -> list[str]:
             f"p95 {_fmt(typed['p95_ms'], 2)} ms, max {_fmt(typed['max_ms'], 2)} ms "
             f"({typed['samples']} characters; target p95 < 5 ms)"
         )
+    cold = run.get("cold_position_probes")
+    if cold and cold["samples"]:
+        out.append(
+            f"  first ghost text at a place never asked about, from the first keystroke there: "
+            f"p50 {_fmt(cold['p50_ms'])} ms, p95 {_fmt(cold['p95_ms'])} ms "
+            f"({cold['answered']} of {cold['samples']} answered while a word was typed; "
+            "target p50 <= 2,500 ms, p95 <= 5,000 ms)"
+        )
     accepted = run.get("acceptance_probes")
     if accepted and accepted["samples"]:
         out.append(

@@ -14,8 +14,11 @@ from typing import Any
 
 from fim_lsp.bench.latency.probes import (
     AcceptanceProbe,
+    ColdPositionProbe,
     ProbeRecord,
+    cold_rows,
     probe_acceptance,
+    probe_cold_position,
     probe_supersession,
     probe_typed_through,
 )
@@ -59,6 +62,8 @@ class BenchOptions:
     """Characters of a suggestion typed one at a time per file, for the typed-through figures."""
     accept_after_s: float | None = 1.5
     """Per file, a suggestion is accepted whole after being read this long (None: no acceptance probe)."""
+    cold_positions: int = 4
+    """Per file, places never asked about where the user opens a new line and types (0: none)."""
     settings: dict[str, Any] = field(default_factory=dict)
     """initializationOptions for both servers (the model is added per run)."""
     server_command: tuple[str, ...] = (sys.executable, "-m", "fim_lsp")
@@ -86,6 +91,7 @@ class WarmRun:
     typed_through: list[float] = field(default_factory=list)
     """Latencies (ms) of the typed-through answers while a shown suggestion was typed."""
     acceptances: list[AcceptanceProbe] = field(default_factory=list)
+    colds: list[ColdPositionProbe] = field(default_factory=list)
     in_sync: bool = True
     duration_s: float = 0.0
     peak_rss_mib: float | None = None
@@ -109,6 +115,15 @@ async def probe_file(client: EditorClient, script: FileScript, options: BenchOpt
         rng = random.Random(f"{seed}:{script.name}:accept")
         accepted = await probe_acceptance(client, uri, rng, options.accept_after_s, timeout_s)
         run.acceptances += [accepted] if accepted is not None else []
+    if options.cold_positions:
+        rng = random.Random(f"{seed}:{script.name}:cold")
+        asked = {r.line for r in run.records if r.file == script.name}
+        for row in cold_rows(client.documents[uri].text, asked, rng)[: options.cold_positions]:
+            run.colds.append(
+                await probe_cold_position(
+                    client, uri, row, options.pace, options.replay.debounce_s, rng, timeout_s
+                )
+            )
 
 
 async def run_warm(
@@ -174,12 +189,20 @@ def probe_figures(run: WarmRun) -> dict[str, Any]:
     stops = [p.stop_ms for p in run.probes if p.stop_ms is not None]
     acks = [r.cancel_ack_ms for r in run.records if r.cancel_ack_ms is not None]
     accepted = [a.latency_ms for a in run.acceptances if a.latency_ms is not None]
+    first_ghosts = [c.first_ghost_ms for c in run.colds if c.first_ghost_ms is not None]
     return {
         "typed_through_probes": {
             "samples": len(run.typed_through),
             "p50_ms": rounded(percentile(run.typed_through, 50), 2),
             "p95_ms": rounded(percentile(run.typed_through, 95), 2),
             "max_ms": rounded(max(run.typed_through) if run.typed_through else None, 2),
+        },
+        "cold_position_probes": {
+            "samples": len(run.colds),
+            "answered": len(first_ghosts),
+            "p50_ms": rounded(percentile(first_ghosts, 50)),
+            "p95_ms": rounded(percentile(first_ghosts, 95)),
+            "probes": [asdict(c) for c in run.colds],
         },
         "acceptance_probes": {
             "samples": len(run.acceptances),

@@ -19,11 +19,12 @@ from typing import Any, get_args
 
 from fim_lsp.bench import json_object_arg
 from fim_lsp.bench.quality.report import format_report, machine, report_json
-from fim_lsp.bench.quality.run import TaskResult, run_benchmark, run_set
+from fim_lsp.bench.quality.run import SetReport, TaskResult, run_benchmark, run_set
 from fim_lsp.bench.quality.systems import engine_systems
 from fim_lsp.bench.quality.tasks import (
     SETS,
     Comparison,
+    System,
     Task,
     available_sets,
     dataset_tasks,
@@ -46,57 +47,95 @@ def _log_progress(task: Task, pipeline: TaskResult, baseline: TaskResult) -> Non
     )
 
 
-def quality_command(args: argparse.Namespace) -> int:
+def _task_sets(args: argparse.Namespace) -> tuple[dict[str, list[Task]], list[str]] | str:
+    """The tasks of a `--tasks` file, or the names of the benchmark sets to run; a message when neither
+    can be had."""
     if args.bench_dir is not None and args.tasks is not None:
-        print("fim-lsp: give either BENCH_DIR or --tasks FILE, not both", file=sys.stderr)
-        return 2
-    task_sets: dict[str, list[Task]] = {}
+        return "give either BENCH_DIR or --tasks FILE, not both"
     if args.tasks is not None:
         try:
-            task_sets = dataset_tasks(Path(args.tasks), args.limit)
+            return dataset_tasks(Path(args.tasks), args.limit), []
         except (OSError, ValueError) as exc:
-            print(f"fim-lsp: {exc}", file=sys.stderr)
-            return 2
+            return str(exc)
     bench_dir = Path(args.bench_dir) if args.bench_dir is not None else None
     set_names = args.sets or available_sets(bench_dir)
-    if args.tasks is None:
-        if not set_names:
-            print(f"fim-lsp: {bench_dir}: benchmark data not found", file=sys.stderr)
-            return 2
-        for name in set_names:
-            if set_path(name, bench_dir) is None:
-                print(f"fim-lsp: {missing_set(name, bench_dir)}", file=sys.stderr)
-                return 2
+    if not set_names:
+        return f"{bench_dir}: benchmark data not found"
+    for name in set_names:
+        if set_path(name, bench_dir) is None:
+            return missing_set(name, bench_dir)
+    return {}, set_names
+
+
+def _run_all(
+    args: argparse.Namespace,
+    task_sets: dict[str, list[Task]],
+    set_names: list[str],
+    first: System,
+    second: System,
+) -> list[SetReport]:
+    """Every set of the run (dataset tasks, or the named benchmark sets) through both systems."""
+    if task_sets:
+        return [run_set(tasks, first, second, progress=_log_progress) for tasks in task_sets.values()]
+    bench_dir = Path(args.bench_dir) if args.bench_dir is not None else None
+    return run_benchmark(bench_dir, set_names, args.limit, first, second, progress=_log_progress)
+
+
+def _run_model(
+    args: argparse.Namespace,
+    name: str,
+    engine: dict[str, Any] | None,
+    task_sets: dict[str, list[Task]],
+    set_names: list[str],
+) -> tuple[str, list[SetReport]]:
+    """One model (on one engine) through the run: its description and its reports."""
+    compare: Comparison = "workspace" if task_sets and not args.served else "baseline"
+    systems = engine_systems(name, args.order, args.threads, _settings_of(args, engine), compare)
+    with systems as (pipeline, second, description):
+        if not args.served:
+            return description, _run_all(args, task_sets, set_names, pipeline, second)
+        from fim_lsp.bench.served import served_system
+
+        # The server's own pipeline answers, in its own process, with its own settings.
+        with served_system(args.settings_json or {}, args.open_wait) as served:
+            reports = _run_all(args, task_sets, set_names, served, second)
+        return f"fim-lsp --stdio ({_served_settings(args)}); raw baseline: {description}", reports
+
+
+def _systems_names(args: argparse.Namespace, task_sets: dict[str, list[Task]]) -> tuple[list[str], str]:
+    """The two systems' names in the JSON report, and in the table's header."""
+    if args.served:
+        return ["served", "baseline"], "served / raw baseline"
+    if task_sets:
+        return ["with workspace", "without"], "with workspace context / without"
+    return ["pipeline", "baseline"], "pipeline / baseline"
+
+
+def quality_command(args: argparse.Namespace) -> int:
+    chosen = _task_sets(args)
+    if isinstance(chosen, str):
+        print(f"fim-lsp: {chosen}", file=sys.stderr)
+        return 2
+    task_sets, set_names = chosen
     from fim_lsp.config import Settings
     from fim_lsp.errors import FimError
 
-    compare: Comparison = "workspace" if task_sets else "baseline"
     documents = []
+    names, labels = _systems_names(args, task_sets)
     runs = [
         (name, engine) for name in args.model or [Settings().model] for engine in args.engine_json or [None]
     ]
     for name, engine in runs:
         try:
-            systems = engine_systems(name, args.order, args.threads, _settings_of(args, engine), compare)
-            with systems as (pipeline, second, description):
-                if task_sets:
-                    reports = [
-                        run_set(tasks, pipeline, second, progress=_log_progress)
-                        for tasks in task_sets.values()
-                    ]
-                else:
-                    reports = run_benchmark(
-                        bench_dir, set_names, args.limit, pipeline, second, progress=_log_progress
-                    )
+            description, reports = _run_model(args, name, engine, task_sets, set_names)
         except FimError as exc:
             print(f"fim-lsp: cannot benchmark model {name}: {exc}", file=sys.stderr)
             return 1
         if args.json:
             document = report_json(description, reports, details=not args.no_details)
-            document["systems"] = ["with workspace", "without"] if task_sets else ["pipeline", "baseline"]
+            document["systems"] = names
             documents.append(document)
         else:
-            labels = "with workspace context / without" if task_sets else "pipeline / baseline"
             print(format_report(description, reports, labels))
             print()
     if args.json:
@@ -106,6 +145,10 @@ def quality_command(args: argparse.Namespace) -> int:
         info = machine()
         print(f"machine: {info['processor']}, {info['cpus']} CPUs, {info['platform']}")
     return 0
+
+
+def _served_settings(args: argparse.Namespace) -> str:
+    return f"settings {json.dumps(args.settings_json)}" if args.settings_json else "its default settings"
 
 
 def _settings_of(args: argparse.Namespace, engine: dict[str, Any] | None) -> dict[str, Any]:
@@ -142,6 +185,12 @@ def register_cli(subparsers: Any) -> None:
         help=f"sets to run (default: every one whose data is at hand): {', '.join(SETS)}",
     )
     parser.add_argument("--limit", type=int, metavar="N", help="at most N tasks per set, spread evenly")
+    _add_system_arguments(parser)
+    parser.set_defaults(handler=quality_command)
+
+
+def _add_system_arguments(parser: argparse.ArgumentParser) -> None:
+    """What runs the tasks: the models, the engines, their settings, and how the report is written."""
     parser.add_argument(
         "--model",
         action="append",
@@ -169,6 +218,19 @@ def register_cli(subparsers: Any) -> None:
     parser.add_argument(
         "--settings-json", type=json_object_arg, metavar="JSON", help="more settings, as a client sends them"
     )
+    parser.add_argument(
+        "--served",
+        action="store_true",
+        help="what users get: each task asked of a fresh `fim-lsp --stdio` with its own settings (and "
+        "--settings-json) and its time budget, the file opened --open-wait seconds before; beside the "
+        "raw baseline of --model (default: the model the server's defaults choose here)",
+    )
+    parser.add_argument(
+        "--open-wait",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="with --served: seconds between opening a task's file and asking (2)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument("--no-details", action="store_true", help="leave each task's middle out of the JSON")
-    parser.set_defaults(handler=quality_command)

@@ -30,7 +30,10 @@ def format_report(model: str, reports: Sequence[SetReport], systems: str = "pipe
         "eot",
         "parseable",
         "dropped",
-        "latency ms",
+        "out of time",
+        "latency ms: mean",
+        "p50",
+        "p95",
         "tokens",
     )
     rows = [header]
@@ -46,7 +49,10 @@ def format_report(model: str, reports: Sequence[SetReport], systems: str = "pipe
                 _pair(p.eot, b.eot, ".2f"),
                 _pair(p.parseable, b.parseable, ".2f") + f" ({p.parse_tasks}/{b.parse_tasks})",
                 _pair(p.dropped, b.dropped, ".2f"),
+                _pair(p.out_of_time, b.out_of_time, ".2f"),
                 _pair(p.latency_ms, b.latency_ms, ".0f"),
+                _pair(p.latency_p50_ms, b.latency_p50_ms, ".0f"),
+                _pair(p.latency_p95_ms, b.latency_p95_ms, ".0f"),
                 _pair(p.tokens, b.tokens, ".1f"),
             )
         )
@@ -76,6 +82,8 @@ def report_json(model: str, reports: Sequence[SetReport], *, details: bool = Tru
                         "parseable": p.parseable,
                         "eot": p.answer.reached_eot,
                         "tokens": p.answer.tokens,
+                        "latency_ms": round(p.answer.latency_ms),
+                        "out_of_time": p.answer.out_of_time,
                     },
                     "baseline": {
                         "text": b.answer.text,
@@ -83,6 +91,7 @@ def report_json(model: str, reports: Sequence[SetReport], *, details: bool = Tru
                         "parseable": b.parseable,
                         "eot": b.answer.reached_eot,
                         "tokens": b.answer.tokens,
+                        "latency_ms": round(b.answer.latency_ms),
                     },
                 }
                 for p, b in zip(report.results["pipeline"], report.results["baseline"], strict=True)

@@ -80,11 +80,16 @@ class Summary:
     tokens: float
     similarity: float = 0.0
     """Mean edit similarity to the reference."""
+    out_of_time: float = 0.0
+    """Share of tasks whose time budget ran out before the answer was whole."""
+    latency_p50_ms: float = 0.0
+    latency_p95_ms: float = 0.0
 
     @classmethod
     def of(cls, results: Sequence[TaskResult]) -> Summary:
         count = len(results) or 1
         judged = [r.parseable for r in results if r.parseable is not None and r.answer.text is not None]
+        latencies = sorted(r.answer.latency_ms for r in results) or [0.0]
         return cls(
             tasks=len(results),
             score=sum(r.correct for r in results) / count,
@@ -95,6 +100,9 @@ class Summary:
             latency_ms=sum(r.answer.latency_ms for r in results) / count,
             tokens=sum(r.answer.tokens for r in results) / count,
             similarity=sum(r.similarity for r in results) / count,
+            out_of_time=sum(r.answer.out_of_time for r in results) / count,
+            latency_p50_ms=latencies[(len(latencies) - 1) // 2],
+            latency_p95_ms=latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))],
         )
 
 

@@ -17,15 +17,15 @@ from fim_lsp.bench.quality.tasks import (
 )
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import Engine
-from fim_lsp.prompt import RepoFile
+from fim_lsp.prompt import FimPrompt, RepoFile
 
 
 def forget_cache(engine: Engine) -> None:
     """Both systems often send the very same prompt: the second would find it all in llama.cpp's KV cache
     and look fast. Each answer is timed from a cold cache instead."""
-    llama = getattr(engine, "llama", None)
-    if llama is not None:
-        llama.reset()
+    forget = getattr(engine, "forget", None)
+    if forget is not None:
+        forget()
 
 
 def pipeline_answer(task: Task, settings: Settings, engine: Engine, with_snippets: bool = True) -> Answer:
@@ -71,10 +71,10 @@ def baseline_answer(task: Task, settings: Settings, engine: Engine, max_tokens: 
 
     forget_cache(engine)
     started = time.perf_counter()
-    prefix, suffix = plain_context(task.prefix, task.suffix, settings.context_budget, engine.count_tokens)
+    prefix, suffix = plain_context(task.prefix, task.suffix, settings.budget_cap, engine.count_tokens)
     generation = engine.generate(
         GenerationRequest(
-            prompt=engine.template.render(prefix, suffix, "psm"),
+            prompt=FimPrompt(prefix, suffix, "psm"),
             max_tokens=max_tokens or settings.max_new_tokens,
         )
     )

@@ -118,6 +118,8 @@ class Answer:
     """Tokens generated."""
     max_tokens: int
     """The cap on generated tokens this answer ran under (the baseline gets the same)."""
+    out_of_time: bool = False
+    """The time budget ran out before the answer was whole (what was whole by then, if anything, is it)."""
 
 
 #: What the second system of a run is: the raw baseline, or the pipeline without workspace snippets.
