@@ -18,12 +18,12 @@ from pygls import uris
 from pygls.lsp.server import LanguageServer
 
 from fim_lsp import __version__
+from fim_lsp.completion import Completion, CompletionRequest
 from fim_lsp.config import Settings, parse_settings
 from fim_lsp.documents import DocumentStore, InvalidPositionError, Position, TextDocument
-from fim_lsp.pipeline import Completion, CompletionRequest
 from fim_lsp.protocol import FimProtocol, FramedInput, is_parse_error
 from fim_lsp.service import CompletionService, Status
-from fim_lsp.syntax import DocumentSyntax, follow_document, language_of
+from fim_lsp.syntax import language_of
 from fim_lsp.workspace.session import WorkspaceSession
 
 logger = logging.getLogger(__name__)
@@ -72,8 +72,6 @@ class FimLanguageServer(LanguageServer):
             protocol_cls=FimProtocol,
         )
         self.documents = DocumentStore()
-        #: Each open document's syntax tree, re-parsed incrementally on every change.
-        self.syntax: dict[str, DocumentSyntax] = {}
         self.service = CompletionService(
             settings or Settings(), on_status=self._status_changed, **service_options
         )
@@ -236,21 +234,6 @@ class FimLanguageServer(LanguageServer):
             return None
         return token
 
-    # -- documents ------------------------------------------------------------------------------------
-
-    def document_changed(self, uri: str) -> None:
-        """Bring the document's syntax tree up to date with its text."""
-        document = self.documents.get(uri)
-        if document is None:
-            self.syntax.pop(uri, None)
-            return
-        language = language_of(document.language_id, uri)
-        tree = follow_document(self.syntax.get(uri), language, document.text)
-        if tree is None:
-            self.syntax.pop(uri, None)
-        else:
-            self.syntax[uri] = tree
-
     # -- completions ----------------------------------------------------------------------------------
 
     def request_at(self, uri: str, offset: int) -> CompletionRequest | None:
@@ -264,7 +247,7 @@ class FimLanguageServer(LanguageServer):
         if self.repository is not None and path is not None:
             language = language_of(document.language_id, uri)
             workspace = self.repository.context_for(path, text, offset, language)
-        return CompletionRequest(text, offset, document.language_id, uri, self.syntax.get(uri), workspace)
+        return CompletionRequest(text, offset, document.language_id, uri, document.syntax, workspace)
 
     def typed_at(self, uri: str, offset: int) -> None:
         """The user edited the document there: evaluate the prompt a completion there would need while
@@ -300,7 +283,7 @@ class FimLanguageServer(LanguageServer):
             position.line,
             position.character,
             completion.shape.value,
-            completion.reason,
+            completion.why,
             None if completion.text is None else len(completion.text),
             {k: round(v, 1) for k, v in completion.timings_ms.items()},
         )
@@ -337,6 +320,15 @@ def _folders_of(params: types.InitializeParams) -> list[str]:
 def create_server(settings: Settings | None = None, **service_options: Any) -> FimLanguageServer:
     """A server with every handler registered."""
     ls = FimLanguageServer(settings, **service_options)
+    _register_session(ls)
+    _register_documents(ls)
+    _register_completions(ls)
+    _register_commands(ls)
+    return ls
+
+
+def _register_session(ls: FimLanguageServer) -> None:
+    """Initialization, settings, workspace folders and shutdown."""
 
     @ls.feature(types.INITIALIZE)
     def initialize(ls: FimLanguageServer, params: types.InitializeParams) -> None:
@@ -363,11 +355,19 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
         if raw is not None:
             ls.apply_settings(raw)
 
+    @ls.feature(types.SHUTDOWN)
+    def shutdown(ls: FimLanguageServer, _params: Any) -> None:
+        ls.stop_workspace()
+        ls.service.shutdown()
+
+
+def _register_documents(ls: FimLanguageServer) -> None:
+    """Document sync: the store, each document's tree, and the workspace index's buffers."""
+
     @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: FimLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
         ls.documents.open(doc.uri, doc.language_id, doc.version, doc.text)
-        ls.document_changed(doc.uri)
         ls.buffer_event(doc.uri, "opened")
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
@@ -387,7 +387,7 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
                 document.apply_change(change.text)
                 edited_at = None
         document.version = params.text_document.version
-        ls.document_changed(document.uri)
+        document.sync_syntax()
         rows = [
             c.range.start.line
             for c in params.content_changes
@@ -405,8 +405,11 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
     def did_close(ls: FimLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.service.forget(params.text_document.uri)
         ls.documents.close(params.text_document.uri)
-        ls.syntax.pop(params.text_document.uri, None)
         ls.buffer_event(params.text_document.uri, "closed")
+
+
+def _register_completions(ls: FimLanguageServer) -> None:
+    """Inline completion (ghost text), and the same text as one completion item for older clients."""
 
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
@@ -444,6 +447,10 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
         # Incomplete: the next keystroke asks again, since the middle depends on every character typed.
         return types.CompletionList(is_incomplete=True, items=[item])
 
+
+def _register_commands(ls: FimLanguageServer) -> None:
+    """Commands for debugging and benchmarks: a document's state as the server sees it, the counters."""
+
     @ls.command(DOCUMENT_STATE_COMMAND)
     def document_state(ls: FimLanguageServer, uri: str) -> dict[str, Any] | None:
         document = ls.documents.get(uri)
@@ -465,10 +472,3 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
             "cache_entries": len(ls.service.cache),
             "state": ls.service.status.state,
         }
-
-    @ls.feature(types.SHUTDOWN)
-    def shutdown(ls: FimLanguageServer, _params: Any) -> None:
-        ls.stop_workspace()
-        ls.service.shutdown()
-
-    return ls

@@ -22,10 +22,10 @@ from typing import Literal
 
 from fim_lsp import pipeline
 from fim_lsp.cache import MIB, CompletionCache, ShownCompletion, cache_key, context_window, typed_through
+from fim_lsp.completion import REPEATABLE, Completion, CompletionRequest, Reason, Shape
 from fim_lsp.config import AUTO_MODEL, Settings
 from fim_lsp.engine import CancelToken, Engine, GenerationRequest, create_engine
 from fim_lsp.errors import EngineUnavailableError, FimError, PromptTooLongError
-from fim_lsp.pipeline import Completion, CompletionRequest, Shape
 
 logger = logging.getLogger(__name__)
 
@@ -222,11 +222,12 @@ class CompletionService:
         or a CLI that owns the engine)."""
         cancel = cancel or CancelToken()
         if cancel.cancelled:
-            return Completion(None, Shape.NONE, "superseded")
+            return Completion(None, Shape.NONE, Reason.SUPERSEDED)
         engine = self._engine
         if engine is None:
             self._reload_if_model_changed()
-            return Completion(None, Shape.NONE, f"engine {self._status.state}: {self._status.message}")
+            detail = f"{self._status.state}: {self._status.message}"
+            return Completion(None, Shape.NONE, Reason.ENGINE_NOT_READY, detail=detail)
         try:
             completion = pipeline.complete(
                 request, self.settings, engine, cancel=cancel, alternatives=alternatives
@@ -236,10 +237,10 @@ class CompletionService:
             if self._status.state != "error" or self._status.message != str(exc):
                 logger.warning("engine unavailable: %s", exc)
                 self._set_status(Status("error", str(exc), exc))
-            return Completion(None, Shape.NONE, "engine unavailable")
+            return Completion(None, Shape.NONE, Reason.ENGINE_UNAVAILABLE)
         except PromptTooLongError as exc:
             logger.info("no completion: %s", exc)
-            return Completion(None, Shape.NONE, "prompt too long")
+            return Completion(None, Shape.NONE, Reason.PROMPT_TOO_LONG)
         except Exception as exc:
             # A bug or a failure inside the engine or the pipeline (llama.cpp failing a decode, say): this
             # request gets no answer rather than an error the editor may pop up on each keystroke; the
@@ -248,7 +249,7 @@ class CompletionService:
             if self._status.state != "error" or self._status.message != message:
                 logger.exception("%s", message)
                 self._set_status(Status("error", message, FimError(message)))
-            return Completion(None, Shape.NONE, "engine error")
+            return Completion(None, Shape.NONE, Reason.ENGINE_ERROR)
         if self._status.state == "error" and self._engine is engine:
             logger.info("engine available again")
             self._set_status(Status("ready", _ready_message(engine, engine.describe())))
@@ -278,17 +279,17 @@ class CompletionService:
             if others is None or cached is None:
                 return None
             self.stats["cache_hits"] += 1
-            return Completion(cached or None, _shape_of(cached), "cached", alternatives=others)
+            return Completion(cached or None, _shape_of(cached), Reason.CACHED, alternatives=others)
         shown = self._shown.get(key)
         if shown is not None:
             rest = typed_through(shown, request.text, request.offset)
             if rest is not None:
                 self.stats["typed_through"] += 1
-                return Completion(rest, _shape_of(rest), "typed-through")
+                return Completion(rest, _shape_of(rest), Reason.TYPED_THROUGH)
         cached = self.cache.get(digest)
         if cached is not None:
             self.stats["cache_hits"] += 1
-            return Completion(cached or None, _shape_of(cached), "cached")
+            return Completion(cached or None, _shape_of(cached), Reason.CACHED)
         return None
 
     def _remember(self, key: str, request: CompletionRequest, completion: Completion) -> None:
@@ -336,7 +337,7 @@ class CompletionService:
             # Superseded while running: a late answer would be stale ghost text.
             self.stats["superseded"] += 1
             return Completion(
-                None, completion.shape, "superseded", completion.generation, completion.timings_ms
+                None, completion.shape, Reason.SUPERSEDED, completion.generation, completion.timings_ms
             )
         if completion.generation is not None:
             self.stats["generated"] += 1
@@ -615,7 +616,7 @@ def _worth_caching(completion: Completion) -> bool:
     so that the same prompt would get it again (shown or not); not one from a prompt cut short for
     typing, which the whole prompt's answer is to replace."""
     shortened = completion.plan is not None and completion.plan.shortened
-    return completion.reason in ("eot", "stop", "length") and not shortened
+    return completion.reason in REPEATABLE and not shortened
 
 
 def _shape_of(text: str) -> Shape:

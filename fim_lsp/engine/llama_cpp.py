@@ -23,6 +23,7 @@ from typing import Any
 
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import Alternative, Engine, Generation, GenerationRequest, StopReason
+from fim_lsp.engine.limits import first_stop
 from fim_lsp.engine.slots import PromptSlots, Slot
 from fim_lsp.errors import ConfigurationError, ModelCorruptError, PromptTooLongError
 from fim_lsp.prompt import FimPrompt, FimTemplate, detect_template, known_templates, template_for_family
@@ -642,7 +643,7 @@ class LlamaCppEngine(Engine):
             del writing.tokens[healed:]
         writing.tokens.append(token)
         writing.text = self.detokenize(writing.tokens)[len(healing) :].decode("utf-8", errors="ignore")
-        stop_at = _first_stop(writing.text, request.stop)
+        stop_at = first_stop(writing.text, request.stop)
         if stop_at is not None:
             writing.text, writing.reason = writing.text[:stop_at], "stop"
         elif request.on_text is not None and request.on_text(writing.text):
@@ -783,10 +784,3 @@ class LlamaCppEngine(Engine):
 
 class _DecodeFailed(Exception):
     """llama_decode returned an error: aborted by our callback (a cancel or the deadline), or failed."""
-
-
-def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
-    """Index in `text` where the first stop string begins, if any has been generated."""
-    positions = [text.find(stop) for stop in stops if stop]
-    found = [p for p in positions if p >= 0]
-    return min(found) if found else None
