@@ -540,6 +540,9 @@ class CompletionService:
         with self._lock:
             tokens, self._latest = list(self._latest.values()), {}
             self._generation += 1
+            # Warm-ups, preparations and windows still queued on the worker see a request came after
+            # them, and do nothing: the process would otherwise wait for them to finish before it exits.
+            self._requests_made += 1
             if self._warming is not None:
                 tokens.append(self._warming)
         for token in tokens:
