@@ -122,7 +122,7 @@ class Settings:
     """After an answer is shown, compute the completion that follows its acceptance while the user reads
     it, so that accepting it is answered from the cache. It runs on the model's one worker, below the
     protocol's priority, and any newer request that needs the model stops it (on by default since the
-    latency replay measured it: see README)."""
+    latency replay measured it: see docs/design/typing-latency.md)."""
 
     alternatives: int = attrs.field(default=3, validator=_positive)
     """Suggestions offered when the user asks for them or for the next one (1: only the first). The
@@ -166,7 +166,8 @@ class Settings:
         return "*" in self.enabled_languages or language_id in self.enabled_languages
 
 
-def _camel(name: str) -> str:
+def camel_case(name: str) -> str:
+    """A setting's name as clients send it: `context_budget` -> `contextBudget`."""
     head, *rest = name.split("_")
     return head + "".join(part.capitalize() for part in rest)
 
@@ -203,7 +204,7 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(float, strict_float)
     converter.register_structure_hook(str, strict_str)
     for cls in (EngineSettings, Settings):
-        renames: dict[str, Any] = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
+        renames: dict[str, Any] = {a.name: override(rename=camel_case(a.name)) for a in attrs.fields(cls)}
         converter.register_structure_hook(cls, make_dict_structure_fn(cls, converter, **renames))
         converter.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, converter, **renames))
     return converter
@@ -228,10 +229,10 @@ def _parse_object(cls: type, raw: Any, base: Any, where: str, problems: list[str
     if not isinstance(raw, dict):
         problems.append(f"{where or 'settings'}: expected an object, not {raw!r}")
         return base
-    by_wire_name = {_camel(f.name): f for f in attrs.fields(cls)}
+    by_wire_name = {camel_case(f.name): f for f in attrs.fields(cls)}
     changes: dict[str, Any] = {}
     for key, value in raw.items():
-        field = by_wire_name.get(key) or by_wire_name.get(_camel(_snake(key)))
+        field = by_wire_name.get(key) or by_wire_name.get(camel_case(_snake(key)))
         path = f"{where}.{key}" if where else key
         if field is None:
             problems.append(f"{path}: unknown setting, ignored")

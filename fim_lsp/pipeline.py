@@ -10,27 +10,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
+from fim_lsp.completion import Completion, CompletionRequest, Reason, Shape, WorkspaceContext
 from fim_lsp.config import Settings
 from fim_lsp.context import PromptContext, cut_context
 from fim_lsp.engine.base import CancelToken, Engine, Generation, GenerationRequest
-from fim_lsp.postprocess import finish_middle
+from fim_lsp.postprocess import finish_middle, middle_is_done
 from fim_lsp.prompt import FimPrompt, Order, RepoFile, comment_out
 from fim_lsp.syntax import (
-    CompletionShape,
     DocumentSyntax,
     classify,
     indentation_to_type,
     language_of,
-    middle_is_done,
 )
 
 logger = logging.getLogger(__name__)
-
-#: What kind of answer the cursor's position calls for (nothing, one line, a block).
-Shape = CompletionShape
 
 #: Share of the time budget a prompt the cache does not hold may take to evaluate: the rest is for
 #: writing the answer, and for a machine busier than when its speed was measured.
@@ -45,57 +41,6 @@ LINE_TOKENS = 12
 #: The context budget chosen from the measured speed moves in steps of this many tokens, so that small
 #: changes of the speed do not change the prompt (and the cached evaluation of it stays valid).
 BUDGET_STEP = 128
-
-
-@dataclass(frozen=True)
-class WorkspaceContext:
-    """Where the document sits in the user's workspace, and how to find snippets of the workspace for it."""
-
-    repo: str
-    """The workspace's name (the repository-level format's repository name)."""
-    path: str
-    """The document's path in the workspace."""
-    snippets: Callable[[int, Callable[[str], int]], Sequence[RepoFile]]
-    """Snippets for the cursor within a token budget, counted with the given counter."""
-    state: str = ""
-    """Names the state of the rest of the workspace: answers cached under another state are stale."""
-
-
-@dataclass(frozen=True)
-class CompletionRequest:
-    """A document's text and the cursor in it (a code point offset)."""
-
-    text: str
-    offset: int
-    language_id: str | None = None
-    path: str | None = None
-    syntax: DocumentSyntax | None = None
-    """The document's syntax tree, kept current by the caller (the server parses each open document
-    incrementally); used when its text is `text`. Without it the pipeline parses only the prompt's text."""
-    workspace: WorkspaceContext | None = None
-    """Snippets from the rest of the workspace, when the caller indexes one."""
-    typing: bool = False
-    """The user is typing here: the answer is wanted within `TYPING_LATENCY_S`, from a shorter prompt
-    when the whole one could not be evaluated by then (see `plan`)."""
-
-
-@dataclass
-class Completion:
-    """The middle to show (None: nothing worth showing), and how it came about."""
-
-    text: str | None
-    shape: Shape
-    reason: str
-    """Why generation ended (eot, stop, length, cancelled, deadline) or why it never started."""
-    generation: Generation | None = None
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    warm_up: GenerationRequest | None = None
-    """Set when the request was stopped before its prompt was evaluated: the part of the prompt that
-    typing on the cursor's line leaves as it is, worth evaluating into the cache while the user types."""
-    plan: Plan | None = None
-    """The prompt it was answered from, when the model ran."""
-    alternatives: tuple[str, ...] = ()
-    """Other middles to offer after `text`, best first: distinct, each cut as `text` is."""
 
 
 def choose_shape(text: str, offset: int, syntax: DocumentSyntax | None = None) -> Shape:
@@ -137,7 +82,7 @@ def workspace_snippets(
     They come on top of the file's own context rather than out of it: measured on cross-file lines of
     httpx (0.5B, 40 tasks), the file's nearer context is worth more than the snippets that would
     displace it (exact match 0.45 with snippets taking 30% of the budget from the file, 0.525 with
-    them on top; see README, Workspace context)."""
+    them on top; see docs/design/workspace-context.md)."""
     if request.workspace is None or not settings.workspace_context:
         return []
     share = int((budget or settings.budget_cap) * settings.workspace_context_share)
@@ -330,10 +275,10 @@ def _plan(
     request: CompletionRequest, settings: Settings, engine: Engine, budget: int, *, workspace: bool = True
 ) -> Plan | Completion:
     if not 0 <= request.offset <= len(request.text):
-        return Completion(None, Shape.NONE, "position outside the document")
+        return Completion(None, Shape.NONE, Reason.OUTSIDE_DOCUMENT)
     # The text alone says when the cursor is inside a word: no need to build a prompt for nothing.
     if choose_shape(request.text, request.offset) is Shape.NONE:
-        return Completion(None, Shape.NONE, "cursor inside a word")
+        return Completion(None, Shape.NONE, Reason.INSIDE_WORD)
     language = language_of(request.language_id, request.path)
     if not workspace:
         request = replace(request, workspace=None)
@@ -341,7 +286,7 @@ def _plan(
     context = build_context(request, settings, engine, budget)
     shape = _shape_in_context(request, context, language)
     if shape is Shape.NONE:
-        return Completion(None, shape, "cursor inside a word")
+        return Completion(None, shape, Reason.INSIDE_WORD)
     # At column 0 where the code above fixes the indentation, the model is shown it as typed: it then
     # writes the body it should rather than a new top-level definition.
     typed = indentation_to_type(context.prefix, context.suffix, language) if shape is Shape.BLOCK else ""
@@ -427,7 +372,7 @@ def complete(
     return Completion(
         text=text,
         shape=shape,
-        reason=generation.stop_reason,
+        reason=Reason(generation.stop_reason),
         generation=generation,
         timings_ms={
             "prompt_build": (prompt_built - started) * 1000,

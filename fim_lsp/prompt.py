@@ -15,6 +15,7 @@ from importlib import resources
 from typing import Literal
 
 from fim_lsp.errors import ConfigurationError
+from fim_lsp.syntax.languages import comment_starts
 
 Order = Literal["psm", "psm-line", "spm"]
 
@@ -39,14 +40,9 @@ class RepoFile:
         return repo_file_tokens(self.path, self.text, count_tokens)
 
 
-#: Line comment starts by tree-sitter grammar name, for snippets shown to a family without a
-#: repository-level format.
-_LINE_COMMENTS = {"python": "#", "ruby": "#", "bash": "#", "lua": "--", "php": "//"}
-
-
 def comment_out(files: Iterable[RepoFile], language: str | None) -> str:
     """Workspace snippets as line comments of `language`, each under a line naming its file."""
-    mark = _LINE_COMMENTS.get(language or "", "//")
+    mark = comment_starts(language)[0]
     lines = []
     for snippet in files:
         lines.append(f"{mark} {snippet.path}")

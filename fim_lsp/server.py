@@ -23,13 +23,13 @@ from pygls.lsp.server import LanguageServer
 
 from fim_lsp import __version__
 from fim_lsp.acceptance import ACCEPT_COMMAND, PARTLY_ACCEPTED_NOTIFICATION, SHOWN_NOTIFICATION, AcceptanceLog
+from fim_lsp.completion import Completion, CompletionRequest, Reason
 from fim_lsp.config import Settings, parse_settings
-from fim_lsp.documents import DocumentStore, InvalidPositionError, Position
+from fim_lsp.documents import DocumentStore, InvalidPositionError, Position, TextDocument
 from fim_lsp.exclusions import Exclusions
-from fim_lsp.pipeline import Completion, CompletionRequest
 from fim_lsp.protocol import FimProtocol, FramedInput, is_parse_error
 from fim_lsp.service import CompletionService, Status
-from fim_lsp.syntax import DocumentSyntax, follow_document, language_of
+from fim_lsp.syntax import language_of
 from fim_lsp.workspace.session import WorkspaceSession
 
 logger = logging.getLogger(__name__)
@@ -78,8 +78,6 @@ class FimLanguageServer(LanguageServer):
             protocol_cls=FimProtocol,
         )
         self.documents = DocumentStore()
-        #: Each open document's syntax tree, re-parsed incrementally on every change.
-        self.syntax: dict[str, DocumentSyntax] = {}
         self.service = CompletionService(
             settings or Settings(), on_status=self._status_changed, **service_options
         )
@@ -252,21 +250,6 @@ class FimLanguageServer(LanguageServer):
             return None
         return token
 
-    # -- documents ------------------------------------------------------------------------------------
-
-    def document_changed(self, uri: str) -> None:
-        """Bring the document's syntax tree up to date with its text."""
-        document = self.documents.get(uri)
-        if document is None:
-            self.syntax.pop(uri, None)
-            return
-        language = language_of(document.language_id, uri)
-        tree = follow_document(self.syntax.get(uri), language, document.text)
-        if tree is None:
-            self.syntax.pop(uri, None)
-        else:
-            self.syntax[uri] = tree
-
     # -- completions ----------------------------------------------------------------------------------
 
     def excluded(self, uri: str) -> bool:
@@ -290,7 +273,7 @@ class FimLanguageServer(LanguageServer):
         if self.repository is not None and path is not None:
             language = language_of(document.language_id, uri)
             workspace = self.repository.context_for(path, text, offset, language)
-        return CompletionRequest(text, offset, document.language_id, uri, self.syntax.get(uri), workspace)
+        return CompletionRequest(text, offset, document.language_id, uri, document.syntax, workspace)
 
     def typed_at(self, uri: str, offset: int) -> None:
         """The user edited the document there: evaluate the prompt a completion there would need while
@@ -326,7 +309,7 @@ class FimLanguageServer(LanguageServer):
             position.line,
             position.character,
             completion.shape.value,
-            completion.reason,
+            completion.why,
             None if completion.text is None else len(completion.text),
             {k: round(v, 1) for k, v in completion.timings_ms.items()},
         )
@@ -340,7 +323,7 @@ class FimLanguageServer(LanguageServer):
         if completion is None or completion.text is None:
             return []
         texts = (completion.text, *completion.alternatives)
-        suggestion = self.acceptance.answered(uri, texts, continues=completion.reason == "typed-through")
+        suggestion = self.acceptance.answered(uri, texts, continues=completion.reason == Reason.TYPED_THROUGH)
         return [(text, _accept_command(self.acceptance.tag(suggestion, text))) for text in texts]
 
     def suggestion_shown(self, params: Any) -> None:
@@ -371,6 +354,15 @@ def _accept_command(argument: dict[str, int]) -> types.Command:
     return types.Command(title="fim-lsp: accepted", command=ACCEPT_COMMAND, arguments=[argument])
 
 
+def _offset_after(document: TextDocument, start: Position, inserted: str) -> int | None:
+    """Where the cursor is after `inserted` replaced a range from `start` (None for a range the document
+    does not have, which a broken client can send)."""
+    try:
+        return document.offset_at(start, clamp_line=True) + len(inserted)
+    except InvalidPositionError:
+        return None
+
+
 def _path_of(uri: str) -> str | None:
     """The file system path of a `file:` URI; None for other schemes (untitled buffers, remote files)."""
     if not uri.startswith("file:"):
@@ -390,6 +382,15 @@ def _folders_of(params: types.InitializeParams) -> list[str]:
 def create_server(settings: Settings | None = None, **service_options: Any) -> FimLanguageServer:
     """A server with every handler registered."""
     ls = FimLanguageServer(settings, **service_options)
+    _register_session(ls)
+    _register_documents(ls)
+    _register_completions(ls)
+    _register_commands(ls)
+    return ls
+
+
+def _register_session(ls: FimLanguageServer) -> None:
+    """Initialization, settings, workspace folders and shutdown."""
 
     @ls.feature(types.INITIALIZE)
     def initialize(ls: FimLanguageServer, params: types.InitializeParams) -> None:
@@ -416,11 +417,19 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
         if raw is not None:
             ls.apply_settings(raw)
 
+    @ls.feature(types.SHUTDOWN)
+    def shutdown(ls: FimLanguageServer, _params: Any) -> None:
+        ls.stop_workspace()
+        ls.service.shutdown()
+
+
+def _register_documents(ls: FimLanguageServer) -> None:
+    """Document sync: the store, each document's tree, and the workspace index's buffers."""
+
     @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: FimLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
         ls.documents.open(doc.uri, doc.language_id, doc.version, doc.text)
-        ls.document_changed(doc.uri)
         ls.buffer_event(doc.uri, "opened")
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
@@ -435,12 +444,12 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
                 start, end = change.range.start, change.range.end
                 where = Position(start.line, start.character)
                 document.apply_change(change.text, where, Position(end.line, end.character))
-                edited_at = document.offset_at(where) + len(change.text)
+                edited_at = _offset_after(document, where, change.text)
             else:
                 document.apply_change(change.text)
                 edited_at = None
         document.version = params.text_document.version
-        ls.document_changed(document.uri)
+        document.sync_syntax()
         rows = [
             c.range.start.line
             for c in params.content_changes
@@ -458,9 +467,13 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
     def did_close(ls: FimLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.service.forget(params.text_document.uri)
         ls.documents.close(params.text_document.uri)
-        ls.syntax.pop(params.text_document.uri, None)
         ls.buffer_event(params.text_document.uri, "closed")
         ls.acceptance.forget(params.text_document.uri)
+
+
+def _register_completions(ls: FimLanguageServer) -> None:
+    """Inline completion (ghost text: one item per candidate), the same candidates as completion items for
+    older clients, and what the editor says became of them (`fim_lsp.acceptance`)."""
 
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
@@ -515,6 +528,10 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
         if arguments and ls.acceptance.accepted(_plain(arguments[0])):
             ls._publish_status(ls.service.status)
 
+
+def _register_commands(ls: FimLanguageServer) -> None:
+    """Commands for debugging and benchmarks: a document's state as the server sees it, the counters."""
+
     @ls.command(DOCUMENT_STATE_COMMAND)
     def document_state(ls: FimLanguageServer, uri: str) -> dict[str, Any] | None:
         document = ls.documents.get(uri)
@@ -528,16 +545,12 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
 
     @ls.command(STATS_COMMAND)
     def stats(ls: FimLanguageServer) -> dict[str, Any]:
+        engine = ls.service.engine
+        usage = engine.cache_usage() if engine is not None else {}
         return {
             **ls.service.stats,
+            **usage,
             **asdict(ls.acceptance.counts),
             "cache_entries": len(ls.service.cache),
             "state": ls.service.status.state,
         }
-
-    @ls.feature(types.SHUTDOWN)
-    def shutdown(ls: FimLanguageServer, _params: Any) -> None:
-        ls.stop_workspace()
-        ls.service.shutdown()
-
-    return ls

@@ -30,10 +30,10 @@ from fim_lsp.cache import (
     typed_since,
     typed_through_candidates,
 )
+from fim_lsp.completion import REPEATABLE, Completion, CompletionRequest, Reason, Shape
 from fim_lsp.config import AUTO_MODEL, Settings
 from fim_lsp.engine import CancelToken, Engine, GenerationRequest, create_engine
 from fim_lsp.errors import EngineUnavailableError, FimError, PromptTooLongError
-from fim_lsp.pipeline import Completion, CompletionRequest, Shape
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +119,7 @@ class CompletionService:
             "superseded": 0,
             "prompt_tokens": 0,
             "evaluated_tokens": 0,
+            "generated_tokens": 0,
             "prefetched": 0,
             "prefetch_evaluated_tokens": 0,
             "warm_ups": 0,
@@ -232,11 +233,12 @@ class CompletionService:
         or a CLI that owns the engine)."""
         cancel = cancel or CancelToken()
         if cancel.cancelled:
-            return Completion(None, Shape.NONE, "superseded")
+            return Completion(None, Shape.NONE, Reason.SUPERSEDED)
         engine = self._engine
         if engine is None:
             self._reload_if_model_changed()
-            return Completion(None, Shape.NONE, f"engine {self._status.state}: {self._status.message}")
+            detail = f"{self._status.state}: {self._status.message}"
+            return Completion(None, Shape.NONE, Reason.ENGINE_NOT_READY, detail=detail)
         try:
             completion = pipeline.complete(
                 request, self.settings, engine, cancel=cancel, alternatives=alternatives
@@ -246,10 +248,10 @@ class CompletionService:
             if self._status.state != "error" or self._status.message != str(exc):
                 logger.warning("engine unavailable: %s", exc)
                 self._set_status(Status("error", str(exc), exc))
-            return Completion(None, Shape.NONE, "engine unavailable")
+            return Completion(None, Shape.NONE, Reason.ENGINE_UNAVAILABLE)
         except PromptTooLongError as exc:
             logger.info("no completion: %s", exc)
-            return Completion(None, Shape.NONE, "prompt too long")
+            return Completion(None, Shape.NONE, Reason.PROMPT_TOO_LONG)
         except Exception as exc:
             # A bug or a failure inside the engine or the pipeline (llama.cpp failing a decode, say): this
             # request gets no answer rather than an error the editor may pop up on each keystroke; the
@@ -258,7 +260,7 @@ class CompletionService:
             if self._status.state != "error" or self._status.message != message:
                 logger.exception("%s", message)
                 self._set_status(Status("error", message, FimError(message)))
-            return Completion(None, Shape.NONE, "engine error")
+            return Completion(None, Shape.NONE, Reason.ENGINE_ERROR)
         if self._status.state == "error" and self._engine is engine:
             logger.info("engine available again")
             self._set_status(Status("ready", _ready_message(engine, engine.describe())))
@@ -290,7 +292,7 @@ class CompletionService:
             rests = typed_through_candidates(shown, request.text, request.offset)
             if rests and (len(rests) > 1 or not with_alternatives):
                 self.stats["typed_through"] += 1
-                return Completion(rests[0], _shape_of(rests[0]), "typed-through", alternatives=rests[1:])
+                return Completion(rests[0], _shape_of(rests[0]), Reason.TYPED_THROUGH, alternatives=rests[1:])
         others = self._alternatives.get(digest)
         if with_alternatives and others is None:
             return None
@@ -308,8 +310,8 @@ class CompletionService:
             # A re-trigger, or an editor fetching more to cycle through, where this answer is on screen.
             candidates = shown.candidates
         if not candidates:
-            return Completion(None, _shape_of(cached), "cached")
-        return Completion(candidates[0], _shape_of(candidates[0]), "cached", alternatives=candidates[1:])
+            return Completion(None, _shape_of(cached), Reason.CACHED)
+        return Completion(candidates[0], _shape_of(candidates[0]), Reason.CACHED, alternatives=candidates[1:])
 
     def _remember(self, key: str, request: CompletionRequest, completion: Completion) -> None:
         if completion.text is None:
@@ -378,12 +380,13 @@ class CompletionService:
             # Superseded while running: a late answer would be stale ghost text.
             self.stats["superseded"] += 1
             return Completion(
-                None, completion.shape, "superseded", completion.generation, completion.timings_ms
+                None, completion.shape, Reason.SUPERSEDED, completion.generation, completion.timings_ms
             )
         if completion.generation is not None:
             self.stats["generated"] += 1
             self.stats["prompt_tokens"] += completion.generation.prompt_tokens
             self.stats["evaluated_tokens"] += completion.generation.evaluated_tokens
+            self.stats["generated_tokens"] += completion.generation.generated_tokens
             if completion.plan is not None and completion.plan.shortened:
                 self._prepare_whole(request, made)
             elif _worth_caching(completion):
@@ -585,6 +588,9 @@ class CompletionService:
         with self._lock:
             tokens, self._latest = list(self._latest.values()), {}
             self._generation += 1
+            # Warm-ups, preparations and windows still queued on the worker see a request came after
+            # them, and do nothing: the process would otherwise wait for them to finish before it exits.
+            self._requests_made += 1
             if self._warming is not None:
                 tokens.append(self._warming)
         for token in tokens:
@@ -661,7 +667,7 @@ def _worth_caching(completion: Completion) -> bool:
     so that the same prompt would get it again (shown or not); not one from a prompt cut short for
     typing, which the whole prompt's answer is to replace."""
     shortened = completion.plan is not None and completion.plan.shortened
-    return completion.reason in ("eot", "stop", "length") and not shortened
+    return completion.reason in REPEATABLE and not shortened
 
 
 def _shape_of(text: str) -> Shape:

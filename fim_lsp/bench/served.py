@@ -20,8 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fim_lsp.bench.latency import BenchClient, BenchError
-from fim_lsp.bench.quality import Answer, Task
+from fim_lsp.bench.latency.replay import BenchError, start_server
+from fim_lsp.bench.quality.tasks import Answer, Task
+from fim_lsp.client import insert_texts
 
 logger = logging.getLogger(__name__)
 
@@ -35,27 +36,25 @@ def server_command() -> list[str]:
 
 
 async def _ask(task: Task, settings: dict[str, Any], open_wait: float, log_file: Path) -> Answer:
-    client = BenchClient(server_command(), settings, log_file)
-    await client.start()
+    client, _load_s = await start_server(server_command(), settings, log_file)
     try:
         uri = Path("/workspace", task.repo or "task", task.path).as_uri()
-        client.open(uri, task.language, task.prefix + task.suffix)
+        client.open(uri, task.prefix + task.suffix, task.language)
         await asyncio.sleep(open_wait)
-        pending = client.request(uri, len(task.prefix))
-        result = await pending.future
+        pending = client.ask_inline_at(uri, len(task.prefix))
+        result = await pending
         latency = ((pending.arrived or time.perf_counter()) - pending.sent) * 1000
         stats = await client.stats()
     finally:
-        await client.stop()
-    items = getattr(result, "items", None) or []
-    text = items[0].insert_text if items else None
+        await client.close_async()
+    texts = insert_texts(result)
     # The server's log line of the completion says why it ended; the protocol does not.
     log = log_file.read_text(errors="replace") if log_file.exists() else ""
     return Answer(
-        text=text if isinstance(text, str) and text else None,
+        text=texts[0] if texts and texts[0] else None,
         reached_eot="reason=eot" in log,
         latency_ms=latency,
-        tokens=stats.get("generated", 0),
+        tokens=stats.get("generated_tokens", 0),
         max_tokens=0,
         out_of_time="reason=deadline" in log,
     )

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from fim_lsp.engine.limits import interruption
 from fim_lsp.prompt import FimPrompt, FimTemplate
 
 StopReason = Literal["eot", "stop", "length", "cancelled", "deadline"]
@@ -50,7 +51,8 @@ class GenerationRequest:
     """End-of-text before anything but spaces is not taken: the model's best other token is written
     instead (engines that sample themselves; others take the model's end as it comes). The pipeline asks
     for it: the cursor is where the user writes, and in SPM a model sometimes ends at once where in PSM
-    it writes the middle (the 1.5B on HumanEval tasks it answers right in PSM; see README, Quality)."""
+    it writes the middle (the 1.5B on HumanEval tasks it answers right in PSM; see
+    docs/design/empty-middles.md)."""
     heal_word_end: bool = False
     """The prompt ends where the user is writing a word (the cursor right after a letter, digit or
     underscore, the prefix last in the prompt): the word's last token is taken off the prompt and the
@@ -68,11 +70,7 @@ class GenerationRequest:
 
     def interruption(self) -> StopReason | None:
         """Why the generation must stop now, if it must."""
-        if self.cancel.cancelled:
-            return "cancelled"
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            return "deadline"
-        return None
+        return interruption(self.cancel, self.deadline)
 
 
 @dataclass(frozen=True)
@@ -140,6 +138,11 @@ class Engine(ABC):
     def write_rate(self) -> float | None:
         """Tokens this engine writes a second on this machine, as measured so far (None until measured)."""
         return None
+
+    def cache_usage(self) -> dict[str, int]:
+        """What the engine's own cache of evaluated prompts holds, for `fim-lsp.stats` (nothing where the
+        engine keeps none)."""
+        return {}
 
     def describe(self) -> dict[str, Any]:
         """Facts for `fim-lsp doctor` and logs: backend, model, template family."""

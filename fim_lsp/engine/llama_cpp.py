@@ -23,6 +23,7 @@ from typing import Any
 
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import Alternative, Engine, Generation, GenerationRequest, StopReason
+from fim_lsp.engine.limits import first_stop
 from fim_lsp.engine.slots import PromptSlots, Slot
 from fim_lsp.errors import ConfigurationError, ModelCorruptError, PromptTooLongError
 from fim_lsp.prompt import FimPrompt, FimTemplate, detect_template, known_templates, template_for_family
@@ -171,7 +172,9 @@ class LlamaCppEngine(Engine):
         started = time.monotonic()
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = n_gpu_layers if self.gpu_offload else 0
-        model_params.use_mmap = use_mmap
+        model_params.load_mode = (
+            llama_cpp.LLAMA_LOAD_MODE_MMAP if use_mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
+        )
         try:
             # verbose=True only stops llama-cpp-python from pointing file descriptors 1 and 2 at
             # /dev/null while it loads; llama.cpp's log lines reach our logger (route_llama_logs).
@@ -640,7 +643,7 @@ class LlamaCppEngine(Engine):
             del writing.tokens[healed:]
         writing.tokens.append(token)
         writing.text = self.detokenize(writing.tokens)[len(healing) :].decode("utf-8", errors="ignore")
-        stop_at = _first_stop(writing.text, request.stop)
+        stop_at = first_stop(writing.text, request.stop)
         if stop_at is not None:
             writing.text, writing.reason = writing.text[:stop_at], "stop"
         elif request.on_text is not None and request.on_text(writing.text):
@@ -741,6 +744,14 @@ class LlamaCppEngine(Engine):
         llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, length, -1)
         self.slots.truncate(slot, length)
 
+    def cache_usage(self) -> dict[str, int]:
+        per_token = self.kv_bytes_per_token()
+        return {
+            "prompt_cache_cells": self.cache_cells,
+            "prompt_cache_cells_in_use": self.slots.cells_in_use(),
+            "prompt_cache_mib": self.cache_cells * per_token // (1024 * 1024),
+        }
+
     def describe(self) -> dict[str, Any]:
         import llama_cpp
 
@@ -773,10 +784,3 @@ class LlamaCppEngine(Engine):
 
 class _DecodeFailed(Exception):
     """llama_decode returned an error: aborted by our callback (a cancel or the deadline), or failed."""
-
-
-def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
-    """Index in `text` where the first stop string begins, if any has been generated."""
-    positions = [text.find(stop) for stop in stops if stop]
-    found = [p for p in positions if p >= 0]
-    return min(found) if found else None

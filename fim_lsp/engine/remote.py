@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 from fim_lsp.config import EngineSettings, Settings, api_key
 from fim_lsp.engine.base import Engine, Generation, GenerationRequest, StopReason
 from fim_lsp.engine.http import HttpTransport, Interrupted, RemoteUnavailableError, error_message
+from fim_lsp.engine.limits import first_stop
 from fim_lsp.errors import ConfigurationError, FimError
 from fim_lsp.prompt import FimTemplate, Order, known_templates, template_for_family
 
@@ -238,7 +239,7 @@ class RemoteEngine(Engine):
             tally.pieces += 1
             # Stop strings are ours to find: a server that stopped on one would not say which.
             for strings, reason in ((self.eot_strings(), "eot"), (request.stop, "stop")):
-                cut = _first_stop(tally.text, strings)
+                cut = first_stop(tally.text, strings)
                 if cut is not None:
                     tally.text, tally.reason = tally.text[:cut], reason  # type: ignore[assignment]
                     return True
@@ -298,12 +299,6 @@ class RemoteEngine(Engine):
 
     def post(self, path: str, body: Any, *, timeout: float | None = None) -> tuple[int, Any]:
         return self.transport.request_json("POST", path, body, timeout=timeout)
-
-
-def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
-    """Index in `text` where the first stop string begins, if any has been generated."""
-    found = [i for i in (text.find(stop) for stop in stops if stop) if i >= 0]
-    return min(found) if found else None
 
 
 def sse_data(line: str) -> str | None:

@@ -77,7 +77,7 @@ async def test_prefetch_answers_the_accepted_suggestion_from_the_cache(start_edi
     row, column = FIZZBUZZ.count("\n") - 1, 12
     (item,) = await editor.inline(uri, row, column)
     shown = item.insert_text
-    assert isinstance(shown, str) and "\n" not in shown.strip("\n"), shown
+    assert isinstance(shown, str) and shown.strip(), shown
     # While the suggestion is read, the server computes the next one for the document with it accepted.
     for _ in range(600):
         before = await stats_of(editor)

@@ -116,6 +116,14 @@ def test_doctor_checks_the_real_server(llama_server):
     assert checks[0][:2] == ("ok", "server")
 
 
+def adds(program: str) -> bool:
+    """Whether `program` defines an `add` that adds: what any right answer for FUNCTION's body does,
+    however the model words it on this CPU and build."""
+    namespace: dict = {"print": lambda *_args: None}
+    exec(compile(program, "adder.py", "exec"), namespace)  # our own test program, not user input
+    return namespace["add"](2, 3) == 5
+
+
 def insert(text: str, line: int, character: int, middle: str) -> str:
     lines = text.split("\n")
     lines[line] = lines[line][:character] + middle + lines[line][character:]
@@ -131,10 +139,7 @@ async def test_fim_lsp_completes_a_function_body_through_the_server(start_editor
     uri = "file:///work/adder.py"
     editor.open(uri, FUNCTION)
     (item,) = await editor.inline(uri, BODY_LINE, BODY_COLUMN)
-    assert item.insert_text.startswith("return a + b"), item.insert_text
-    namespace: dict = {}
-    exec(compile(insert(FUNCTION, BODY_LINE, BODY_COLUMN, item.insert_text), "adder.py", "exec"), namespace)
-    assert namespace["add"](2, 3) == 5
+    assert adds(insert(FUNCTION, BODY_LINE, BODY_COLUMN, item.insert_text)), item.insert_text
 
 
 def test_a_fim_completion_streams_through_the_engine(engine):
@@ -149,8 +154,9 @@ def test_a_fim_completion_streams_through_the_engine(engine):
             fim_prompt(engine), max_tokens=12, deadline=time.monotonic() + GENERATION_SECONDS, on_text=watch
         )
     )
-    assert generation.text.startswith("return a + b"), generation
     assert generation.stop_reason in ("eot", "length")
+    first_line = generation.text.split("\n", 1)[0]
+    assert adds(insert(FUNCTION, BODY_LINE, BODY_COLUMN, first_line)), generation
     assert len(pieces) >= 3 and pieces[-1] == generation.text  # it came token by token
     assert generation.prompt_ms > 0 and generation.generated_tokens >= 3
 
@@ -188,7 +194,7 @@ def test_cancel_mid_stream_returns_promptly_and_frees_the_server(engine):
     again = engine.generate(
         GenerationRequest(fim_prompt(engine), max_tokens=6, deadline=time.monotonic() + GENERATION_SECONDS)
     )
-    assert again.text.startswith("return"), again
+    assert again.stop_reason in ("eot", "length") and again.text, again
 
 
 def test_cancel_while_the_server_evaluates_the_prompt_returns_promptly(engine):
@@ -210,7 +216,7 @@ def test_cancel_while_the_server_evaluates_the_prompt_returns_promptly(engine):
 
 
 def test_quality_bench_runs_both_systems_on_the_remote_server(llama_server):
-    from fim_lsp.bench.quality import Task, engine_systems, score_answer
+    from fim_lsp.bench.quality import Task, engine_systems
 
     prefix, suffix = FUNCTION.split("\n    \n", 1)
     task = Task(
@@ -229,6 +235,6 @@ def test_quality_bench_runs_both_systems_on_the_remote_server(llama_server):
         assert f"openai at {llama_server}" in description
         answer = pipeline(task, None)
         raw = baseline(task, 16)
-    assert answer.text is not None and answer.text.strip().startswith("return a + b"), answer
-    assert score_answer(task, answer.text)
+    assert answer.text is not None, answer
+    assert adds(insert(FUNCTION, BODY_LINE, BODY_COLUMN, answer.text)), answer
     assert raw.max_tokens == 16 and raw.tokens <= 16

@@ -3,9 +3,10 @@ first is, distinct, ranked by the model's own log-probability."""
 
 from __future__ import annotations
 
+from fim_lsp.completion import CompletionRequest
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import Alternative, Engine, Generation, GenerationRequest
-from fim_lsp.pipeline import CompletionRequest, complete
+from fim_lsp.pipeline import complete
 from fim_lsp.prompt import template_for_family
 
 TEXT = "def mean(xs):\n    return \n\n\nprint(mean([1, 2]))\n"

@@ -3,9 +3,9 @@
 import pytest
 
 from fim_lsp.cache import MIB, CompletionCache, ShownCompletion, cache_key, entry_cost, typed_through
+from fim_lsp.completion import CompletionRequest
 from fim_lsp.config import Settings, parse_settings
 from fim_lsp.engine.base import Engine, Generation, GenerationRequest
-from fim_lsp.pipeline import CompletionRequest
 from fim_lsp.prompt import template_for_family
 from fim_lsp.service import CompletionService
 

@@ -10,9 +10,9 @@ import time
 from dataclasses import replace
 
 from fim_lsp import pipeline
+from fim_lsp.completion import CompletionRequest
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import Engine, Generation, GenerationRequest
-from fim_lsp.pipeline import CompletionRequest
 from fim_lsp.prompt import template_for_family
 from fim_lsp.service import CompletionService
 

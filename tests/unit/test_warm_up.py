@@ -10,9 +10,10 @@ import time
 
 import pytest
 
+from fim_lsp.completion import CompletionRequest
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import Engine, Generation, GenerationRequest, StopReason
-from fim_lsp.pipeline import CompletionRequest, complete
+from fim_lsp.pipeline import complete
 from fim_lsp.prompt import template_for_family
 from fim_lsp.service import CompletionService
 
