@@ -21,9 +21,9 @@ import sys
 from collections.abc import Callable
 
 from fim_lsp import pipeline
+from fim_lsp.completion import Completion, CompletionRequest, Reason, Shape
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import CancelToken, Engine, Generation, GenerationRequest
-from fim_lsp.pipeline import Completion, CompletionRequest, Shape
 from fim_lsp.prompt import template_for_family
 
 
@@ -61,7 +61,7 @@ def scripted(suggestions: list[str], line_has: str | None = None) -> Callable[..
         before = request.text[: request.offset]
         generation = Generation("", "eot", prompt_tokens=1, evaluated_tokens=1, generated_tokens=1)
         if line_has is not None and line_has not in before[before.rfind("\n") + 1 :]:
-            return Completion(None, Shape.LINE, "eot", generation)
+            return Completion(None, Shape.LINE, Reason.EOT, generation)
         rests: list[str] = []
         for suggestion in suggestions:
             rest = suggestion[overlap(before, suggestion) :]
@@ -69,8 +69,8 @@ def scripted(suggestions: list[str], line_has: str | None = None) -> Callable[..
                 rests.append(rest)
         rests = rests[: 1 + alternatives]
         if not rests:
-            return Completion(None, Shape.LINE, "eot", generation)
-        return Completion(rests[0], Shape.LINE, "eot", generation, alternatives=tuple(rests[1:]))
+            return Completion(None, Shape.LINE, Reason.EOT, generation)
+        return Completion(rests[0], Shape.LINE, Reason.EOT, generation, alternatives=tuple(rests[1:]))
 
     return complete
 

@@ -10,9 +10,9 @@ import pytest
 
 from fim_lsp import pipeline
 from fim_lsp.cache import ShownCompletion, typed_through_candidates
+from fim_lsp.completion import Completion, CompletionRequest, Reason, Shape
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import CancelToken, Engine, Generation
-from fim_lsp.pipeline import Completion, CompletionRequest, Shape
 from fim_lsp.prompt import template_for_family
 from fim_lsp.service import CompletionService
 
@@ -85,8 +85,8 @@ def scripted_pipeline(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Completi
         generation = Generation("", "eot", prompt_tokens=10, evaluated_tokens=10, generated_tokens=3)
         if request.text == TEXT:
             others = CANDIDATES[1 : 1 + alternatives]
-            return Completion(CANDIDATES[0], Shape.LINE, "eot", generation, alternatives=others)
-        return Completion("\nmean = 1", Shape.BLOCK, "eot", generation)
+            return Completion(CANDIDATES[0], Shape.LINE, Reason.EOT, generation, alternatives=others)
+        return Completion("\nmean = 1", Shape.BLOCK, Reason.EOT, generation)
 
     monkeypatch.setattr(pipeline, "complete", complete)
     yield requests
