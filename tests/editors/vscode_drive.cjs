@@ -136,12 +136,8 @@ async function chord(page, modifiers, key) {
   for (const m of [...modifiers].reverse()) await page.keyboard.up(m);
 }
 
-/** Open the workbench and the file, wait for the server to be ready, put the cursor at LINE's end. */
-async function openAtLineEnd(page, result) {
-  step("open workbench");
-  await page.goto(process.env.URL, { waitUntil: "domcontentloaded", timeout });
-  await page.waitForSelector(".monaco-workbench", { timeout });
-  await page.waitForSelector(".statusbar", { timeout });
+/** Open FILE_NAME from the explorer and wait for its editor. */
+async function openFile(page) {
   step("open the file from the explorer");
   const row = await waitFor("the file in the explorer", async () => {
     for (const r of await page.$$(".explorer-folders-view .monaco-list-row")) {
@@ -152,6 +148,15 @@ async function openAtLineEnd(page, result) {
   });
   await row.click({ count: 2 });
   await page.waitForSelector(".monaco-editor .view-lines .view-line", { visible: true, timeout });
+}
+
+/** Open the workbench and the file, wait for the server to be ready, put the cursor at LINE's end. */
+async function openAtLineEnd(page, result) {
+  step("open workbench");
+  await page.goto(process.env.URL, { waitUntil: "domcontentloaded", timeout });
+  await page.waitForSelector(".monaco-workbench", { timeout });
+  await page.waitForSelector(".statusbar", { timeout });
+  await openFile(page);
   step("wait for the server to be ready");
   result.statusReady = await waitFor("fim-lsp ready in the status bar", async () => {
     const s = await statusItem(page);
@@ -265,16 +270,7 @@ async function main() {
       statusText(page).then((t) => (t.length ? t : null)),
     );
 
-    step("open the file from the explorer");
-    const row = await waitFor("the file in the explorer", async () => {
-      for (const r of await page.$$(".explorer-folders-view .monaco-list-row")) {
-        const label = await r.evaluate((e) => e.textContent.trim());
-        if (label === process.env.FILE_NAME) return r;
-      }
-      return null;
-    });
-    await row.click({ count: 2 });
-    await page.waitForSelector(".monaco-editor .view-lines .view-line", { visible: true, timeout });
+    await openFile(page);
 
     step("wait for the model to be ready");
     result.statusReady = await waitFor("fim-lsp ready in the status bar", () =>
