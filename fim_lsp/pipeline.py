@@ -315,13 +315,16 @@ def prepare(request: CompletionRequest, settings: Settings, engine: Engine) -> G
     return GenerationRequest(prompt=planned.prompt, max_tokens=0)
 
 
-def stream(planned: Plan) -> GenerationRequest:
+def stream(planned: Plan) -> GenerationRequest | None:
     """What to evaluate into the cache once a request is answered, while the user reads: its prompt's
     start, followed by the rest of its window in the file's own order (the suffix's text as prefix). A
     later request anywhere in that window whose prompt starts the same (a file that fits the budget: any
     line of it) then finds its prefix evaluated, and evaluates only its suffix and cursor line, where it
-    would otherwise evaluate the lines the cursor moved over too."""
+    would otherwise evaluate the lines the cursor moved over too. Only for prompts that start with the
+    prefix (PSM, psm-line): an SPM prompt starts with the suffix, which every move changes."""
     prompt = planned.prompt
+    if prompt.order == "spm":
+        return None
     whole = replace(prompt, prefix=planned.context.prefix + planned.context.suffix, suffix="", order="psm")
     return GenerationRequest(prompt=whole, max_tokens=0)
 

@@ -423,10 +423,11 @@ class CompletionService:
         (`pipeline.stream`), unless a newer request came first."""
 
         def stream() -> None:
-            if completion.plan is None or not self.settings.reuse:
+            window = pipeline.stream(completion.plan) if completion.plan is not None else None
+            if window is None or not self.settings.reuse:
                 return
             with contextlib.suppress(RuntimeError):  # the worker was shut down: the server is exiting
-                self._worker.submit(self._warm_up, pipeline.stream(completion.plan), made, "streamed")
+                self._worker.submit(self._warm_up, window, made, "streamed")
 
         return stream
 

@@ -818,10 +818,11 @@ def test_the_prompt_is_split_for_tokenization_at_the_suffixs_second_line():
     offset = text.index("3.14")
     engine = Splits("3.14159\n", True)
     complete(CompletionRequest(text, offset, "python", "shapes.py"), Settings(), engine)
-    # The spaces before the first line break tokenize with it; the next line starts afresh.
+    # The spaces before the first line break tokenize with it, the blank lines after it are one run of
+    # breaks; the next line with text starts afresh.
     first, rest = engine.pieces
-    assert first.endswith("3.14 * r * r    \n")
-    assert rest.startswith("\n\ndef main():")
+    assert first.endswith("3.14 * r * r    \n\n\n")
+    assert rest.startswith("def main():")
 
 
 def test_with_nothing_after_the_cursor_the_prompt_is_psm():
