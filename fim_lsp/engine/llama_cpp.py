@@ -552,6 +552,7 @@ class LlamaCppEngine(Engine):
         main = _Writing(slot.seq)
         branches: list[_Writing] = []
         first_token_at: float | None = None
+        main_done: float | None = None
         interrupted: StopReason | None = None
         try:
             self._decode(slot, tokens[-1:], logits=True)
@@ -561,6 +562,7 @@ class LlamaCppEngine(Engine):
             interrupted = self._write_together(
                 [main], {id(main): first_logits}, slot, tokens, request, healing
             )
+            main_done = time.monotonic()
             if interrupted is None and request.alternatives > 0:
                 first = main.tokens[0] if main.tokens else None
                 branches = self._branch(slot, len(tokens), request, healing, first_logits, first)
@@ -589,6 +591,7 @@ class LlamaCppEngine(Engine):
             alternatives=[
                 Alternative(w.text, w.reason or "length", w.mean_log_probability()) for w in branches
             ],
+            alternatives_ms=(finished - main_done) * 1000 if branches and main_done is not None else 0.0,
         )
 
     def _write_together(
