@@ -118,11 +118,17 @@ def measure_speed(path: Path, threads: int | None) -> Speed:
     engine = LlamaCppEngine(path, n_ctx=1024, n_threads=threads, prompt_memory_mb=1)
     try:
         started = time.monotonic()
+        # A first decode reads every weight from the file (the page faults of a mapped model, or the
+        # copy of a read one): that is loading, not the speed of later prompts.
+        engine.generate(GenerationRequest(prompt=FimPrompt(code[:200], "", "psm"), max_tokens=2))
+        engine.forget()
         prompt = FimPrompt(code[:SPEED_PROMPT_CHARS], "", "psm")
+        timed = time.monotonic()
         generation = engine.generate(GenerationRequest(prompt=prompt, max_tokens=SPEED_NEW_TOKENS))
-        prompt_rate = engine.prompt_rate() or generation.prompt_tokens / (generation.prompt_ms / 1000)
+        prompt_rate = generation.evaluated_tokens / max(generation.prompt_ms / 1000, 1e-3)
         written = max(generation.generated_tokens - 1, 1)
         writing = written / max(generation.generate_ms / 1000, 1e-3)
+        logger.debug("timed %s in %.1f s", path.name, time.monotonic() - timed)
         logger.info(
             "measured %s in %.1f s: prompt %.0f tokens/s, writing %.0f tokens/s",
             path.name,

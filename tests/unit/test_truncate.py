@@ -761,7 +761,7 @@ def test_workspace_snippets_come_first_in_the_repository_format():
     request = CompletionRequest(
         text, offset, "python", "orders.py", workspace=workspace_of(MONEY, asked=asked)
     )
-    completion = complete(request, Settings(), engine)
+    completion = complete(request, Settings(workspace_context=True), engine)
     assert engine.prompt.startswith(
         "<|repo_name|>shop\n<|file_sep|>app/money.py\ndef cents(amount):\n    return round(amount * 100)\n"
         "<|file_sep|>app/orders.py\n<|fim_prefix|><|fim_suffix|>"
@@ -777,7 +777,7 @@ def test_workspace_snippets_become_comments_for_a_family_without_a_repository_fo
     text, offset = ORDERS.replace(CURSOR, ""), ORDERS.index(CURSOR)
     engine = PromptRecorder("cents(order.amount)\n", True, family="codellama")
     request = CompletionRequest(text, offset, "python", "orders.py", workspace=workspace_of(MONEY))
-    complete(request, Settings(), engine)
+    complete(request, Settings(workspace_context=True), engine)
     assert (
         "# app/money.py\n# def cents(amount):\n#     return round(amount * 100)\n\nfrom app.money"
         in engine.prompt
