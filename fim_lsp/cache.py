@@ -32,6 +32,7 @@ def cache_key(
     digest = hashlib.blake2b(digest_size=16)
     shaping = (
         settings.model,
+        settings.adapter,
         settings.engine,
         settings.context_budget,
         settings.suffix_share,

@@ -68,6 +68,11 @@ class Settings:
     model: str = "qwen2.5-coder-1.5b"
     """A known model's name (see `fim-lsp models`) or the path of any GGUF file."""
 
+    adapter: str | None = None
+    """Path of a LoRA adapter (GGUF, made by `fim-lsp warmup`, or its name in fim-lsp's cache of
+    adapters) that the embedded engine applies over the model; it must have been trained on that very
+    model file. Remote engines run their own model and ignore it."""
+
     threads: int | None = attrs.field(default=None, validator=_positive)
     """CPU threads for the embedded engine; unset means one per core."""
 

@@ -779,11 +779,16 @@ def _handles_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[a
 
 @_handles_errors
 def _list_command(args: argparse.Namespace) -> int:
-    report = model_report()
+    from fim_lsp.warmup import adapters
+
+    report = adapters.attach_to_report(model_report())
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print(format_table(report))
+        listing = adapters.format_list(report)
+        if listing:
+            print(listing)
     return 0
 
 

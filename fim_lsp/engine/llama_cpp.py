@@ -144,12 +144,16 @@ class LlamaCppEngine(Engine):
         n_gpu_layers: int = -1,
         template_family: str | None = None,
         use_mmap: bool = True,
+        adapter: Path | None = None,
     ) -> None:
+        """`adapter`: a LoRA adapter in llama.cpp's GGUF format, applied over the model (llama.cpp then
+        reads the model into memory instead of mapping it)."""
         import llama_cpp
 
         route_llama_logs()
         check_gguf(model_path)
         self.model_path = model_path
+        self.adapter = adapter
         threads = n_threads or os.cpu_count() or 1
         self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
         started = time.monotonic()
@@ -163,13 +167,15 @@ class LlamaCppEngine(Engine):
                 n_gpu_layers=n_gpu_layers if self.gpu_offload else 0,
                 flash_attn=True,
                 use_mmap=use_mmap,
+                lora_path=str(adapter) if adapter else None,
                 # verbose=False keeps llama-cpp-python's prints off the process's stdout; our stdio
                 # transport does not use file descriptor 1 anyway (see cli.py), and llama.cpp's own log
                 # lines reach our logger through route_llama_logs().
                 verbose=False,
             )
         except (ValueError, RuntimeError) as exc:
-            raise ModelCorruptError(f"llama.cpp could not load {model_path}: {exc}") from exc
+            what = f"{model_path} with the adapter {adapter}" if adapter else str(model_path)
+            raise ModelCorruptError(f"llama.cpp could not load {what}: {exc}") from exc
         self.load_seconds = time.monotonic() - started
         self._interrupt: Callable[[], bool] | None = None
         self._install_abort_callback()
@@ -183,10 +189,11 @@ class LlamaCppEngine(Engine):
         self._pieces: list[bytes] | None = None
         self._starting_with: dict[bytes, list[int]] = {}
         logger.info(
-            "loaded %s in %.2f s (%s, template %s, %d threads, gpu offload %s)",
+            "loaded %s%s in %.2f s (%s, template %s, %d threads, gpu offload %s)",
             model_path.name,
+            f" with the adapter {adapter.name}" if adapter else "",
             self.load_seconds,
-            "mapped" if use_mmap else "read into memory",
+            "mapped" if use_mmap and not adapter else "read into memory",
             self.template.family,
             threads,
             self.gpu_offload,
@@ -197,6 +204,12 @@ class LlamaCppEngine(Engine):
         from fim_lsp.models import resolve_model
 
         path = resolve_model(settings.model)
+        adapter = None
+        if settings.adapter:
+            from fim_lsp.warmup.adapters import check_adapter, resolve_adapter
+
+            adapter = resolve_adapter(settings.adapter)
+            check_adapter(adapter, path)
         return cls(
             path,
             n_ctx=settings.context_size,
@@ -204,6 +217,7 @@ class LlamaCppEngine(Engine):
             n_gpu_layers=settings.gpu_layers,
             template_family=settings.engine.template,
             use_mmap=maps_safely(path),
+            adapter=adapter,
         )
 
     def _install_abort_callback(self) -> None:
