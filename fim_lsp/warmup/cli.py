@@ -88,6 +88,15 @@ def _save_sequences(path: Path, sequences: list[Any]) -> None:
 
 
 def warmup_command(args: argparse.Namespace) -> int:
+    try:
+        return _warmup(args)
+    except KeyboardInterrupt:
+        # Training handles Ctrl-C itself (it checkpoints); this is one while cutting tasks or loading.
+        _say("interrupted")
+        return 130
+
+
+def _warmup(args: argparse.Namespace) -> int:
     import attrs
 
     from fim_lsp.config import Settings
@@ -140,7 +149,7 @@ def warmup_command(args: argparse.Namespace) -> int:
         "base_sha256": base_sha256,
         "folders": [str(folder) for folder in folders],
         "held_out": {source.name: sorted(source.held_out) for source in chosen},
-        "per_kind": per_kind,
+        "per_kind": args.per_kind,
         "mix": asdict(mix),
         "order": args.order,
         "context_budget": settings.context_budget,

@@ -45,13 +45,11 @@ class AdapterRecord:
 
 def base_architecture(model_path: Path) -> tuple[str, int]:
     """The GGUF architecture name and block count of a model file."""
-    import gguf
+    from fim_lsp.warmup.gguf_file import read_header
 
-    reader = gguf.GGUFReader(str(model_path))
-    field = reader.fields["general.architecture"]
-    architecture = bytes(field.parts[field.data[0]]).decode()
-    blocks = reader.fields[f"{architecture}.block_count"]
-    return architecture, int(blocks.parts[blocks.data[0]][0])
+    metadata = read_header(model_path, tensors=False).metadata
+    architecture = str(metadata["general.architecture"])
+    return architecture, int(metadata[f"{architecture}.block_count"])
 
 
 def gguf_names(module_names: list[str], architecture: str, blocks: int) -> dict[str, str]:

@@ -130,7 +130,11 @@ def with_lora(base: Any, config: TrainConfig) -> Any:
     from peft import LoraConfig, get_peft_model
 
     if config.gradient_checkpointing:
-        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        options = {"use_reentrant": False}
+        if hasattr(base, "activation_checkpointing_enable"):  # transformers 5's name for it
+            base.activation_checkpointing_enable(activation_checkpointing_kwargs=options)
+        else:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=options)
     lora = LoraConfig(
         r=config.rank,
         lora_alpha=config.alpha,

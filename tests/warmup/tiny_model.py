@@ -18,7 +18,11 @@ KV_HEADS = 2
 FFN = 128
 
 _TOKENIZER_STRINGS = ("tokenizer.ggml.model", "tokenizer.ggml.pre")
-_TOKENIZER_IDS = ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.padding_token_id", "tokenizer.ggml.bos_token_id")
+_TOKENIZER_IDS = (
+    "tokenizer.ggml.eos_token_id",
+    "tokenizer.ggml.padding_token_id",
+    "tokenizer.ggml.bos_token_id",
+)
 
 
 def write_tiny_qwen2(path: Path, vocabulary_from: Path, seed: int) -> Path:
