@@ -87,39 +87,47 @@ def write_adapter(
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     writer = gguf.GGUFWriter(str(temporary), arch=architecture)
     try:
-        writer.add_string(adapters.GENERAL_TYPE, "adapter")
-        writer.add_string(adapters.ADAPTER_TYPE, "lora")
-        writer.add_float32(adapters.LORA_ALPHA, float(record.alpha))
-        text: dict[str, Any] = {
-            adapters.BASE_SHA256: record.base_sha256,
-            adapters.BASE_NAME: record.base_name,
-            adapters.FIM_ORDER: record.fim_order,
-            adapters.SOURCES: record.sources,
-            adapters.CREATED: datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-        for key, value in text.items():
-            writer.add_string(key, value)
-        for key, number in (
-            (adapters.RANK, record.rank),
-            (adapters.CONTEXT_BUDGET, record.context_budget),
-            (adapters.STEPS, record.steps),
-            (adapters.TOKENS, record.tokens),
-        ):
-            writer.add_uint64(key, int(number))
-        for module in sorted(lora):
-            a, b = lora[module]
-            if a.shape[0] != b.shape[1]:
-                raise ValueError(f"{module}: A is {a.shape} and B {b.shape}; their ranks differ")
-            writer.add_tensor(f"{names[module]}.lora_a", np.ascontiguousarray(a, dtype=np.float32))
-            writer.add_tensor(f"{names[module]}.lora_b", np.ascontiguousarray(b, dtype=np.float32))
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-    finally:
+        _write(writer, lora, names, record)
         writer.close()
-    try:
         os.replace(temporary, path)
-    except OSError:
+    finally:
+        writer.close()  # a second close does nothing
         temporary.unlink(missing_ok=True)
-        raise
     return path
+
+
+def _write(
+    writer: Any,
+    lora: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    names: dict[str, str],
+    record: AdapterRecord,
+) -> None:
+    """llama.cpp's adapter keys, ours, then the tensors."""
+    writer.add_string(adapters.GENERAL_TYPE, "adapter")
+    writer.add_string(adapters.ADAPTER_TYPE, "lora")
+    writer.add_float32(adapters.LORA_ALPHA, float(record.alpha))
+    text: dict[str, Any] = {
+        adapters.BASE_SHA256: record.base_sha256,
+        adapters.BASE_NAME: record.base_name,
+        adapters.FIM_ORDER: record.fim_order,
+        adapters.SOURCES: record.sources,
+        adapters.CREATED: datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    for key, value in text.items():
+        writer.add_string(key, value)
+    for key, number in (
+        (adapters.RANK, record.rank),
+        (adapters.CONTEXT_BUDGET, record.context_budget),
+        (adapters.STEPS, record.steps),
+        (adapters.TOKENS, record.tokens),
+    ):
+        writer.add_uint64(key, int(number))
+    for module in sorted(lora):
+        a, b = lora[module]
+        if a.shape[0] != b.shape[1]:
+            raise ValueError(f"{module}: A is {a.shape} and B {b.shape}; their ranks differ")
+        writer.add_tensor(f"{names[module]}.lora_a", np.ascontiguousarray(a, dtype=np.float32))
+        writer.add_tensor(f"{names[module]}.lora_b", np.ascontiguousarray(b, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()

@@ -350,6 +350,7 @@ def train(
                 )
             if state.step % config.save_every == 0 or state.step == config.steps:
                 save_checkpoint(work_dir, model, optimizer, state)
-    if load_checkpoint(work_dir) is None or load_checkpoint(work_dir)[0].step != state.step:  # type: ignore[index]
+    saved = load_checkpoint(work_dir)
+    if saved is None or saved[0].step != state.step:
         save_checkpoint(work_dir, model, optimizer, state)
     return TrainResult(state, stopped_by, peak_memory_mb(device), device, lora_weights(model))
