@@ -33,20 +33,18 @@ def _duration(seconds: float) -> str:
 
 
 class ProgressLine:
-    """One updating line on a terminal, else a line every `every` steps: step, loss, speed, ETA."""
+    """One updating line on a terminal, else a line every `every` steps: step, loss, speed, ETA (from
+    the median of the recent steps: sequences differ in length, and a suspended run must not skew it)."""
 
-    def __init__(self, every: int = 1) -> None:
+    def __init__(self, every: int = 1, window: int = 10) -> None:
         self.tty = sys.stderr.isatty()
         self.every = every
-        self.started_at: int | None = None
-        self.started = time.monotonic()
+        self.recent: list[float] = []
+        self.window = window
 
     def __call__(self, progress: Any) -> None:
-        if self.started_at is None:
-            self.started_at = progress.step - 1
-            self.started = time.monotonic() - progress.step_seconds
-        done = progress.step - self.started_at
-        per_step = (time.monotonic() - self.started) / max(1, done)
+        self.recent = [*self.recent[-(self.window - 1) :], progress.step_seconds]
+        per_step = sorted(self.recent)[len(self.recent) // 2]
         line = (
             f"step {progress.step}/{progress.steps}  loss {progress.loss:.3f}  "
             f"{progress.tokens:,} tokens  {progress.step_seconds:.1f} s/step  "

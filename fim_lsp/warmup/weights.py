@@ -108,7 +108,6 @@ def load_model(model_path: Path, dtype: str = "float32", device: str = "cpu") ->
         model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
     names = gguf_name_map(architecture, blocks)
     data = np.memmap(model_path, dtype=np.uint8, mode="r")
-    loaded = set()
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if config.tie_word_embeddings and name == "lm_head.weight":
@@ -119,8 +118,10 @@ def load_model(model_path: Path, dtype: str = "float32", device: str = "cpu") ->
             values = read_tensor(data, header.tensors[gguf_name])
             if tuple(values.shape) != tuple(parameter.shape):
                 raise ValueError(f"{gguf_name} is {values.shape}; {name} wants {tuple(parameter.shape)}")
-            parameter.copy_(torch.from_numpy(np.array(values, dtype=np.float32)))
-            loaded.add(name)
+            if not values.flags.writeable:  # a view of the mapped file (F32 tensors): torch wants its own
+                values = values.copy()
+            parameter.copy_(torch.from_numpy(values))
+            del values  # one de-quantized tensor at a time (the embeddings alone are 545 MB in float32)
     if config.tie_word_embeddings:
         model.tie_weights()
     return model.to(device)
