@@ -100,6 +100,7 @@ def test_llama_cpp_applies_the_exported_adapter_as_transformers_applies_the_lora
     from fim_lsp.warmup.weights import load_model
 
     model_path = tiny_models[0]
+    torch.set_num_threads(1)
     torch.manual_seed(3)
     config = TrainConfig(rank=4, alpha=8, dropout=0.0, gradient_checkpointing=False, dtype="float32")
     model = with_lora(load_model(model_path), config)
