@@ -62,8 +62,8 @@ doctor: setup ## check the set-up
 	$(BIN)/fim-lsp doctor --model $(MODEL)
 
 .PHONY: bench
-bench: model test-model ## completion quality on the FIM benchmarks (BENCH_DIR, default ../shared/benchmarks)
-	$(BIN)/fim-lsp bench quality $${BENCH_DIR:-../shared/benchmarks} --limit $${BENCH_LIMIT:-40} \
+bench: model test-model ## completion quality on HumanEval-infilling (shipped); BENCH_DIR=folder adds SantaCoder-FIM
+	$(BIN)/fim-lsp bench quality $${BENCH_DIR} --limit $${BENCH_LIMIT:-40} \
 		--model $(TEST_MODEL) --model $(MODEL)
 
 .PHONY: clean

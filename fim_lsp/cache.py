@@ -20,7 +20,7 @@ from fim_lsp.config import Settings
 
 def context_window(settings: Settings) -> int:
     """Characters each side of the cursor that can reach a prompt: generously 8 per budgeted token."""
-    return settings.context_budget * 8
+    return settings.budget_cap * 8
 
 
 def cache_key(
@@ -34,7 +34,7 @@ def cache_key(
         settings.model,
         settings.adapter,
         settings.engine,
-        settings.context_budget,
+        settings.budget_cap,
         settings.suffix_share,
         settings.max_new_tokens,
         settings.fim_order,

@@ -8,6 +8,7 @@ stdout can never corrupt a message.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -70,8 +71,8 @@ def parse_position(text: str) -> tuple[int, int]:
 
 
 def complete_command(args: argparse.Namespace) -> int:
+    from fim_lsp.completion import CompletionRequest
     from fim_lsp.config import Settings, parse_settings
-    from fim_lsp.pipeline import CompletionRequest
     from fim_lsp.service import CompletionService
 
     path = Path(args.file)
@@ -105,7 +106,7 @@ def complete_command(args: argparse.Namespace) -> int:
                 {
                     "text": completion.text,
                     "shape": completion.shape.value,
-                    "reason": completion.reason,
+                    "reason": completion.why,
                     "timings_ms": completion.timings_ms,
                 }
             )
@@ -113,7 +114,7 @@ def complete_command(args: argparse.Namespace) -> int:
     elif completion.text is not None:
         print(completion.text)
     else:
-        print(f"fim-lsp: no completion ({completion.reason})", file=sys.stderr)
+        print(f"fim-lsp: no completion ({completion.why})", file=sys.stderr)
         return 1
     return 0
 
@@ -137,10 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("--json", action="store_true", help="print the result as JSON")
     complete.set_defaults(handler=complete_command)
 
-    from fim_lsp import doctor, models
+    from fim_lsp import doctor
+    from fim_lsp.models import cli as models_cli
 
     doctor.register_cli(commands)
-    models.register_cli(commands)
+    models_cli.register_cli(commands)
     bench = commands.add_parser("bench", help="measure completion quality or latency")
     bench_commands = bench.add_subparsers(title="benchmarks", metavar="BENCHMARK", required=True)
     from fim_lsp.bench import latency, quality, workspace
@@ -159,13 +161,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.verbose, args.log_file)
-    started = time.monotonic()
     try:
-        return args.handler(args)
-    finally:
-        logger.debug("%s finished in %.2f s", args.handler.__name__, time.monotonic() - started)
+        args = build_parser().parse_args(argv)
+        setup_logging(args.verbose, args.log_file)
+        started = time.monotonic()
+        try:
+            return args.handler(args)
+        finally:
+            logger.debug("%s finished in %.2f s", args.handler.__name__, time.monotonic() - started)
+            # Written out here, where a reader that went away is still ours to handle.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        return reader_went_away()
+
+
+def reader_went_away() -> int:
+    """Stop quietly when whoever reads our output closed it (`fim-lsp models --json | head`): what is
+    left to write goes nowhere, so that the interpreter's own flush at exit does not fail again."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 1
 
 
 if __name__ == "__main__":

@@ -19,6 +19,11 @@ EngineKind = Literal["embedded", "llama-server", "openai", "ollama"]
 FimOrder = Literal["auto", "psm", "psm-line", "spm"]
 LogLevel = Literal["trace", "debug", "info", "warning", "error"]
 
+#: Tokens of prefix and suffix a prompt takes when the context budget is left to the machine's speed:
+#: more than this added little on the benchmarks, and costs every prompt the cache does not hold.
+MAX_CONTEXT_BUDGET = 1536
+AUTO_MODEL = "auto"
+
 
 def _positive(_instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if value is not None and value <= 0:
@@ -65,8 +70,10 @@ class EngineSettings:
 class Settings:
     """Everything a user can set, with the defaults used when they set nothing."""
 
-    model: str = "qwen2.5-coder-1.5b"
-    """A known model's name (see `fim-lsp models`) or the path of any GGUF file."""
+    model: str = AUTO_MODEL
+    """A known model's name (see `fim-lsp models`), the path of any GGUF file, or `auto`: the best
+    installed model whose prompts this machine evaluates in time (measured once per model, llama.cpp
+    build and CPU; `fim-lsp doctor` says what was chosen and why)."""
 
     adapter: str | None = None
     """Path of a LoRA adapter (GGUF, made by `fim-lsp warmup`, or its name in fim-lsp's cache of
@@ -82,8 +89,9 @@ class Settings:
     context_size: int = attrs.field(default=4096, validator=_positive)
     """The model's context window in tokens (llama.cpp's n_ctx)."""
 
-    context_budget: int = attrs.field(default=1536, validator=_positive)
-    """Tokens of prefix and suffix put in a prompt (workspace snippets come on top)."""
+    context_budget: int | None = attrs.field(default=None, validator=_positive)
+    """Tokens of prefix and suffix put in a prompt (workspace snippets come on top). Unset: as many as
+    this machine evaluates within the time budget, measured as it works, up to 1536."""
 
     suffix_share: float = attrs.field(default=0.25, validator=_share)
     """Share of the context budget given to the text after the cursor."""
@@ -93,6 +101,11 @@ class Settings:
 
     time_budget_ms: int = attrs.field(default=15000, validator=_positive)
     """Wall time a request may take; when it runs out the server answers with what is whole so far."""
+
+    prompt_memory_mb: int = attrs.field(default=256, validator=_positive)
+    """Megabytes of llama.cpp's KV cache, where the embedded engine keeps evaluated prompts (up to
+    four: the places and files the user worked in last) so that coming back to one evaluates only what
+    changed. At least one prompt's context is kept whatever this says."""
 
     cache_memory_mb: int = attrs.field(default=4, validator=_not_negative)
     """Megabytes the completion cache's keys and answers may take; the least recently used go first
@@ -108,7 +121,12 @@ class Settings:
     """After an answer is shown, compute the completion that follows its acceptance while the user reads
     it, so that accepting it is answered from the cache. It runs on the model's one worker, below the
     protocol's priority, and any newer request that needs the model stops it (on by default since the
-    latency replay measured it: see README)."""
+    latency replay measured it: see docs/design/typing-latency.md)."""
+
+    alternatives: int = attrs.field(default=3, validator=_positive)
+    """Suggestions offered when the user asks for them or for the next one (1: only the first). The
+    others are middles the model writes from its next likeliest first tokens, after the first middle,
+    which they never delay."""
 
     fim_order: FimOrder = "auto"
     """`psm` (prefix, suffix, middle), `psm-line` (PSM with the cursor's line at the start of the middle,
@@ -130,12 +148,18 @@ class Settings:
     engine: EngineSettings = attrs.field(factory=EngineSettings)
     """Where the model runs."""
 
+    @property
+    def budget_cap(self) -> int:
+        """The most tokens of prefix and suffix a prompt takes: the setting, or its default bound."""
+        return self.context_budget or MAX_CONTEXT_BUDGET
+
     def enables(self, language_id: str) -> bool:
         """Whether completion is on for documents of this LSP language id."""
         return "*" in self.enabled_languages or language_id in self.enabled_languages
 
 
-def _camel(name: str) -> str:
+def camel_case(name: str) -> str:
+    """A setting's name as clients send it: `context_budget` -> `contextBudget`."""
     head, *rest = name.split("_")
     return head + "".join(part.capitalize() for part in rest)
 
@@ -172,7 +196,7 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(float, strict_float)
     converter.register_structure_hook(str, strict_str)
     for cls in (EngineSettings, Settings):
-        renames: dict[str, Any] = {a.name: override(rename=_camel(a.name)) for a in attrs.fields(cls)}
+        renames: dict[str, Any] = {a.name: override(rename=camel_case(a.name)) for a in attrs.fields(cls)}
         converter.register_structure_hook(cls, make_dict_structure_fn(cls, converter, **renames))
         converter.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, converter, **renames))
     return converter
@@ -197,10 +221,10 @@ def _parse_object(cls: type, raw: Any, base: Any, where: str, problems: list[str
     if not isinstance(raw, dict):
         problems.append(f"{where or 'settings'}: expected an object, not {raw!r}")
         return base
-    by_wire_name = {_camel(f.name): f for f in attrs.fields(cls)}
+    by_wire_name = {camel_case(f.name): f for f in attrs.fields(cls)}
     changes: dict[str, Any] = {}
     for key, value in raw.items():
-        field = by_wire_name.get(key) or by_wire_name.get(_camel(_snake(key)))
+        field = by_wire_name.get(key) or by_wire_name.get(camel_case(_snake(key)))
         path = f"{where}.{key}" if where else key
         if field is None:
             problems.append(f"{path}: unknown setting, ignored")

@@ -22,7 +22,7 @@ inside of (text above the cursor, which typing at the cursor does not regroup), 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -249,6 +249,128 @@ def _import_rows(lines: _Lines, syntax: DocumentSyntax | None, before_row: int) 
     return found
 
 
+class _Rows:
+    """The rows a cut can take, each row's cost in tokens (counted once), and filling a token allowance
+    outward from the cursor with whole rows."""
+
+    def __init__(self, lines: _Lines, budget: int, count_tokens: Callable[[str], int]) -> None:
+        self.lines = lines
+        self.budget = budget
+        self.count_tokens = count_tokens
+        self._costs: dict[int, int] = {}
+
+    def cost(self, row: int) -> int:
+        if row not in self._costs:
+            line = self.lines.line(row)
+            fits = len(line) <= self.budget * MAX_CHARS_PER_TOKEN
+            self._costs[row] = self.count_tokens(line) if fits else self.budget + 1
+        return self._costs[row]
+
+    def costs(self, rows: Iterable[int]) -> int:
+        return sum(self.cost(row) for row in rows)
+
+    def fill_above(self, allowance: int, allowed: set[int] | None) -> tuple[int, int]:
+        """The earliest allowed row (any row when `allowed` is None) whose lines down to the cursor fit
+        `allowance`, and their cost; whole lines when not even the nearest allowed row fits."""
+        cursor_row = self.lines.cursor_row
+        used, best, best_used = 0, cursor_row, 0
+        for row in range(cursor_row - 1, self.lines.first_row - 1, -1):
+            used += self.cost(row)
+            if used > allowance:
+                break
+            if allowed is None or row in allowed:
+                best, best_used = row, used
+        if best == cursor_row and allowed is not None:
+            return self.fill_above(allowance, None)
+        return best, best_used
+
+    def fill_below(self, allowance: int, allowed: set[int] | None) -> tuple[int, int]:
+        """The last allowed row after the cursor whose lines fit `allowance`, and their cost."""
+        cursor_row = self.lines.cursor_row
+        used, best, best_used = 0, cursor_row, 0
+        for row in range(cursor_row + 1, self.lines.last_row + 1):
+            used += self.cost(row)
+            if used > allowance:
+                break
+            if allowed is None or row in allowed:
+                best, best_used = row, used
+        if best == cursor_row and allowed is not None:
+            return self.fill_below(allowance, None)
+        return best, best_used
+
+
+def _long_line_context(
+    text: str, offset: int, line_start: int, line_end: int, budget: int, suffix_share: float
+) -> PromptContext:
+    """The cursor's line alone is far over the budget: it cannot be kept whole, and counting its tokens
+    would take seconds per keystroke. The prompt is the line around the cursor, by characters."""
+    room = budget * LONG_LINE_CHARS_PER_TOKEN
+    after = min(line_end - offset, int(room * suffix_share))
+    before = min(offset - line_start, room - after)
+    after = min(line_end - offset, room - before)
+    return PromptContext(
+        text[offset - before : offset], text[offset : offset + after], offset - before, offset + after
+    )
+
+
+def _pinned_rows(
+    rows: _Rows, syntax: DocumentSyntax | None, headers: list[int], prefix_allowance: int
+) -> tuple[list[int], int]:
+    """Imports and headers reserved above the window, and their cost: they are few, and they say what the
+    window cannot."""
+    pinned_rows: list[int] = []
+    pinned_cost = 0
+    import_allowance = int(prefix_allowance * IMPORTS_SHARE)
+    for first, last in _import_rows(rows.lines, syntax, rows.lines.cursor_row):
+        span = range(first, last + 1)
+        span_cost = rows.costs(span)
+        if pinned_cost + span_cost > import_allowance:
+            break
+        pinned_rows += span
+        pinned_cost += span_cost
+    for row in headers:
+        if row not in pinned_rows and pinned_cost + rows.cost(row) <= prefix_allowance // 2:
+            pinned_rows.append(row)
+            pinned_cost += rows.cost(row)
+    return pinned_rows, pinned_cost
+
+
+def _prefix_window(
+    rows: _Rows,
+    syntax: DocumentSyntax | None,
+    starts: list[int],
+    pinned: tuple[list[int], int],
+    prefix_allowance: int,
+) -> tuple[int, int, list[int], int]:
+    """Where the window before the cursor starts, what it costs, the pinned rows kept above it, and the
+    first row of code (the top of what can be seen)."""
+    lines, cursor_row = rows.lines, rows.lines.cursor_row
+    pinned_rows, pinned_cost = pinned
+    start_row, prefix_used = rows.fill_above(prefix_allowance - pinned_cost, set(starts))
+    kept = sorted(row for row in set(pinned_rows) if row < start_row)
+    if len(kept) < len(pinned_rows):
+        # Some reserved rows fell inside the window: what they reserved buys more window.
+        start_row, prefix_used = rows.fill_above(prefix_allowance - rows.costs(kept), set(starts))
+        kept = sorted(row for row in set(pinned_rows) if row < start_row)
+    # Blank lines at the head of what can be seen are not text the window could reach: a window that
+    # reaches the first line of code has reached the top (and must not be moved down the grid).
+    top = next((row for row in range(lines.first_row, cursor_row) if not lines.blank(row)), cursor_row)
+    anchored = _anchored_start(start_row, starts, cursor_row, top)
+    if anchored != start_row:
+        prefix_used -= rows.costs(range(start_row, anchored))
+        start_row = anchored
+        kept = sorted(row for row in set(pinned_rows) if row < start_row)
+    if syntax is not None:
+        opening = literal_start_row(syntax, start_row, len(lines.indentation(start_row)))
+        if opening is not None and opening not in kept:
+            # Indentation cannot tell a docstring's lines from code at the same depth, so the window may
+            # start inside one. Without its opening line the model would read the rest of the file inside
+            # out (the closing quotes opening a string), and the truncation, which parses the same text,
+            # would drop middles that are fine; with it, the docstring's last lines keep their meaning.
+            kept = sorted([*kept, opening])
+    return start_row, prefix_used, kept, top
+
+
 def cut_context(
     text: str,
     offset: int,
@@ -270,15 +392,7 @@ def cut_context(
     cursor_row = lines.cursor_row
     line_start, line_end = lines.start(cursor_row), lines.start(cursor_row + 1)
     if line_end - line_start > budget * MAX_CHARS_PER_TOKEN:
-        # The cursor's line alone is far over the budget: it cannot be kept whole, and counting its
-        # tokens would take seconds per keystroke. The prompt is the line around the cursor, by characters.
-        room = budget * LONG_LINE_CHARS_PER_TOKEN
-        after = min(line_end - offset, int(room * suffix_share))
-        before = min(offset - line_start, room - after)
-        after = min(line_end - offset, room - before)
-        return PromptContext(
-            text[offset - before : offset], text[offset : offset + after], offset - before, offset + after
-        )
+        return _long_line_context(text, offset, line_start, line_end, budget, suffix_share)
     # The cursor's line changes with every keystroke: charging the part before the cursor in steps of
     # CURSOR_LINE_STEP tokens, not exactly, keeps the cuts (and the start of the prompt) where they were
     # while the user types. The part after the cursor does not change as they type; it is the
@@ -287,105 +401,32 @@ def cut_context(
     line_before_cost = -(-count_tokens(text[line_start:offset]) // step) * step
     line_after_cost = count_tokens(text[offset:line_end])
     remaining = max(budget - line_before_cost - line_after_cost, 0)
-    lowest, highest = lines.first_row, lines.last_row
     if syntax is not None and syntax.text != text:
         syntax = None  # a tree of another version of the text would point at the wrong rows
-
-    costs: dict[int, int] = {}
-
-    def cost(row: int) -> int:
-        if row not in costs:
-            line = lines.line(row)
-            costs[row] = count_tokens(line) if len(line) <= budget * MAX_CHARS_PER_TOKEN else budget + 1
-        return costs[row]
-
-    def fill_above(allowance: int, allowed: set[int] | None) -> tuple[int, int]:
-        """The earliest allowed row (any row when `allowed` is None) whose lines down to the cursor fit
-        `allowance`, and their cost; whole lines when not even the nearest allowed row fits."""
-        used, best, best_used = 0, cursor_row, 0
-        for row in range(cursor_row - 1, lowest - 1, -1):
-            used += cost(row)
-            if used > allowance:
-                break
-            if allowed is None or row in allowed:
-                best, best_used = row, used
-        if best == cursor_row and allowed is not None:
-            return fill_above(allowance, None)
-        return best, best_used
-
-    def fill_below(allowance: int, allowed: set[int] | None) -> tuple[int, int]:
-        """The last allowed row after the cursor whose lines fit `allowance`, and their cost."""
-        used, best, best_used = 0, cursor_row, 0
-        for row in range(cursor_row + 1, highest + 1):
-            used += cost(row)
-            if used > allowance:
-                break
-            if allowed is None or row in allowed:
-                best, best_used = row, used
-        if best == cursor_row and allowed is not None:
-            return fill_below(allowance, None)
-        return best, best_used
-
-    starts, headers = _window_starts(lines, cursor_row, lowest)
-    ends = set(_window_ends(lines, cursor_row, highest))
+    rows = _Rows(lines, budget, count_tokens)
+    starts, headers = _window_starts(lines, cursor_row, lines.first_row)
+    ends = set(_window_ends(lines, cursor_row, lines.last_row))
 
     suffix_allowance = max(int(budget * suffix_share) - line_after_cost, 0)
-    end_row, suffix_used = fill_below(suffix_allowance, ends)
+    end_row, suffix_used = rows.fill_below(suffix_allowance, ends)
     prefix_allowance = max(remaining - suffix_used, 0)
-
-    # Imports and headers are reserved first: they are few, and they say what the window cannot.
-    pinned_rows: list[int] = []
-    pinned_cost = 0
-    import_allowance = int(prefix_allowance * IMPORTS_SHARE)
-    for first, last in _import_rows(lines, syntax, cursor_row):
-        rows = range(first, last + 1)
-        rows_cost = sum(cost(row) for row in rows)
-        if pinned_cost + rows_cost > import_allowance:
-            break
-        pinned_rows += rows
-        pinned_cost += rows_cost
-    for row in headers:
-        if row not in pinned_rows and pinned_cost + cost(row) <= prefix_allowance // 2:
-            pinned_rows.append(row)
-            pinned_cost += cost(row)
-
-    start_row, prefix_used = fill_above(prefix_allowance - pinned_cost, set(starts))
-    kept = sorted(row for row in set(pinned_rows) if row < start_row)
-    if len(kept) < len(pinned_rows):
-        # Some reserved rows fell inside the window: what they reserved buys more window.
-        start_row, prefix_used = fill_above(prefix_allowance - sum(cost(row) for row in kept), set(starts))
-        kept = sorted(row for row in set(pinned_rows) if row < start_row)
-    # Blank lines at the head of what can be seen are not text the window could reach: a window that
-    # reaches the first line of code has reached the top (and must not be moved down the grid).
-    top = next((row for row in range(lowest, cursor_row) if not lines.blank(row)), cursor_row)
-    anchored = _anchored_start(start_row, starts, cursor_row, top)
-    if anchored != start_row:
-        prefix_used -= sum(cost(row) for row in range(start_row, anchored))
-        start_row = anchored
-        kept = sorted(row for row in set(pinned_rows) if row < start_row)
-    if syntax is not None:
-        opening = literal_start_row(syntax, start_row, len(lines.indentation(start_row)))
-        if opening is not None and opening not in kept:
-            # Indentation cannot tell a docstring's lines from code at the same depth, so the window may
-            # start inside one. Without its opening line the model would read the rest of the file inside
-            # out (the closing quotes opening a string), and the truncation, which parses the same text,
-            # would drop middles that are fine; with it, the docstring's last lines keep their meaning.
-            kept = sorted([*kept, opening])
-    leftover = prefix_allowance - prefix_used - sum(cost(row) for row in kept)
+    pinned = _pinned_rows(rows, syntax, headers, prefix_allowance)
+    start_row, prefix_used, kept, top = _prefix_window(rows, syntax, starts, pinned, prefix_allowance)
+    leftover = prefix_allowance - prefix_used - rows.costs(kept)
     # What the prefix leaves shrinks with every keystroke; counted in whole steps, the suffix's cut
     # moves once per step typed, not once per character.
     leftover = leftover // LEFTOVER_STEP * LEFTOVER_STEP
-    if start_row <= top and leftover > 0 and end_row < highest:
+    if start_row <= top and leftover > 0 and end_row < lines.last_row:
         # The prefix reached the top of the file: what it left over extends the suffix.
-        end_row, suffix_used = fill_below(suffix_used + leftover, ends)
+        end_row, suffix_used = rows.fill_below(suffix_used + leftover, ends)
 
     window_start = lines.start(start_row)
-    pinned = "".join(lines.line(row) for row in kept)
+    pinned_text = "".join(lines.line(row) for row in kept)
     suffix_end = lines.start(end_row + 1) if end_row > cursor_row else line_end
     return PromptContext(
-        prefix=pinned + text[window_start:offset],
+        prefix=pinned_text + text[window_start:offset],
         suffix=text[offset:suffix_end],
         prefix_start=window_start,
         suffix_end=suffix_end,
-        pinned=pinned,
+        pinned=pinned_text,
     )

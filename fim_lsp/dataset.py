@@ -27,8 +27,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from fim_lsp.holes import cut, line_starts
 from fim_lsp.prompt import RepoFile
 from fim_lsp.syntax import LANGUAGES, DocumentSyntax, inside_comment_or_string
+from fim_lsp.syntax.lines import indent_chars
 from fim_lsp.workspace import symbols
 
 logger = logging.getLogger(__name__)
@@ -110,18 +112,6 @@ def read_tasks(path: Path) -> list[DatasetTask]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" \t"))
-
-
-def _line_starts(lines: Sequence[str]) -> list[int]:
-    starts, offset = [], 0
-    for line in lines:
-        starts.append(offset)
-        offset += len(line) + 1
-    return starts
-
-
 def code_line(line: str) -> bool:
     """Whether a line is code worth cutting out: long enough, not a comment, import or lone bracket, nor
     a bare name (as in the middle of a bracketed import list or enumeration)."""
@@ -141,16 +131,16 @@ def multi_line_holes(lines: Sequence[str], rng: random.Random) -> list[tuple[int
     for first, line in enumerate(lines):
         if not code_line(line):
             continue
-        level = _indent(line)
+        level = indent_chars(line)
         length = rng.randint(2, 5)
         last = first + length - 1
         if last >= len(lines):
             continue
         run = lines[first : last + 1]
-        if any(not r.strip() or _indent(r) < level for r in run) or _indent(run[-1]) != level:
+        if any(not r.strip() or indent_chars(r) < level for r in run) or indent_chars(run[-1]) != level:
             continue
         following = next((r for r in lines[last + 1 :] if r.strip()), "")
-        if following and _indent(following) > level:
+        if following and indent_chars(following) > level:
             continue
         holes.append((first, last))
     return holes
@@ -182,20 +172,13 @@ def _import_row(line: str) -> bool:
     return bool(_IMPORT_ROW.match(line) or _BARE_NAME.match(line.strip()))
 
 
-def cut(text: str, lines: Sequence[str], first: int, last: int) -> tuple[str, str, str]:
-    """Prefix, middle and suffix for rows `first`..`last`: the middle runs from the first row's
-    indentation to the end of the last row (its line break stays in the suffix)."""
-    starts = _line_starts(lines)
-    begin = starts[first] + _indent(lines[first])
-    end = starts[last] + len(lines[last])
-    return text[:begin], text[begin:end], text[end:]
-
-
 def random_span(text: str, lines: Sequence[str], row: int, rng: random.Random) -> tuple[str, str, str]:
     """A random stretch of one to three lines' characters starting on `row` (never only whitespace)."""
-    starts = _line_starts(lines)
+    starts = line_starts(lines)
     last = min(len(lines) - 1, row + rng.randint(0, 2))
-    begin = starts[row] + rng.randint(_indent(lines[row]), max(_indent(lines[row]), len(lines[row]) - 1))
+    begin = starts[row] + rng.randint(
+        indent_chars(lines[row]), max(indent_chars(lines[row]), len(lines[row]) - 1)
+    )
     end_row_start = starts[last]
     end = rng.randint(max(begin + 1, end_row_start), end_row_start + len(lines[last]))
     return text[:begin], text[begin:end], text[end:]
@@ -312,13 +295,15 @@ def _candidates(
                 )
 
             tree = DocumentSyntax(entry.language, text) if entry.language in LANGUAGES else None
-            starts = _line_starts(lines)
+            starts = line_starts(lines)
             used_above: set[str] = set()
             rows = []
             for row, line in enumerate(lines):
                 if _import_row(line):
                     continue
-                if tree is not None and inside_comment_or_string(tree, text, starts[row] + _indent(line) + 1):
+                if tree is not None and inside_comment_or_string(
+                    tree, text, starts[row] + indent_chars(line) + 1
+                ):
                     continue  # a docstring's, comment's or string's line: prose, neither hole nor use
                 if code_line(line) and cross_file_names(line, imported, defined_here, elsewhere, used_above):
                     rows.append((row, row))

@@ -11,6 +11,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fim_lsp import __version__
@@ -46,15 +47,40 @@ def _check_llama() -> list[Check]:
 
 
 def _check_model(model: str) -> list[Check]:
+    from fim_lsp.config import AUTO_MODEL, Settings
     from fim_lsp.errors import FimError
+    from fim_lsp.fit import choose_model
     from fim_lsp.models import resolve_model
 
     try:
         started = time.monotonic()
+        if model == AUTO_MODEL:
+            model = choose_model(Settings(), measure=False).model
         path = resolve_model(model)
     except FimError as exc:
         return [("FAIL", "model", str(exc))]
     return [("ok", "model", f"{model}: {path} (verified, {time.monotonic() - started:.1f} s)")]
+
+
+def _check_choice(model: str) -> list[Check]:
+    """What `auto` loads here and why, from the measured speeds (timing each installed model once)."""
+    from fim_lsp.config import AUTO_MODEL, Settings
+    from fim_lsp.errors import FimError
+    from fim_lsp.fit import choose_model, installed_models, speed_of
+
+    settings = Settings(model=model)
+    try:
+        choice = choose_model(settings)
+        speeds = []
+        for manifest in installed_models():
+            speed = speed_of(manifest, settings.threads, measure=False)
+            if speed is not None:
+                speeds.append(f"{manifest.name} {speed.prompt:.0f}/{speed.writing:.0f}")
+    except FimError as exc:
+        return [("FAIL", "model choice", str(exc))]
+    measured = f" (prompt/writing tokens a second: {', '.join(speeds)})" if speeds else ""
+    what = "chosen for this machine" if model == AUTO_MODEL else "named"
+    return [("ok", "model choice", f"{choice.model} {what}: {choice.reason}{measured}")]
 
 
 def _check_template(model: str) -> list[Check]:
@@ -63,7 +89,7 @@ def _check_template(model: str) -> list[Check]:
     from fim_lsp.errors import FimError
 
     try:
-        engine = LlamaCppEngine.from_settings(Settings(model=model, context_size=1024))
+        engine = LlamaCppEngine.from_settings(Settings(model=model, context_size=1024, prompt_memory_mb=1))
     except FimError as exc:
         return [("FAIL", "model loads", str(exc))]
     try:
@@ -71,8 +97,8 @@ def _check_template(model: str) -> list[Check]:
         loads: Check = (
             "ok",
             "model loads",
-            f"{facts['load_seconds']} s, FIM template {facts['template']}, "
-            f"gpu offload {'on' if facts['gpu_offload'] else 'off'}",
+            f"{Path(str(facts['model'])).name} in {facts['load_seconds']} s, "
+            f"FIM template {facts['template']}, gpu offload {'on' if facts['gpu_offload'] else 'off'}",
         )
         return [loads, _check_speed(engine, model)]
     finally:
@@ -87,9 +113,10 @@ def _check_speed(engine: Engine, model: str) -> Check:
     from fim_lsp.config import Settings
     from fim_lsp.engine.base import GenerationRequest
     from fim_lsp.models import fast_model
+    from fim_lsp.prompt import FimPrompt
 
     code = resources.files("fim_lsp").joinpath("data/replay/jobs.py").read_text("utf-8")
-    prompt = engine.template.render(code[:SPEED_PROMPT_CHARS], "", "psm")
+    prompt = FimPrompt(code[:SPEED_PROMPT_CHARS], "", "psm")
     generation = engine.generate(
         GenerationRequest(prompt=prompt, max_tokens=SPEED_NEW_TOKENS, reuse_cache=False)
     )
@@ -113,32 +140,45 @@ def speed_estimate(
     fast: str,
     model: str,
 ) -> Check:
-    """The speed line of doctor's report from one timed generation: rates, what a cold prompt of the
-    settings' budget and a one-line answer would take, and a warning when a cold prompt cannot finish
-    within the time budget (the first request at a new place then answers nothing)."""
+    """The speed line of doctor's report from one timed generation: rates, the prompt a request the
+    cache does not hold gets here (the settings' budget, or what fits the time budget at this speed) and
+    what it takes, and a warning when that prompt is too short to answer well, or too slow to answer in
+    time (the first request at a new place then answers nothing)."""
+    from fim_lsp.fit import MIN_USEFUL_BUDGET
+    from fim_lsp.pipeline import affordable_budget
+
     prompt_rate = evaluated / (prompt_ms / 1000) if prompt_ms > 0 else 0.0
     # The first token comes with the prompt's time; the rest are the writing speed.
     write_rate = (generated - 1) / (generate_ms / 1000) if generated > 1 and generate_ms > 0 else 0.0
     if prompt_rate <= 0 or write_rate <= 0:
         return ("warn", "speed", f"could not be timed ({evaluated} prompt tokens, {generated} written)")
-    cold_tokens = round(settings.context_budget * (1 + settings.workspace_context_share))
+    fitted = settings.context_budget is None
+    budget = (
+        min(settings.budget_cap, affordable_budget(prompt_rate, settings)) if fitted else settings.budget_cap
+    )
+    share = settings.workspace_context_share if settings.workspace_context else 0.0
+    cold_tokens = round(budget * (1 + share))
     cold_s = cold_tokens / prompt_rate
     line_s = LINE_TOKENS / write_rate
+    how = "cut to fit the time budget at this speed" if fitted else "the contextBudget setting's"
     detail = (
         f"prompt {prompt_rate:.0f} tokens/s, writing {write_rate:.0f} tokens/s: a prompt the cache "
-        f"does not hold (up to {cold_tokens:,} tokens with the default settings) takes ~{cold_s:.1f} s, "
-        f"a one-line answer ~{line_s:.1f} s more"
+        f"does not hold ({budget:,} tokens of file, {how}; {cold_tokens:,} with workspace snippets) "
+        f"takes ~{cold_s:.1f} s, a one-line answer ~{line_s:.1f} s more"
     )
-    if cold_s * 1000 <= settings.time_budget_ms:
+    too_slow = cold_s * 1000 > settings.time_budget_ms
+    if not too_slow and budget >= MIN_USEFUL_BUDGET:
         return ("ok", "speed", detail)
-    advice = f"the fast model ({fast}) or" if model != fast else "a GPU, a remote engine, or"
-    return (
-        "warn",
-        "speed",
-        f"{detail}; that is over the {settings.time_budget_ms / 1000:.0f} s time budget, so a request "
-        "whose prompt is not cached (a file just opened, the cursor moved up) answers nothing: "
-        f"{advice} a smaller contextBudget suits this machine",
-    )
+    advice = f"the fast model ({fast}), or" if model != fast else "a GPU or a remote engine, or"
+    if too_slow:
+        problem = (
+            f"that is over the {settings.time_budget_ms / 1000:.0f} s time budget, so a request whose "
+            "prompt is not cached (a file just opened, the cursor moved up) answers nothing: "
+            f"{advice} a smaller contextBudget suits this machine"
+        )
+    else:
+        problem = f"prompts this short say little about the file: {advice} a longer timeBudgetMs suits it"
+    return ("warn", "speed", f"{detail}; {problem}")
 
 
 def _check_grammars() -> list[Check]:
@@ -168,6 +208,7 @@ def run_checks(model: str, engine: Any = None) -> list[Check]:
     for step in steps:
         checks.extend(step())
     if all(verdict != "FAIL" for verdict, what, _ in checks if what in ("model", "llama-cpp-python")):
+        checks.extend(_check_choice(model))
         checks.extend(_check_template(model))
     from fim_lsp.warmup.adapters import doctor_checks
 
@@ -176,8 +217,7 @@ def run_checks(model: str, engine: Any = None) -> list[Check]:
 
 
 def doctor_command(args: argparse.Namespace) -> int:
-    from fim_lsp.config import EngineSettings
-    from fim_lsp.models import default_model
+    from fim_lsp.config import AUTO_MODEL, EngineSettings
 
     engine = EngineSettings(
         kind=args.engine,
@@ -186,7 +226,7 @@ def doctor_command(args: argparse.Namespace) -> int:
         api_key_env=args.api_key_env,
         template=args.template,
     )
-    model = args.model or (default_model().name if args.engine == "embedded" else "")
+    model = args.model or (AUTO_MODEL if args.engine == "embedded" else "")
     checks = run_checks(model, engine)
     width = max(len(what) for _, what, _ in checks)
     for verdict, what, detail in checks:
@@ -198,7 +238,10 @@ def doctor_command(args: argparse.Namespace) -> int:
 
 def register_cli(commands: Any) -> None:
     parser = commands.add_parser("doctor", help="check the set-up: model, llama.cpp build, grammars")
-    parser.add_argument("--model", help="model name or GGUF path to check (default: the default model)")
+    parser.add_argument(
+        "--model",
+        help="model name or GGUF path to check (default: `auto`, the model chosen for this machine)",
+    )
     parser.add_argument(
         "--engine",
         choices=["embedded", "llama-server", "openai", "ollama"],

@@ -1,4 +1,4 @@
-"""The server's copy of each open document, kept in step with the client's edits.
+"""The server's copy of each open document, kept in step with the client's edits, and its syntax tree.
 
 LSP positions count lines split at `\\n`, `\\r\\n` and `\\r` only, and columns in UTF-16 code units. Python
 strings count code points and `str.splitlines` also splits at form feeds and Unicode line separators, so
@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from fim_lsp.syntax import DocumentSyntax, follow_document, language_of
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # A UTF-16 surrogate on its own: JSON can carry one (`"\ud800"`), UTF-8 cannot encode it.
@@ -149,7 +151,7 @@ def position_at(text: str, offset: int) -> Position:
 
 @dataclass
 class TextDocument:
-    """An open document: its text, language and version."""
+    """An open document: its text, language and version, and its syntax tree (see `sync_syntax`)."""
 
     uri: str
     language_id: str
@@ -162,6 +164,14 @@ class TextDocument:
         # A line known to start at an offset: positions are found from there, so typing on one line of a
         # long file walks no lines at all (from the top it is one `find` per line: 40 ms for 160,000).
         self._anchor = (0, 0)
+        #: The tree of `text` as of the last `sync_syntax`; None for a language without a grammar or a
+        #: document too long to keep one (the pipeline then parses only the prompt's window).
+        self.syntax: DocumentSyntax | None = None
+
+    def sync_syntax(self) -> None:
+        """Bring the syntax tree up to date with the text, re-parsing only what changed: once per batch of
+        changes (an LSP `didChange` may carry several)."""
+        self.syntax = follow_document(self.syntax, language_of(self.language_id, self.uri), self.text)
 
     def offset_at(self, position: Position, *, clamp_line: bool = False) -> int:
         """`offset_at` for this document's text, walking from the last line looked up."""
@@ -234,6 +244,7 @@ class DocumentStore:
 
     def open(self, uri: str, language_id: str, version: int, text: str) -> TextDocument:
         document = TextDocument(uri, language_id, version, text)
+        document.sync_syntax()
         self._documents[uri] = document
         return document
 

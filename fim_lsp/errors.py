@@ -38,7 +38,3 @@ class ConfigurationError(FimError):
     """A setting has a value we cannot use."""
 
     user_actionable = True
-
-
-class CancelledError(FimError):
-    """The request was cancelled or superseded by a newer one before it finished."""

@@ -10,71 +10,37 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
+from fim_lsp.completion import Completion, CompletionRequest, Reason, Shape, WorkspaceContext
 from fim_lsp.config import Settings
 from fim_lsp.context import PromptContext, cut_context
 from fim_lsp.engine.base import CancelToken, Engine, Generation, GenerationRequest
-from fim_lsp.postprocess import finish_middle
-from fim_lsp.prompt import Order, RepoFile, comment_out
+from fim_lsp.postprocess import finish_middle, middle_is_done
+from fim_lsp.prompt import FimPrompt, Order, RepoFile, comment_out
 from fim_lsp.syntax import (
-    CompletionShape,
     DocumentSyntax,
     classify,
     indentation_to_type,
     language_of,
-    middle_is_done,
 )
 
 logger = logging.getLogger(__name__)
 
-#: What kind of answer the cursor's position calls for (nothing, one line, a block).
-Shape = CompletionShape
-
-
-@dataclass(frozen=True)
-class WorkspaceContext:
-    """Where the document sits in the user's workspace, and how to find snippets of the workspace for it."""
-
-    repo: str
-    """The workspace's name (the repository-level format's repository name)."""
-    path: str
-    """The document's path in the workspace."""
-    snippets: Callable[[int, Callable[[str], int]], Sequence[RepoFile]]
-    """Snippets for the cursor within a token budget, counted with the given counter."""
-    state: str = ""
-    """Names the state of the rest of the workspace: answers cached under another state are stale."""
-
-
-@dataclass(frozen=True)
-class CompletionRequest:
-    """A document's text and the cursor in it (a code point offset)."""
-
-    text: str
-    offset: int
-    language_id: str | None = None
-    path: str | None = None
-    syntax: DocumentSyntax | None = None
-    """The document's syntax tree, kept current by the caller (the server parses each open document
-    incrementally); used when its text is `text`. Without it the pipeline parses only the prompt's text."""
-    workspace: WorkspaceContext | None = None
-    """Snippets from the rest of the workspace, when the caller indexes one."""
-
-
-@dataclass
-class Completion:
-    """The middle to show (None: nothing worth showing), and how it came about."""
-
-    text: str | None
-    shape: Shape
-    reason: str
-    """Why generation ended (eot, stop, length, cancelled, deadline) or why it never started."""
-    generation: Generation | None = None
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    warm_up: GenerationRequest | None = None
-    """Set when the request was stopped before its prompt was evaluated: the part of the prompt that
-    typing on the cursor's line leaves as it is, worth evaluating into the cache while the user types."""
+#: Share of the time budget a prompt the cache does not hold may take to evaluate: the rest is for
+#: writing the answer, and for a machine busier than when its speed was measured.
+COLD_PROMPT_SHARE = 0.6
+#: The least context a prompt is cut to, however slow the machine: less says too little to answer from.
+MIN_CONTEXT_BUDGET = 256
+#: Seconds from a request where the user is typing to its ghost text, that the prompt is cut to fit when
+#: the cache does not hold enough of it (see `plan`).
+TYPING_LATENCY_S = 2.0
+#: Tokens of a typical one-line answer: what the writing beside a prompt is reckoned at.
+LINE_TOKENS = 12
+#: The context budget chosen from the measured speed moves in steps of this many tokens, so that small
+#: changes of the speed do not change the prompt (and the cached evaluation of it stays valid).
+BUDGET_STEP = 128
 
 
 def choose_shape(text: str, offset: int, syntax: DocumentSyntax | None = None) -> Shape:
@@ -94,32 +60,36 @@ def max_new_tokens(settings: Settings, shape: Shape) -> int:
     return max(16, settings.max_new_tokens // 2) if shape is Shape.LINE else settings.max_new_tokens
 
 
-def build_context(request: CompletionRequest, settings: Settings, engine: Engine) -> PromptContext:
+def build_context(
+    request: CompletionRequest, settings: Settings, engine: Engine, budget: int | None = None
+) -> PromptContext:
     """The text around the cursor that goes in the prompt, cut to the context budget."""
     return cut_context(
         request.text,
         request.offset,
-        settings.context_budget,
+        budget or settings.budget_cap,
         settings.suffix_share,
         engine.count_tokens,
         syntax=_document_syntax(request),
     )
 
 
-def workspace_snippets(request: CompletionRequest, settings: Settings, engine: Engine) -> list[RepoFile]:
+def workspace_snippets(
+    request: CompletionRequest, settings: Settings, engine: Engine, budget: int | None = None
+) -> list[RepoFile]:
     """The workspace snippets for a request, within their share of the budget.
 
     They come on top of the file's own context rather than out of it: measured on cross-file lines of
     httpx (0.5B, 40 tasks), the file's nearer context is worth more than the snippets that would
     displace it (exact match 0.45 with snippets taking 30% of the budget from the file, 0.525 with
-    them on top; see README, Workspace context)."""
+    them on top; see docs/design/workspace-context.md)."""
     if request.workspace is None or not settings.workspace_context:
         return []
-    budget = int(settings.context_budget * settings.workspace_context_share)
-    if budget <= 0:
+    share = int((budget or settings.budget_cap) * settings.workspace_context_share)
+    if share <= 0:
         return []
     try:
-        return list(request.workspace.snippets(budget, engine.count_tokens))
+        return list(request.workspace.snippets(share, engine.count_tokens))
     except Exception:  # a broken index must cost the snippets, not the completion
         logger.warning("workspace snippets failed; completing without them", exc_info=True)
         return []
@@ -137,7 +107,7 @@ def prompt_order(engine: Engine, settings: Settings, suffix: str) -> Order:
     return order
 
 
-def render_prompt(
+def fim_prompt(
     engine: Engine,
     settings: Settings,
     prefix: str,
@@ -146,40 +116,15 @@ def render_prompt(
     workspace: WorkspaceContext | None = None,
     language: str | None = None,
     order: Order | None = None,
-) -> str:
+) -> FimPrompt:
     """The model's prompt: snippets in its repository-level format where it has one (as comments at
     the prefix's start otherwise), then the FIM layout of prefix and suffix."""
-    template = engine.template
     order = order or prompt_order(engine, settings, suffix)
     if not snippets or workspace is None:
-        return template.render(prefix, suffix, order)
-    if template.file_sep is None:
-        return template.render(comment_out(snippets, language) + prefix, suffix, order)
-    return template.render(
-        prefix, suffix, order, repo=workspace.repo, path=workspace.path, repo_files=snippets
-    )
-
-
-def _suffix_second_line(prompt: str, suffix: str) -> int | None:
-    """Where the suffix's second line starts in the prompt (None when it has one line, or is not found
-    once). A BPE tokenizer joins the spaces before a line break to it, so the tokens of the suffix's
-    first line depend on where the cursor is; from the next line on they do not."""
-    newline = suffix.find("\n")
-    if newline < 0 or prompt.count(suffix) != 1:
-        return None
-    return prompt.index(suffix) + newline + 1
-
-
-def _warm_up_request(prompt: str, prompt_prefix: str, split_at: int | None) -> GenerationRequest | None:
-    """The prompt up to the start of the cursor's line, where `prompt_prefix` (the prefix as the prompt
-    has it) is found last in the prompt: what typing on the line does not change."""
-    where = prompt.rfind(prompt_prefix)
-    if where < 0 or not prompt_prefix:
-        return None
-    cut = where + prompt_prefix.rfind("\n") + 1
-    if split_at is not None and split_at >= cut:
-        split_at = None
-    return GenerationRequest(prompt=prompt[:cut], max_tokens=0, split_at=split_at)
+        return FimPrompt(prefix, suffix, order)
+    if engine.template.file_sep is None:
+        return FimPrompt(comment_out(snippets, language) + prefix, suffix, order)
+    return FimPrompt(prefix, suffix, order, repo=workspace.repo, path=workspace.path, files=tuple(snippets))
 
 
 def _held_back(prefix: str, order: Order) -> str:
@@ -235,6 +180,152 @@ def _shape_in_context(request: CompletionRequest, context: PromptContext, langua
     return choose_shape(window, len(context.prefix), window_syntax)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """A completion's prompt and what is needed to read the model's answer as a middle."""
+
+    prompt: FimPrompt
+    shape: Shape
+    context: PromptContext
+    language: str | None
+    typed: str
+    """Indentation typed into the prompt for the model (see `indentation_to_type`)."""
+    held: str
+    """Spaces held back from the prompt's end (see `_held_back`)."""
+    shortened: bool = False
+    """Cut shorter than the budget, so that typing gets an answer in time (see `plan`)."""
+
+    def middle_of(self, generated: str) -> str:
+        """The middle at the cursor for what the model wrote after the prompt's prefix."""
+        return _after_typed(self.typed, _after_held(self.held, generated))
+
+    def finish(self, generated: str, reached_eot: bool) -> str | None:
+        """The middle to show for what the model wrote (None: nothing worth showing)."""
+        context = self.context
+        return finish_middle(
+            context.prefix,
+            self.middle_of(generated),
+            context.suffix,
+            language=self.language,
+            shape=self.shape,
+            # Only the model's own end counts: where `done` stopped it, the same rules cut again.
+            reached_eot=reached_eot,
+        )
+
+    def done(self, generated: str) -> bool:
+        """Whether nothing more the model writes could be shown: stops the tokens small models write past
+        the end of the hole."""
+        context = self.context
+        return middle_is_done(
+            context.prefix, self.middle_of(generated), context.suffix, self.language, self.shape
+        )
+
+
+def context_budget(settings: Settings, engine: Engine) -> int:
+    """Tokens of file the prompt may take: the setting, or less where this machine could not evaluate
+    that many before the time budget runs out (a deadline is a target, not a cliff: a shorter prompt
+    answered in time beats a longer one cut off). Measured from the engine's own prompt speed, so the
+    same on every request until the speed changes, and cached prompts stay valid."""
+    rate = engine.prompt_rate()
+    if settings.context_budget is not None or rate is None:
+        return settings.budget_cap
+    return min(settings.budget_cap, affordable_budget(rate, settings))
+
+
+def affordable_budget(rate: float, settings: Settings) -> int:
+    """The context budget whose prompt (workspace snippets included) a machine evaluating `rate` prompt
+    tokens a second gets through in its share of the time budget."""
+    snippets = settings.workspace_context_share if settings.workspace_context else 0.0
+    tokens = rate * settings.time_budget_ms / 1000 * COLD_PROMPT_SHARE / (1 + snippets)
+    return max(MIN_CONTEXT_BUDGET, int(tokens) // BUDGET_STEP * BUDGET_STEP)
+
+
+def plan(request: CompletionRequest, settings: Settings, engine: Engine) -> Plan | Completion:
+    """The prompt for the cursor in `request`, or the empty completion when there is nothing to ask.
+
+    Where the user is typing and the cache holds too little of the prompt to evaluate the rest within
+    `TYPING_LATENCY_S`, the prompt is cut to what fits (the cursor's block and the code nearest to it):
+    ghost text that keeps up with typing, from less context, rather than none until the user stops. The
+    whole prompt is evaluated afterwards, while the user reads or types on (`Plan.shortened`)."""
+    whole = _plan(request, settings, engine, context_budget(settings, engine))
+    if not request.typing or not isinstance(whole, Plan):
+        return whole
+    short = typing_budget(whole.prompt, settings, engine)
+    if short is None:
+        return whole
+    shortened = _plan(request, settings, engine, short, workspace=False)
+    return replace(shortened, shortened=True) if isinstance(shortened, Plan) else whole
+
+
+def typing_budget(prompt: FimPrompt, settings: Settings, engine: Engine) -> int | None:
+    """The context budget of a prompt whose evaluation fits `TYPING_LATENCY_S` beside the writing, when
+    `prompt` would take longer than that with what the cache holds of it; None when it would not."""
+    rate, writing = engine.prompt_rate(), engine.write_rate()
+    if rate is None or writing is None:
+        return None
+    seconds = TYPING_LATENCY_S - LINE_TOKENS / writing
+    affordable = int(rate * seconds)
+    uncached = engine.uncached_tokens(prompt)
+    if uncached is None or uncached <= affordable:
+        return None
+    return max(MIN_CONTEXT_BUDGET // 2, min(affordable, settings.budget_cap))
+
+
+def _plan(
+    request: CompletionRequest, settings: Settings, engine: Engine, budget: int, *, workspace: bool = True
+) -> Plan | Completion:
+    if not 0 <= request.offset <= len(request.text):
+        return Completion(None, Shape.NONE, Reason.OUTSIDE_DOCUMENT)
+    # The text alone says when the cursor is inside a word: no need to build a prompt for nothing.
+    if choose_shape(request.text, request.offset) is Shape.NONE:
+        return Completion(None, Shape.NONE, Reason.INSIDE_WORD)
+    language = language_of(request.language_id, request.path)
+    if not workspace:
+        request = replace(request, workspace=None)
+    snippets = workspace_snippets(request, settings, engine, budget)
+    context = build_context(request, settings, engine, budget)
+    shape = _shape_in_context(request, context, language)
+    if shape is Shape.NONE:
+        return Completion(None, shape, Reason.INSIDE_WORD)
+    # At column 0 where the code above fixes the indentation, the model is shown it as typed: it then
+    # writes the body it should rather than a new top-level definition.
+    typed = indentation_to_type(context.prefix, context.suffix, language) if shape is Shape.BLOCK else ""
+    order = prompt_order(engine, settings, context.suffix)
+    shown_prefix = context.prefix + typed
+    held = _held_back(shown_prefix, order)
+    prompt = fim_prompt(
+        engine,
+        settings,
+        shown_prefix[: len(shown_prefix) - len(held)],
+        context.suffix,
+        snippets,
+        request.workspace,
+        language,
+        order,
+    )
+    return Plan(prompt, shape, context, language, typed, held)
+
+
+def prepare(request: CompletionRequest, settings: Settings, engine: Engine) -> GenerationRequest | None:
+    """What to evaluate into the engine's cache for a request that is likely to come (the user typed
+    there): its whole prompt, written nothing. None when there would be nothing to ask."""
+    planned = plan(request, settings, engine)
+    if isinstance(planned, Completion):
+        return None
+    return GenerationRequest(prompt=planned.prompt, max_tokens=0)
+
+
+def stream(planned: Plan) -> GenerationRequest:
+    """What to evaluate into the cache once a request is answered, while the user reads: its prompt's
+    start, followed by the rest of its window in the file's own order (the suffix's text as prefix). A
+    later request anywhere in that window whose prompt starts the same (a file that fits the budget: any
+    line of it) then finds its prefix evaluated, and evaluates only its suffix and cursor line, where it
+    would otherwise evaluate the lines the cursor moved over too."""
+    prompt = planned.prompt
+    whole = replace(prompt, prefix=planned.context.prefix + planned.context.suffix, suffix="", order="psm")
+    return GenerationRequest(prompt=whole, max_tokens=0)
+
+
 def complete(
     request: CompletionRequest,
     settings: Settings,
@@ -242,85 +333,46 @@ def complete(
     *,
     cancel: CancelToken | None = None,
     deadline: float | None = None,
+    alternatives: int = 0,
 ) -> Completion:
-    """Write the middle for the cursor in `request`. Runs on the engine's worker thread."""
+    """Write the middle for the cursor in `request`, and up to `alternatives` others. Runs on the engine's
+    worker thread."""
     started = time.monotonic()
-    if not 0 <= request.offset <= len(request.text):
-        return Completion(None, Shape.NONE, "position outside the document")
-    # The text alone says when the cursor is inside a word: no need to build a prompt for nothing.
-    if choose_shape(request.text, request.offset) is Shape.NONE:
-        return Completion(None, Shape.NONE, "cursor inside a word")
+    planned = plan(request, settings, engine)
+    if isinstance(planned, Completion):
+        return planned
     if deadline is None:
         deadline = started + settings.time_budget_ms / 1000
-
-    language = language_of(request.language_id, request.path)
-    snippets = workspace_snippets(request, settings, engine)
-    context = build_context(request, settings, engine)
-    shape = _shape_in_context(request, context, language)
-    if shape is Shape.NONE:
-        return Completion(None, shape, "cursor inside a word")
-    # At column 0 where the code above fixes the indentation, the model is shown it as typed: it then
-    # writes the body it should rather than a new top-level definition.
-    typed = indentation_to_type(context.prefix, context.suffix, language) if shape is Shape.BLOCK else ""
-    order = prompt_order(engine, settings, context.suffix)
-    shown_prefix = context.prefix + typed
-    held = _held_back(shown_prefix, order)
-    prompt_prefix = shown_prefix[: len(shown_prefix) - len(held)]
-    prompt = render_prompt(
-        engine,
-        settings,
-        prompt_prefix,
-        context.suffix,
-        snippets,
-        request.workspace,
-        language,
-        order,
-    )
-    split_at = _suffix_second_line(prompt, context.suffix)
+    prompt, shape = planned.prompt, planned.shape
     prompt_built = time.monotonic()
-
-    def middle_of(generated: str) -> str:
-        """The middle at the cursor for what the model wrote after the prompt's prefix."""
-        return _after_typed(typed, _after_held(held, generated))
-
-    def done(middle: str) -> bool:
-        # Stop generating once nothing more could be shown: saves the tokens small models write past
-        # the end of the hole.
-        return middle_is_done(context.prefix, middle_of(middle), context.suffix, language, shape)
-
     generation = engine.generate(
         GenerationRequest(
             prompt=prompt,
-            split_at=split_at,
             max_tokens=max_new_tokens(settings, shape),
             deadline=deadline,
             cancel=cancel or CancelToken(),
             reuse_cache=settings.reuse,
-            on_text=done,
+            on_text=planned.done,
             write_something=True,
-            heal_word_end=order != "psm" and _ends_in_word(prompt_prefix) and not held,
+            heal_word_end=prompt.order != "psm" and _ends_in_word(prompt.prefix) and not planned.held,
+            alternatives=alternatives,
         )
     )
     warm_up = None
     if generation.stop_reason in ("cancelled", "deadline") and generation.generated_tokens == 0:
-        warm_up = _warm_up_request(prompt, prompt_prefix, split_at)
-    if generation.stop_reason == "cancelled":
-        text = None
-    else:
-        text = finish_middle(
-            context.prefix,
-            middle_of(generation.text),
-            context.suffix,
-            language=language,
-            shape=shape,
-            # Only the model's own end counts: where `done` stopped it, the same rules cut again.
-            reached_eot=generation.reached_eot,
-        )
+        warm_up = GenerationRequest(prompt=prompt, max_tokens=0, before_line=True)
+    text: str | None = None
+    others: tuple[str, ...] = ()
+    if generation.stop_reason != "cancelled":
+        text = planned.finish(generation.text, generation.reached_eot)
+        others = _other_middles(planned, generation, text)
+        if text is None and others:
+            text, others = others[0], others[1:]
     finished = time.monotonic()
     return Completion(
         text=text,
         shape=shape,
-        reason=generation.stop_reason,
+        reason=Reason(generation.stop_reason),
         generation=generation,
         timings_ms={
             "prompt_build": (prompt_built - started) * 1000,
@@ -329,4 +381,18 @@ def complete(
             "total": (finished - started) * 1000,
         },
         warm_up=warm_up,
+        plan=planned,
+        alternatives=others,
     )
+
+
+def _other_middles(planned: Plan, generation: Generation, first: str | None) -> tuple[str, ...]:
+    """The alternatives, each cut as the first middle is; those cut to nothing, or to a middle already
+    offered, are left out; the rest in the order of the model's own log-probability for them."""
+    ranked = sorted(generation.alternatives, key=lambda other: -other.log_probability)
+    offered: list[str] = [first] if first else []
+    for other in ranked:
+        text = planned.finish(other.text, other.stop_reason == "eot")
+        if text and text not in offered:
+            offered.append(text)
+    return tuple(offered[1:] if first else offered)

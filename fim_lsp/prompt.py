@@ -15,6 +15,7 @@ from importlib import resources
 from typing import Literal
 
 from fim_lsp.errors import ConfigurationError
+from fim_lsp.syntax.languages import comment_starts
 
 Order = Literal["psm", "psm-line", "spm"]
 
@@ -39,19 +40,34 @@ class RepoFile:
         return repo_file_tokens(self.path, self.text, count_tokens)
 
 
-#: Line comment starts by tree-sitter grammar name, for snippets shown to a family without a
-#: repository-level format.
-_LINE_COMMENTS = {"python": "#", "ruby": "#", "bash": "#", "lua": "--", "php": "//"}
-
-
 def comment_out(files: Iterable[RepoFile], language: str | None) -> str:
     """Workspace snippets as line comments of `language`, each under a line naming its file."""
-    mark = _LINE_COMMENTS.get(language or "", "//")
+    mark = comment_starts(language)[0]
     lines = []
     for snippet in files:
         lines.append(f"{mark} {snippet.path}")
         lines.extend(f"{mark} {line}".rstrip() for line in snippet.text.splitlines())
     return "\n".join(lines) + "\n\n" if lines else ""
+
+
+@dataclass(frozen=True)
+class FimPrompt:
+    """What a fill-in-the-middle prompt is made of, before a model family's template lays it out.
+
+    Engines take this rather than rendered text: the embedded engine tokenizes its parts separately
+    (so their tokens do not depend on where the cursor is), and servers with FIM fields of their own
+    (llama-server's `/infill`, Ollama) get the parts as they are.
+    """
+
+    prefix: str
+    suffix: str
+    order: Order = "psm"
+    repo: str | None = None
+    """The workspace's name, for the repository-level format."""
+    path: str | None = None
+    """The current file's path in the workspace, for the repository-level format."""
+    files: tuple[RepoFile, ...] = ()
+    """Workspace snippets, put before the current file in the repository-level format."""
 
 
 @dataclass(frozen=True)
@@ -74,47 +90,70 @@ class FimTemplate:
             raise ConfigurationError(f"the {self.family} template has no {layout.upper()} layout")
         return order  # type: ignore[return-value]
 
-    def render(
-        self,
-        prefix: str,
-        suffix: str,
-        order: str = "auto",
-        *,
-        repo: str | None = None,
-        path: str | None = None,
-        repo_files: Iterable[RepoFile] = (),
-    ) -> str:
-        """The prompt text for a middle between `prefix` and `suffix`.
+    def split_line_head(self, prompt: FimPrompt) -> tuple[str, str]:
+        """The prefix as the layout shows it before the middle marker, and the cursor's line up to the
+        cursor after it: all of the prefix and nothing, but in `psm-line` order (see `pieces`)."""
+        if self.resolve_order(prompt.order) != "psm-line":
+            return prompt.prefix, ""
+        cut = prompt.prefix.rfind("\n") + 1
+        return prompt.prefix[:cut], prompt.prefix[cut:]
 
-        With `repo_files` and a family that has a repository-level format, the other files come first,
+    def render(self, prompt: FimPrompt) -> str:
+        """The prompt text: what `pieces` returns, joined."""
+        return "".join(self.pieces(prompt))
+
+    def pieces(self, prompt: FimPrompt, *, before_line: bool = False) -> tuple[str, ...]:
+        """The prompt text in pieces that are tokenized one by one.
+
+        With `files` and a family that has a repository-level format, the other files come first,
         each after the family's file separator, and the current file's path last, before the FIM layout,
         the way the family saw whole repositories in training. Otherwise they are left out here; the
         caller may put them in the prefix as comments.
+
+        A new piece starts at the suffix's second line: a BPE tokenizer joins the spaces before a line
+        break to it, so the tokens of the suffix's first line depend on where the cursor is, and from
+        its next line on they do not when tokenized apart; the cached evaluation of the rest of the
+        suffix can then be found again when the cursor moves.
 
         `psm-line` is PSM with the cursor's line moved from the end of the prefix to the start of the
         middle, as llama.cpp's `/infill` does with its `prompt`: the model still sees the same text in the
         same order, and typing on the line only appends tokens at the prompt's end, so the cached
         evaluation of everything before (the suffix included) stays valid from keystroke to keystroke.
+
+        With `before_line`, only the start of the prompt that typing on the cursor's line leaves as it
+        is: up to where that line begins in the prompt (in PSM the suffix follows the cursor, so it is
+        not part of it).
         """
-        resolved = self.resolve_order(order)
-        line_head = ""
-        if resolved == "psm-line":
-            cut = prefix.rfind("\n") + 1
-            prefix, line_head = prefix[:cut], prefix[cut:]
-        layout = self.layouts["psm" if resolved == "psm-line" else resolved]
+        order = self.resolve_order(prompt.order)
+        prefix, line_head = self.split_line_head(prompt)
+        layout = self.layouts["psm" if order == "psm-line" else order]
         head = ""
-        repo_files = list(repo_files)
-        if self.file_sep and (repo_files or path):
+        if self.file_sep and (prompt.files or prompt.path):
             if self.repo_name:
-                head += f"{self.repo_name}{repo or 'workspace'}\n"
-            for snippet in repo_files:
+                head += f"{self.repo_name}{prompt.repo or 'workspace'}\n"
+            for snippet in prompt.files:
                 head += f"{self.file_sep}{snippet.path}\n{snippet.text}"
                 if not snippet.text.endswith("\n"):
                     head += "\n"
-            if path:
-                head += f"{self.file_sep}{path}\n"
+            if prompt.path:
+                head += f"{self.file_sep}{prompt.path}\n"
         # The repository header goes before the first FIM token, so it stays a stable prompt start.
-        return head + layout.format(prefix=prefix, suffix=suffix) + line_head
+        text = head + layout.format(prefix=prefix, suffix=prompt.suffix) + line_head
+        if before_line and order == "psm-line":
+            text = text[: len(text) - len(line_head)]
+        elif before_line:
+            where = len(head) + layout.format(prefix="\0", suffix=prompt.suffix).index("\0")
+            text = text[: where + prefix.rfind("\n") + 1]
+        return _split_at_second_line(text, prompt.suffix)
+
+
+def _split_at_second_line(text: str, suffix: str) -> tuple[str, ...]:
+    """`text` cut where the suffix's second line starts, when the suffix has one and occurs once."""
+    newline = suffix.find("\n")
+    if newline < 0 or not suffix[newline + 1 :] or text.count(suffix) != 1:
+        return (text,)
+    cut = text.index(suffix) + newline + 1
+    return (text[:cut], text[cut:])
 
 
 @cache

@@ -18,12 +18,12 @@ from pygls import uris
 from pygls.lsp.server import LanguageServer
 
 from fim_lsp import __version__
+from fim_lsp.completion import Completion, CompletionRequest
 from fim_lsp.config import Settings, parse_settings
-from fim_lsp.documents import DocumentStore, InvalidPositionError, Position
-from fim_lsp.pipeline import Completion, CompletionRequest
+from fim_lsp.documents import DocumentStore, InvalidPositionError, Position, TextDocument
 from fim_lsp.protocol import FimProtocol, FramedInput, is_parse_error
 from fim_lsp.service import CompletionService, Status
-from fim_lsp.syntax import DocumentSyntax, follow_document, language_of
+from fim_lsp.syntax import language_of
 from fim_lsp.workspace.session import WorkspaceSession
 
 logger = logging.getLogger(__name__)
@@ -72,8 +72,6 @@ class FimLanguageServer(LanguageServer):
             protocol_cls=FimProtocol,
         )
         self.documents = DocumentStore()
-        #: Each open document's syntax tree, re-parsed incrementally on every change.
-        self.syntax: dict[str, DocumentSyntax] = {}
         self.service = CompletionService(
             settings or Settings(), on_status=self._status_changed, **service_options
         )
@@ -236,35 +234,12 @@ class FimLanguageServer(LanguageServer):
             return None
         return token
 
-    # -- documents ------------------------------------------------------------------------------------
-
-    def document_changed(self, uri: str) -> None:
-        """Bring the document's syntax tree up to date with its text."""
-        document = self.documents.get(uri)
-        if document is None:
-            self.syntax.pop(uri, None)
-            return
-        language = language_of(document.language_id, uri)
-        tree = follow_document(self.syntax.get(uri), language, document.text)
-        if tree is None:
-            self.syntax.pop(uri, None)
-        else:
-            self.syntax[uri] = tree
-
     # -- completions ----------------------------------------------------------------------------------
 
-    async def complete_at(self, uri: str, position: types.Position) -> Completion | None:
-        """The completion for a cursor, or None when there is nothing to ask the model."""
+    def request_at(self, uri: str, offset: int) -> CompletionRequest | None:
+        """A completion request for a place in an open document (None where completion is off)."""
         document = self.documents.get(uri)
-        if document is None:
-            logger.info("completion asked for a document never opened: %s", uri)
-            return None
-        if not self.service.settings.enables(document.language_id):
-            return None
-        try:
-            offset = document.offset_at(Position(position.line, position.character))
-        except InvalidPositionError as exc:
-            logger.info("completion at an invalid position: %s", exc)
+        if document is None or not self.service.settings.enables(document.language_id):
             return None
         text = document.text_for_model()
         workspace = None
@@ -272,9 +247,33 @@ class FimLanguageServer(LanguageServer):
         if self.repository is not None and path is not None:
             language = language_of(document.language_id, uri)
             workspace = self.repository.context_for(path, text, offset, language)
-        completion = await self.service.complete(
-            uri, CompletionRequest(text, offset, document.language_id, uri, self.syntax.get(uri), workspace)
-        )
+        return CompletionRequest(text, offset, document.language_id, uri, document.syntax, workspace)
+
+    def typed_at(self, uri: str, offset: int) -> None:
+        """The user edited the document there: evaluate the prompt a completion there would need while
+        the editor waits out its debounce before asking."""
+        request = self.request_at(uri, offset)
+        if request is not None:
+            self.service.prepare(uri, request)
+
+    async def complete_at(
+        self, uri: str, position: types.Position, *, alternatives: bool = False
+    ) -> Completion | None:
+        """The completion for a cursor, or None when there is nothing to ask the model; with
+        `alternatives`, other middles too."""
+        document = self.documents.get(uri)
+        if document is None:
+            logger.info("completion asked for a document never opened: %s", uri)
+            return None
+        try:
+            offset = document.offset_at(Position(position.line, position.character))
+        except InvalidPositionError as exc:
+            logger.info("completion at an invalid position: %s", exc)
+            return None
+        request = self.request_at(uri, offset)
+        if request is None:
+            return None
+        completion = await self.service.complete(uri, request, alternatives=alternatives)
         total = completion.timings_ms.get("total")
         if total is not None:
             self.last_latency_ms = round(total, 1)
@@ -284,13 +283,22 @@ class FimLanguageServer(LanguageServer):
             position.line,
             position.character,
             completion.shape.value,
-            completion.reason,
+            completion.why,
             None if completion.text is None else len(completion.text),
             {k: round(v, 1) for k, v in completion.timings_ms.items()},
         )
         if completion.text is not None:
             self._publish_status(self.service.status)
         return completion
+
+
+def _offset_after(document: TextDocument, start: Position, inserted: str) -> int | None:
+    """Where the cursor is after `inserted` replaced a range from `start` (None for a range the document
+    does not have, which a broken client can send)."""
+    try:
+        return document.offset_at(start, clamp_line=True) + len(inserted)
+    except InvalidPositionError:
+        return None
 
 
 def _path_of(uri: str) -> str | None:
@@ -312,6 +320,15 @@ def _folders_of(params: types.InitializeParams) -> list[str]:
 def create_server(settings: Settings | None = None, **service_options: Any) -> FimLanguageServer:
     """A server with every handler registered."""
     ls = FimLanguageServer(settings, **service_options)
+    _register_session(ls)
+    _register_documents(ls)
+    _register_completions(ls)
+    _register_commands(ls)
+    return ls
+
+
+def _register_session(ls: FimLanguageServer) -> None:
+    """Initialization, settings, workspace folders and shutdown."""
 
     @ls.feature(types.INITIALIZE)
     def initialize(ls: FimLanguageServer, params: types.InitializeParams) -> None:
@@ -338,11 +355,19 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
         if raw is not None:
             ls.apply_settings(raw)
 
+    @ls.feature(types.SHUTDOWN)
+    def shutdown(ls: FimLanguageServer, _params: Any) -> None:
+        ls.stop_workspace()
+        ls.service.shutdown()
+
+
+def _register_documents(ls: FimLanguageServer) -> None:
+    """Document sync: the store, each document's tree, and the workspace index's buffers."""
+
     @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: FimLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
         ls.documents.open(doc.uri, doc.language_id, doc.version, doc.text)
-        ls.document_changed(doc.uri)
         ls.buffer_event(doc.uri, "opened")
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
@@ -351,22 +376,26 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
         if document is None:
             logger.warning("change to a document never opened: %s", params.text_document.uri)
             return
+        edited_at: int | None = None
         for change in params.content_changes:
             if isinstance(change, types.TextDocumentContentChangePartial):
                 start, end = change.range.start, change.range.end
-                document.apply_change(
-                    change.text, Position(start.line, start.character), Position(end.line, end.character)
-                )
+                where = Position(start.line, start.character)
+                document.apply_change(change.text, where, Position(end.line, end.character))
+                edited_at = _offset_after(document, where, change.text)
             else:
                 document.apply_change(change.text)
+                edited_at = None
         document.version = params.text_document.version
-        ls.document_changed(document.uri)
+        document.sync_syntax()
         rows = [
             c.range.start.line
             for c in params.content_changes
             if isinstance(c, types.TextDocumentContentChangePartial)
         ]
         ls.buffer_event(document.uri, "changed", rows)
+        if edited_at is not None:
+            ls.typed_at(document.uri, edited_at)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: FimLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
@@ -376,19 +405,28 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
     def did_close(ls: FimLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.service.forget(params.text_document.uri)
         ls.documents.close(params.text_document.uri)
-        ls.syntax.pop(params.text_document.uri, None)
         ls.buffer_event(params.text_document.uri, "closed")
+
+
+def _register_completions(ls: FimLanguageServer) -> None:
+    """Inline completion (ghost text), and the same text as one completion item for older clients."""
 
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
         ls: FimLanguageServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList | None:
-        completion = await ls.complete_at(params.text_document.uri, params.position)
+        # Asked for on purpose (a key, or the next suggestion): alternatives come with the first. Typing
+        # asks automatically: one middle, as soon as it is whole.
+        invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+        completion = await ls.complete_at(params.text_document.uri, params.position, alternatives=invoked)
         if completion is None or completion.text is None:
             return types.InlineCompletionList(items=[])
         here = types.Range(params.position, params.position)
         return types.InlineCompletionList(
-            items=[types.InlineCompletionItem(insert_text=completion.text, range=here)]
+            items=[
+                types.InlineCompletionItem(insert_text=text, range=here)
+                for text in (completion.text, *completion.alternatives)
+            ]
         )
 
     @ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[]))
@@ -409,6 +447,10 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
         # Incomplete: the next keystroke asks again, since the middle depends on every character typed.
         return types.CompletionList(is_incomplete=True, items=[item])
 
+
+def _register_commands(ls: FimLanguageServer) -> None:
+    """Commands for debugging and benchmarks: a document's state as the server sees it, the counters."""
+
     @ls.command(DOCUMENT_STATE_COMMAND)
     def document_state(ls: FimLanguageServer, uri: str) -> dict[str, Any] | None:
         document = ls.documents.get(uri)
@@ -422,11 +464,11 @@ def create_server(settings: Settings | None = None, **service_options: Any) -> F
 
     @ls.command(STATS_COMMAND)
     def stats(ls: FimLanguageServer) -> dict[str, Any]:
-        return {**ls.service.stats, "cache_entries": len(ls.service.cache), "state": ls.service.status.state}
-
-    @ls.feature(types.SHUTDOWN)
-    def shutdown(ls: FimLanguageServer, _params: Any) -> None:
-        ls.stop_workspace()
-        ls.service.shutdown()
-
-    return ls
+        engine = ls.service.engine
+        usage = engine.cache_usage() if engine is not None else {}
+        return {
+            **ls.service.stats,
+            **usage,
+            "cache_entries": len(ls.service.cache),
+            "state": ls.service.status.state,
+        }

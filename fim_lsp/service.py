@@ -22,22 +22,32 @@ from typing import Literal
 
 from fim_lsp import pipeline
 from fim_lsp.cache import MIB, CompletionCache, ShownCompletion, cache_key, context_window, typed_through
-from fim_lsp.config import Settings
+from fim_lsp.completion import REPEATABLE, Completion, CompletionRequest, Reason, Shape
+from fim_lsp.config import AUTO_MODEL, Settings
 from fim_lsp.engine import CancelToken, Engine, GenerationRequest, create_engine
 from fim_lsp.errors import EngineUnavailableError, FimError, PromptTooLongError
-from fim_lsp.pipeline import Completion, CompletionRequest, Shape
 
 logger = logging.getLogger(__name__)
 
 State = Literal["idle", "loading", "ready", "error"]
 
 #: Settings whose change means the engine must be built again.
-_ENGINE_FIELDS = ("model", "adapter", "threads", "gpu_layers", "context_size", "engine")
+_ENGINE_FIELDS = ("model", "adapter", "threads", "gpu_layers", "context_size", "prompt_memory_mb", "engine")
 #: How much nicer than the server's other threads the model's worker runs (Linux): when both want a core,
 #: answers that need no model (typed-through, the cache), cancels and the JSON-RPC traffic come first,
 #: and the model loses nothing while they are idle. llama.cpp's compute threads are started from the
 #: worker and inherit its niceness.
 WORKER_NICENESS = 5
+#: Seconds after a keystroke during which a request on its line counts as made while typing.
+TYPING_S = 5.0
+#: Places whose alternatives are remembered (the most recent ones), for the user cycling back to them.
+REMEMBERED_ALTERNATIVES = 32
+#: Each kind of cache warming's statistic of the prompt tokens it evaluated.
+_EVALUATED_BY = {
+    "warm_ups": "warm_up_evaluated_tokens",
+    "prepared": "prepared_evaluated_tokens",
+    "streamed": "streamed_evaluated_tokens",
+}
 #: What the cache holds for a place where the model ran and nothing was worth showing: asking there
 #: again (a re-trigger, undo, the cursor moving back) would run the model to the same end.
 NOTHING_TO_SHOW = ""
@@ -77,12 +87,19 @@ class CompletionService:
         self._failed_model: tuple[Path, FileState] | None = None
         self.cache = CompletionCache(settings.cache_memory_mb * MIB)
         self._shown: dict[str, ShownCompletion] = {}
+        #: Where each document was last typed at (its line's start offset) and when, so that a request
+        #: there is answered as one made while typing (see `pipeline.plan`).
+        self._typing: dict[str, tuple[int, float]] = {}
+        #: The other middles computed for a place (by cache key) when the user asked for alternatives.
+        self._alternatives: dict[str, tuple[str, ...]] = {}
         self._prefetches: set[asyncio.Task[None]] = set()
         self._prefetch_tokens: set[CancelToken] = set()
         #: Counts the requests made, so that a warm-up knows whether one came after the request it is for.
         self._requests_made = 0
         #: Stops the running warm-up, if any: every new request does, since it needs the worker.
         self._warming: CancelToken | None = None
+        #: Counts the prompts prepared after keystrokes, so that only the newest one is evaluated.
+        self._prepared = 0
         self.stats = {
             "requests": 0,
             "generated": 0,
@@ -91,10 +108,15 @@ class CompletionService:
             "superseded": 0,
             "prompt_tokens": 0,
             "evaluated_tokens": 0,
+            "generated_tokens": 0,
             "prefetched": 0,
             "prefetch_evaluated_tokens": 0,
             "warm_ups": 0,
             "warm_up_evaluated_tokens": 0,
+            "prepared": 0,
+            "prepared_evaluated_tokens": 0,
+            "streamed": 0,
+            "streamed_evaluated_tokens": 0,
         }
 
     @property
@@ -121,9 +143,12 @@ class CompletionService:
             self._generation += 1
             generation = self._generation
         engine = self.settings.engine
-        what = (
-            f"loading {self.settings.model}" if engine.kind == "embedded" else f"connecting to {engine.url}"
-        )
+        if engine.kind != "embedded":
+            what = f"connecting to {engine.url}"
+        elif self.settings.model == AUTO_MODEL:
+            what = "loading the model that fits this machine"
+        else:
+            what = f"loading {self.settings.model}"
         self._set_status(Status("loading", what))
         # Loading runs on the worker, so no completion can run against a half-replaced engine.
         self._worker.submit(self._load, generation, self.settings)
@@ -148,8 +173,9 @@ class CompletionService:
             self._set_status(Status("error", f"cannot load the model: {exc}", FimError(str(exc))))
             return
         self._engine, self._failed_model = engine, None
-        logger.info("engine ready in %.2f s: %s", time.monotonic() - started, engine.describe())
-        self._set_status(Status("ready", f"ready ({engine.template.family})"))
+        facts = engine.describe()
+        logger.info("engine ready in %.2f s: %s", time.monotonic() - started, facts)
+        self._set_status(Status("ready", _ready_message(engine, facts)))
 
     def update_settings(self, settings: Settings) -> None:
         """Use new settings; reload the engine when one that shapes it changed."""
@@ -189,26 +215,32 @@ class CompletionService:
         if token is not None:
             token.cancel()
 
-    def complete_sync(self, request: CompletionRequest, cancel: CancelToken | None = None) -> Completion:
-        """Run one completion on the calling thread (the worker, or a CLI that owns the engine)."""
+    def complete_sync(
+        self, request: CompletionRequest, cancel: CancelToken | None = None, alternatives: int = 0
+    ) -> Completion:
+        """Run one completion (and up to `alternatives` other middles) on the calling thread (the worker,
+        or a CLI that owns the engine)."""
         cancel = cancel or CancelToken()
         if cancel.cancelled:
-            return Completion(None, Shape.NONE, "superseded")
+            return Completion(None, Shape.NONE, Reason.SUPERSEDED)
         engine = self._engine
         if engine is None:
             self._reload_if_model_changed()
-            return Completion(None, Shape.NONE, f"engine {self._status.state}: {self._status.message}")
+            detail = f"{self._status.state}: {self._status.message}"
+            return Completion(None, Shape.NONE, Reason.ENGINE_NOT_READY, detail=detail)
         try:
-            completion = pipeline.complete(request, self.settings, engine, cancel=cancel)
+            completion = pipeline.complete(
+                request, self.settings, engine, cancel=cancel, alternatives=alternatives
+            )
         except EngineUnavailableError as exc:
             # A remote server down or failing: one status per distinct fault, an empty answer per request.
             if self._status.state != "error" or self._status.message != str(exc):
                 logger.warning("engine unavailable: %s", exc)
                 self._set_status(Status("error", str(exc), exc))
-            return Completion(None, Shape.NONE, "engine unavailable")
+            return Completion(None, Shape.NONE, Reason.ENGINE_UNAVAILABLE)
         except PromptTooLongError as exc:
             logger.info("no completion: %s", exc)
-            return Completion(None, Shape.NONE, "prompt too long")
+            return Completion(None, Shape.NONE, Reason.PROMPT_TOO_LONG)
         except Exception as exc:
             # A bug or a failure inside the engine or the pipeline (llama.cpp failing a decode, say): this
             # request gets no answer rather than an error the editor may pop up on each keystroke; the
@@ -217,10 +249,10 @@ class CompletionService:
             if self._status.state != "error" or self._status.message != message:
                 logger.exception("%s", message)
                 self._set_status(Status("error", message, FimError(message)))
-            return Completion(None, Shape.NONE, "engine error")
+            return Completion(None, Shape.NONE, Reason.ENGINE_ERROR)
         if self._status.state == "error" and self._engine is engine:
             logger.info("engine available again")
-            self._set_status(Status("ready", f"ready ({engine.template.family})"))
+            self._set_status(Status("ready", _ready_message(engine, engine.describe())))
         return completion
 
     def _reload_if_model_changed(self) -> None:
@@ -236,18 +268,28 @@ class CompletionService:
         workspace_state = request.workspace.state if request.workspace is not None else ""
         return cache_key(request.text, request.offset, request.language_id, self.settings, workspace_state)
 
-    def _answer_without_model(self, key: str, request: CompletionRequest, digest: str) -> Completion | None:
-        """An answer from what was shown or computed before, or None when the model must run."""
+    def _answer_without_model(
+        self, key: str, request: CompletionRequest, digest: str, *, with_alternatives: bool = False
+    ) -> Completion | None:
+        """An answer from what was shown or computed before, or None when the model must run (also when
+        alternatives are asked for and none were computed for this place)."""
+        if with_alternatives:
+            others = self._alternatives.get(digest)
+            cached = self.cache.get(digest)
+            if others is None or cached is None:
+                return None
+            self.stats["cache_hits"] += 1
+            return Completion(cached or None, _shape_of(cached), Reason.CACHED, alternatives=others)
         shown = self._shown.get(key)
         if shown is not None:
             rest = typed_through(shown, request.text, request.offset)
             if rest is not None:
                 self.stats["typed_through"] += 1
-                return Completion(rest, _shape_of(rest), "typed-through")
+                return Completion(rest, _shape_of(rest), Reason.TYPED_THROUGH)
         cached = self.cache.get(digest)
         if cached is not None:
             self.stats["cache_hits"] += 1
-            return Completion(cached or None, _shape_of(cached), "cached")
+            return Completion(cached or None, _shape_of(cached), Reason.CACHED)
         return None
 
     def _remember(self, key: str, request: CompletionRequest, completion: Completion) -> None:
@@ -257,12 +299,22 @@ class CompletionService:
         window = context_window(self.settings)
         self._shown[key] = ShownCompletion.at(request.text, request.offset, completion.text, window)
 
-    async def complete(self, key: str, request: CompletionRequest) -> Completion:
-        """Complete for document `key`; a newer request for the same key makes this one's answer empty."""
+    async def complete(
+        self, key: str, request: CompletionRequest, *, alternatives: bool = False
+    ) -> Completion:
+        """Complete for document `key`; a newer request for the same key makes this one's answer empty.
+        With `alternatives` (the user asked for suggestions, or to see the next one), other middles come
+        with the first, up to the `alternatives` setting's count."""
         self.stats["requests"] += 1
         made = self._stop_warming()
+        typed = self._typing.get(key)
+        if typed is not None and typed[0] == _line_start(request) and time.monotonic() - typed[1] < TYPING_S:
+            request = replace(request, typing=True)
         digest = self._cache_key(request)
-        answer = self._answer_without_model(key, request, digest) if self.settings.reuse else None
+        others = max(0, self.settings.alternatives - 1) if alternatives else 0
+        answer = None
+        if self.settings.reuse:
+            answer = self._answer_without_model(key, request, digest, with_alternatives=others > 0)
         if answer is not None:
             self._supersede(key, spare_prefetch=True)
             self._remember(key, request, answer)
@@ -272,7 +324,7 @@ class CompletionService:
         loop = asyncio.get_running_loop()
         try:
             completion = await loop.run_in_executor(
-                self._worker, self._complete_then_warm, request, token, made
+                self._worker, self._complete_then_warm, request, token, made, others
             )
         except asyncio.CancelledError:
             token.cancel()  # $/cancelRequest: the generation stops at its next token
@@ -285,18 +337,55 @@ class CompletionService:
             # Superseded while running: a late answer would be stale ghost text.
             self.stats["superseded"] += 1
             return Completion(
-                None, completion.shape, "superseded", completion.generation, completion.timings_ms
+                None, completion.shape, Reason.SUPERSEDED, completion.generation, completion.timings_ms
             )
         if completion.generation is not None:
             self.stats["generated"] += 1
             self.stats["prompt_tokens"] += completion.generation.prompt_tokens
             self.stats["evaluated_tokens"] += completion.generation.evaluated_tokens
-            if _worth_caching(completion):
+            self.stats["generated_tokens"] += completion.generation.generated_tokens
+            if completion.plan is not None and completion.plan.shortened:
+                self._prepare_whole(request, made)
+            elif _worth_caching(completion):
                 self.cache.put(digest, completion.text or NOTHING_TO_SHOW)
-                if completion.text is not None and self.settings.prefetch and self.settings.reuse:
-                    self._prefetch(key, request, completion.text)
+                if others:
+                    self._alternatives[digest] = completion.alternatives
+                    while len(self._alternatives) > REMEMBERED_ALTERNATIVES:
+                        del self._alternatives[next(iter(self._alternatives))]
+                stream = self._streamer(completion, made)
+                prefetching = completion.text is not None and self.settings.prefetch and self.settings.reuse
+                # The prefetch goes first (accepting is the likeliest next step); the stream after it.
+                if not (prefetching and self._prefetch(key, request, completion.text or "", then=stream)):
+                    stream()
         self._remember(key, request, completion)
         return completion
+
+    def _prepare_whole(self, request: CompletionRequest, made: int) -> None:
+        """After an answer from a prompt cut short for typing, evaluate the whole prompt on the worker,
+        so that the next keystroke's request finds it (unless a newer request comes first)."""
+
+        def evaluate() -> None:
+            engine = self._engine
+            if engine is None or made != self._requests_made:
+                return
+            warm = pipeline.prepare(replace(request, typing=False), self.settings, engine)
+            if warm is not None:
+                self._warm_up(warm, made, counter="prepared")
+
+        with contextlib.suppress(RuntimeError):  # the worker was shut down: the server is exiting
+            self._worker.submit(evaluate)
+
+    def _streamer(self, completion: Completion, made: int) -> Callable[[], None]:
+        """What queues the evaluation of `completion`'s window in the file's own order on the worker
+        (`pipeline.stream`), unless a newer request came first."""
+
+        def stream() -> None:
+            if completion.plan is None or not self.settings.reuse:
+                return
+            with contextlib.suppress(RuntimeError):  # the worker was shut down: the server is exiting
+                self._worker.submit(self._warm_up, pipeline.stream(completion.plan), made, "streamed")
+
+        return stream
 
     def _stop_prefetches(self) -> None:
         with self._lock:
@@ -313,20 +402,22 @@ class CompletionService:
             warming.cancel()
         return made
 
-    def _complete_then_warm(self, request: CompletionRequest, cancel: CancelToken, made: int) -> Completion:
+    def _complete_then_warm(
+        self, request: CompletionRequest, cancel: CancelToken, made: int, alternatives: int = 0
+    ) -> Completion:
         """`complete_sync`, then, when typing (or the time budget) stopped the request before its prompt
         was evaluated, a warm-up queued on the worker: the user is typing on, and the next request will
         want that prompt again, all but its last line. Without it the worker would sit idle until that
         request came, and a prompt longer than the pauses between keys would never be evaluated."""
-        completion = self.complete_sync(request, cancel)
+        completion = self.complete_sync(request, cancel, alternatives)
         if completion.warm_up is not None and self.settings.reuse:
             with contextlib.suppress(RuntimeError):  # the worker was shut down: the server is exiting
                 self._worker.submit(self._warm_up, completion.warm_up, made)
         return completion
 
-    def _warm_up(self, request: GenerationRequest, made: int) -> None:
+    def _warm_up(self, request: GenerationRequest, made: int, counter: str = "warm_ups") -> None:
         """Evaluate `request` into the engine's cache, unless a request came after the one it is for; any
-        request that comes meanwhile stops it."""
+        request that comes meanwhile stops it. `counter` names the statistic it counts in."""
         token = CancelToken()
         with self._lock:
             engine = self._engine
@@ -346,12 +437,44 @@ class CompletionService:
                 if self._warming is token:
                     self._warming = None
         if evaluated:  # engines that keep no cache of their own (remote ones) warm nothing
-            self.stats["warm_ups"] += 1
-            self.stats["warm_up_evaluated_tokens"] += evaluated
+            self.stats[counter] += 1
+            self.stats[_EVALUATED_BY[counter]] += evaluated
 
-    def _prefetch(self, key: str, request: CompletionRequest, shown: str) -> None:
+    def prepare(self, key: str, request: CompletionRequest) -> None:
+        """Evaluate the prompt for `request` into the engine's cache before it is asked for: the user
+        just typed there, and the editor asks after its debounce (Neovim 200 ms, VS Code about as long).
+        Any request stops it, as it stops a warm-up; so does the next keystroke's."""
+        self._typing[key] = (_line_start(request), time.monotonic())
+        if not self.settings.reuse or self._engine is None:
+            return
+        with self._lock:
+            made, warming = self._requests_made, self._warming
+            self._prepared += 1
+            prepared = self._prepared
+        if warming is not None:
+            warming.cancel()
+        with contextlib.suppress(RuntimeError):  # the worker was shut down: the server is exiting
+            self._worker.submit(self._prepare_now, request, made, prepared)
+
+    def _prepare_now(self, request: CompletionRequest, made: int, prepared: int) -> None:
+        engine = self._engine
+        if engine is None or made != self._requests_made or prepared != self._prepared:
+            return  # a request, or a newer keystroke, came first
+        try:
+            warm = pipeline.prepare(request, self.settings, engine)
+        except FimError as exc:
+            logger.info("preparing a prompt failed: %s", exc)
+            return
+        if warm is not None:
+            self._warm_up(warm, made, counter="prepared")
+
+    def _prefetch(
+        self, key: str, request: CompletionRequest, shown: str, then: Callable[[], None] | None = None
+    ) -> bool:
         """Start computing the answer for the document as it will be once `shown` is accepted, into the
-        cache. It holds the document's place as its latest request, so any newer request stops it."""
+        cache, and `then` after it. It holds the document's place as its latest request, so any newer
+        request stops it. False when it does not start (its answer is cached, or a request is on its
+        way)."""
         accepted = replace(
             request,
             text=request.text[: request.offset] + shown + request.text[request.offset :],
@@ -362,19 +485,25 @@ class CompletionService:
         )
         digest = self._cache_key(accepted)
         if digest in self.cache:
-            return
+            return False
         token = CancelToken()
         with self._lock:
             if key in self._latest:
-                return  # a newer request is already on its way
+                return False  # a newer request is already on its way
             self._latest[key] = token
             self._prefetch_tokens.add(token)
-        task = asyncio.get_running_loop().create_task(self._run_prefetch(key, accepted, digest, token))
+        task = asyncio.get_running_loop().create_task(self._run_prefetch(key, accepted, digest, token, then))
         self._prefetches.add(task)
         task.add_done_callback(self._prefetches.discard)
+        return True
 
     async def _run_prefetch(
-        self, key: str, request: CompletionRequest, digest: str, token: CancelToken
+        self,
+        key: str,
+        request: CompletionRequest,
+        digest: str,
+        token: CancelToken,
+        then: Callable[[], None] | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         try:
@@ -386,6 +515,8 @@ class CompletionService:
                 self._prefetch_tokens.discard(token)
                 if self._latest.get(key) is token:
                     del self._latest[key]
+        if then is not None:
+            then()
         if token.cancelled or completion.generation is None:
             return
         self.stats["prefetched"] += 1
@@ -402,6 +533,7 @@ class CompletionService:
         """Drop what is remembered for a closed document."""
         self.cancel(key)
         self._shown.pop(key, None)
+        self._typing.pop(key, None)
 
     def shutdown(self) -> None:
         """Stop every generation and release the model."""
@@ -457,15 +589,34 @@ def _model_file(settings: Settings) -> Path | None:
         models = known_models()
     except (FimError, OSError):
         return None
-    if settings.model in models:
-        return cached_path(models[settings.model])
-    return Path(settings.model).expanduser()
+    name = settings.model
+    if name == AUTO_MODEL:
+        from fim_lsp.fit import choose_model
+
+        name = choose_model(settings, measure=False).model
+    if name in models:
+        return cached_path(models[name])
+    return Path(name).expanduser()
+
+
+def _line_start(request: CompletionRequest) -> int:
+    return request.text.rfind("\n", 0, request.offset) + 1
+
+
+def _ready_message(engine: Engine, facts: dict[str, object]) -> str:
+    """The status line of a ready engine: its template, and for the embedded one the model and why."""
+    model, chosen = facts.get("model"), facts.get("chosen")
+    if not isinstance(model, str) or not isinstance(chosen, str):
+        return f"ready ({engine.template.family})"
+    return f"ready ({Path(model).name}: {chosen})"
 
 
 def _worth_caching(completion: Completion) -> bool:
     """Whether an answer ended as the model or the rules ended it (not cut by a cancel or the deadline),
-    so that the same prompt would get it again (shown or not)."""
-    return completion.reason in ("eot", "stop", "length")
+    so that the same prompt would get it again (shown or not); not one from a prompt cut short for
+    typing, which the whole prompt's answer is to replace."""
+    shortened = completion.plan is not None and completion.plan.shortened
+    return completion.reason in REPEATABLE and not shortened
 
 
 def _shape_of(text: str) -> Shape:

@@ -114,6 +114,57 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
 
 
+def _traced_index_mib(root: Path, limits: IndexLimits) -> float:
+    """The memory an index of `root` takes, traced while it is built afresh."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    traced = WorkspaceIndex(limits)
+    traced.add_folder(root)
+    traced.build()
+    gc.collect()
+    index_mib = (tracemalloc.get_traced_memory()[0] - before) / 2**20
+    tracemalloc.stop()
+    del traced
+    gc.collect()
+    return index_mib
+
+
+def _update_times_ms(index: WorkspaceIndex, paths: list[str], rng: random.Random) -> list[float]:
+    """How long indexing a changed file again takes, for a sample of files (each is appended to)."""
+    update_ms = []
+    for path in rng.sample(paths, min(CHANGE_SAMPLES, len(paths))):
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write("\n# edited by the benchmark\n")
+        started = time.perf_counter()
+        index.update_file(path)
+        update_ms.append((time.perf_counter() - started) * 1000)
+    return update_ms
+
+
+def _retrieval_times(
+    index: WorkspaceIndex, paths: list[str], rng: random.Random
+) -> tuple[list[float], list[float], list[int]]:
+    """For a sample of cursors: snippet retrieval (ms), the same query again from the memo (µs), and
+    how many snippets each found."""
+    retrieval_ms, memo_us, counts = [], [], []
+    retriever = SnippetRetriever(index)
+    for path in rng.sample(paths, min(QUERY_SAMPLES, len(paths))):
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        rows = text.count("\n")
+        row = rng.randint(min(20, rows), max(min(20, rows), rows - 1)) if rows else 0
+        offset = _offset_of_row(text, row)
+        language = language_of(None, path)
+        started = time.perf_counter()
+        found = retriever.snippets_for(path, text, offset, language, SNIPPET_BUDGET, _tokens)
+        retrieval_ms.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        retriever.snippets_for(path, text, offset, language, SNIPPET_BUDGET, _tokens)
+        memo_us.append((time.perf_counter() - started) * 1e6)
+        counts.append(len(found))
+    return retrieval_ms, memo_us, counts
+
+
 def measure(
     root: Path,
     requested: int,
@@ -132,47 +183,11 @@ def measure(
     index.build()
     rebuild_s = time.perf_counter() - started
     stats = index.stats()
-
-    index_mib = None
-    if trace_memory:
-        gc.collect()
-        tracemalloc.start()
-        before = tracemalloc.get_traced_memory()[0]
-        traced = WorkspaceIndex(limits)
-        traced.add_folder(root)
-        traced.build()
-        gc.collect()
-        index_mib = (tracemalloc.get_traced_memory()[0] - before) / 2**20
-        tracemalloc.stop()
-        del traced
-        gc.collect()
-
+    index_mib = _traced_index_mib(root, limits) if trace_memory else None
     rng = random.Random(seed)
     paths = index.paths()
-    update_ms = []
-    for path in rng.sample(paths, min(CHANGE_SAMPLES, len(paths))):
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write("\n# edited by the benchmark\n")
-        started = time.perf_counter()
-        index.update_file(path)
-        update_ms.append((time.perf_counter() - started) * 1000)
-
-    retrieval_ms, memo_us, counts = [], [], []
-    retriever = SnippetRetriever(index)
-    for path in rng.sample(paths, min(QUERY_SAMPLES, len(paths))):
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-        rows = text.count("\n")
-        row = rng.randint(min(20, rows), max(min(20, rows), rows - 1)) if rows else 0
-        offset = _offset_of_row(text, row)
-        language = language_of(None, path)
-        started = time.perf_counter()
-        found = retriever.snippets_for(path, text, offset, language, SNIPPET_BUDGET, _tokens)
-        retrieval_ms.append((time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
-        retriever.snippets_for(path, text, offset, language, SNIPPET_BUDGET, _tokens)
-        memo_us.append((time.perf_counter() - started) * 1e6)
-        counts.append(len(found))
-
+    update_ms = _update_times_ms(index, paths, rng)
+    retrieval_ms, memo_us, counts = _retrieval_times(index, paths, rng)
     return WorkspaceFigures(
         files_requested=requested,
         files_indexed=stats.files,

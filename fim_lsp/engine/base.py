@@ -9,7 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from fim_lsp.prompt import FimTemplate
+from fim_lsp.engine.limits import interruption
+from fim_lsp.prompt import FimPrompt, FimTemplate
 
 StopReason = Literal["eot", "stop", "length", "cancelled", "deadline"]
 
@@ -33,9 +34,9 @@ class CancelToken:
 
 @dataclass
 class GenerationRequest:
-    """One generation: the rendered prompt and the limits on what may come back."""
+    """One generation: the prompt and the limits on what may come back."""
 
-    prompt: str
+    prompt: FimPrompt
     max_tokens: int
     stop: tuple[str, ...] = ()
     """Strings that end the middle when generated (the model's end-of-generation tokens always do)."""
@@ -50,7 +51,8 @@ class GenerationRequest:
     """End-of-text before anything but spaces is not taken: the model's best other token is written
     instead (engines that sample themselves; others take the model's end as it comes). The pipeline asks
     for it: the cursor is where the user writes, and in SPM a model sometimes ends at once where in PSM
-    it writes the middle (the 1.5B on HumanEval tasks it answers right in PSM; see README, Quality)."""
+    it writes the middle (the 1.5B on HumanEval tasks it answers right in PSM; see
+    docs/design/empty-middles.md)."""
     heal_word_end: bool = False
     """The prompt ends where the user is writing a word (the cursor right after a letter, digit or
     underscore, the prefix last in the prompt): the word's last token is taken off the prompt and the
@@ -58,11 +60,27 @@ class GenerationRequest:
     cut the typed part of the word alone (`for op in o` ends with ` o`), a split the model rarely saw
     before the rest of a word: without healing it writes the rest as if a token boundary were there
     (`peations`). The text returned is what follows the cursor, as without healing."""
-    split_at: int | None = None
-    """An offset in `prompt` where tokenization starts afresh (engines that tokenize themselves): the
-    pipeline puts it at the start of the suffix's second line, so that the rest of the suffix is
-    tokenized the same whatever precedes it, and its cached evaluation can be found again when the
-    cursor moves (see `fim_lsp.engine.llama_cpp.reuse_plan`)."""
+
+    alternatives: int = 0
+    """Other middles to write beside the first, each from another of the model's likeliest first tokens
+    (engines that sample themselves; others write one)."""
+    before_line: bool = False
+    """For `Engine.warm`: evaluate only the start of the prompt that typing on the cursor's line leaves as
+    it is (`FimTemplate.pieces`)."""
+
+    def interruption(self) -> StopReason | None:
+        """Why the generation must stop now, if it must."""
+        return interruption(self.cancel, self.deadline)
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """Another middle written for the same prompt."""
+
+    text: str
+    stop_reason: StopReason
+    log_probability: float
+    """Mean log-probability of its tokens (the model's own judgement of it)."""
 
 
 @dataclass
@@ -77,6 +95,9 @@ class Generation:
     generated_tokens: int = 0
     prompt_ms: float = 0.0
     generate_ms: float = 0.0
+    log_probability: float | None = None
+    """Mean log-probability of the tokens written, where the engine knows it."""
+    alternatives: list[Alternative] = field(default_factory=list)
 
     @property
     def reached_eot(self) -> bool:
@@ -103,6 +124,25 @@ class Engine(ABC):
         prompt that starts with it evaluates only the rest; stops when the request is cancelled.
         Returns the tokens evaluated. Engines that keep no cache of their own do nothing."""
         return 0
+
+    def uncached_tokens(self, prompt: FimPrompt) -> int | None:
+        """Tokens of `prompt` its evaluation would cost now (what the engine's cache does not hold), or
+        None when the engine cannot tell (a remote server keeps its own cache)."""
+        return None
+
+    def prompt_rate(self) -> float | None:
+        """Prompt tokens this engine evaluates a second on this machine, as measured so far (None until
+        it has been measured, or where it cannot be)."""
+        return None
+
+    def write_rate(self) -> float | None:
+        """Tokens this engine writes a second on this machine, as measured so far (None until measured)."""
+        return None
+
+    def cache_usage(self) -> dict[str, int]:
+        """What the engine's own cache of evaluated prompts holds, for `fim-lsp.stats` (nothing where the
+        engine keeps none)."""
+        return {}
 
     def describe(self) -> dict[str, Any]:
         """Facts for `fim-lsp doctor` and logs: backend, model, template family."""

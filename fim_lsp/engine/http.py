@@ -27,6 +27,7 @@ import httpx
 
 from fim_lsp import __version__
 from fim_lsp.engine.base import CancelToken, StopReason
+from fim_lsp.engine.limits import interruption
 from fim_lsp.errors import EngineUnavailableError, PromptTooLongError
 
 logger = logging.getLogger(__name__)
@@ -67,15 +68,6 @@ class Interrupted(Exception):
     def __init__(self, reason: StopReason) -> None:
         super().__init__(reason)
         self.reason: StopReason = reason
-
-
-def interruption(cancel: CancelToken, deadline: float | None) -> StopReason | None:
-    """Why a request must stop now, if it must."""
-    if cancel.cancelled:
-        return "cancelled"
-    if deadline is not None and time.monotonic() >= deadline:
-        return "deadline"
-    return None
 
 
 def error_message(body: str) -> str:

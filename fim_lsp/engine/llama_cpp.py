@@ -1,9 +1,10 @@
-"""The embedded engine: llama.cpp in this process, through llama-cpp-python.
+"""The embedded engine: llama.cpp in this process, through llama-cpp-python's bindings.
 
-One `Llama` object stays loaded. llama.cpp keeps the KV cache of the last prompt, so a request whose
-prompt shares a start with the previous one evaluates only the tokens after the shared part. We evaluate
-the prompt ourselves in small chunks before handing over to `Llama.generate`, so that a cancelled or
-superseded request stops within one chunk or one token instead of after the whole prompt.
+One model and one llama.cpp context stay loaded. The context's KV cache keeps several evaluated prompts
+at once, one per sequence (`fim_lsp.engine.slots`): a prompt that shares its start with any of them
+evaluates only the rest. We drive the decoding ourselves, a chunk of prompt tokens or one written token
+per call, so a cancelled or superseded request stops within milliseconds (llama.cpp's abort callback
+is asked between graph nodes), and generation is greedy: a completion should be deterministic.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fim_lsp.config import Settings
-from fim_lsp.engine.base import Engine, Generation, GenerationRequest, StopReason
+from fim_lsp.engine.base import Alternative, Engine, Generation, GenerationRequest, StopReason
+from fim_lsp.engine.limits import first_stop
+from fim_lsp.engine.slots import PromptSlots, Slot
 from fim_lsp.errors import ConfigurationError, ModelCorruptError, PromptTooLongError
-from fim_lsp.prompt import FimTemplate, detect_template, known_templates, template_for_family
+from fim_lsp.prompt import FimPrompt, FimTemplate, detect_template, known_templates, template_for_family
 
 logger = logging.getLogger(__name__)
 llama_logger = logging.getLogger("fim_lsp.llama_cpp")
@@ -30,11 +34,17 @@ llama_logger = logging.getLogger("fim_lsp.llama_cpp")
 #: Prompt tokens evaluated per llama_decode call. Cancellation does not wait for a chunk to finish
 #: (llama.cpp's abort callback stops a decode between graph nodes, see `_install_abort_callback`), but an
 #: aborted chunk is lost while finished ones stay cached: small chunks let a prompt's evaluation make
-#: progress across requests that typing keeps cancelling.
-PROMPT_CHUNK_TOKENS = 64
-#: Shortest run of cached tokens moved to a new position rather than evaluated again (see `reuse_plan`):
-#: shorter runs are likely chance matches, and each move costs a pass over the cache.
-MIN_REUSED_RUN = 32
+#: progress across requests that typing keeps cancelling. 128 evaluates 8% faster than 64 on two cores
+#: (1.5B: 142 and 132 tokens/s) and still loses at most a second of work to an abort.
+PROMPT_CHUNK_TOKENS = 128
+#: Sequences of the KV cache: each keeps one evaluated prompt (see `fim_lsp.engine.slots`).
+PROMPT_SLOTS = 4
+#: Most alternative middles written beside the first; each takes a sequence of its own after the slots'.
+MAX_ALTERNATIVES = 4
+#: Chunks this short are left out of the measured prompt speed: fixed costs dominate them.
+RATE_MIN_TOKENS = 32
+#: Weight of a new measurement in the running prompt and writing speeds.
+RATE_WEIGHT = 0.3
 #: Times a middle that ended before writing anything but spaces is made to go on (`write_something`):
 #: a model that still wants to end after its best other tokens has nothing to say here.
 MAX_EMPTY_RESTARTS = 2
@@ -98,38 +108,41 @@ def maps_safely(path: Path) -> bool:
     return path.resolve().is_relative_to(models_dir().resolve())
 
 
-def reuse_plan(
-    cached: Sequence[int], tokens: Sequence[int], shared: int, min_run: int = MIN_REUSED_RUN
-) -> tuple[list[tuple[int, int, int]], int]:
-    """How to reuse cached tokens that the new prompt has later or earlier than `shared`, the common
-    start: runs of at least `min_run` tokens, found in order, each as (cached position, length, shift).
-    Returns the runs and how many leading prompt tokens are in the cache once they are moved.
+@dataclass
+class RunningRate:
+    """A speed in tokens a second, measured as work is done (a running average)."""
 
-    This is llama.cpp's server's cache reuse: when text is taken out of the prompt (in SPM order, the
-    lines between the old and the new cursor when the cursor moves down; the start of a window that
-    moved), what follows it is shifted back in the KV cache instead of evaluated again. The shifted
-    entries were computed seeing the removed text, an approximation llama.cpp makes too. Only
-    removals can be reused: llama.cpp decodes a sequence at consecutive positions, so new text cannot
-    be put in front of cached entries. The prompt's last token is always left to evaluate.
-    """
-    runs: list[tuple[int, int, int]] = []
-    head_c = head_p = shared
-    limit = len(tokens) - 1
-    while head_c < len(cached) and head_p < limit:
-        length = 0
-        while (
-            head_c + length < len(cached)
-            and head_p + length < limit
-            and cached[head_c + length] == tokens[head_p + length]
-        ):
-            length += 1
-        if length >= min_run:
-            runs.append((head_c, length, head_p - head_c))
-            head_c += length
-            head_p += length
-        else:
-            head_c += 1
-    return runs, head_p
+    value: float | None = None
+
+    def observe(self, tokens: int, seconds: float) -> None:
+        if seconds <= 0 or tokens <= 0:
+            return
+        seen = tokens / seconds
+        self.value = seen if self.value is None else self.value + RATE_WEIGHT * (seen - self.value)
+
+
+@dataclass
+class _Writing:
+    """What one candidate middle has written so far, in its llama.cpp sequence."""
+
+    seq: int
+    tokens: list[int] = field(default_factory=list)
+    text: str = ""
+    restarts: int = 0
+    """Ends of the model's not taken (`write_something`)."""
+    log_probability: float = 0.0
+    """Sum of the log-probabilities of the tokens chosen."""
+    reason: StopReason | None = None
+    """Why it stopped; None while it writes."""
+
+    def add_log_probability(self, logits: Any, token: int) -> None:
+        import numpy as np
+
+        top = float(logits.max())
+        self.log_probability += float(logits[token]) - top - float(np.log(np.exp(logits - top).sum()))
+
+    def mean_log_probability(self) -> float:
+        return self.log_probability / max(1, len(self.tokens))
 
 
 class LlamaCppEngine(Engine):
@@ -144,81 +157,136 @@ class LlamaCppEngine(Engine):
         n_gpu_layers: int = -1,
         template_family: str | None = None,
         use_mmap: bool = True,
+        prompt_memory_mb: int = 256,
         adapter: Path | None = None,
     ) -> None:
-        """`adapter`: a LoRA adapter in llama.cpp's GGUF format, applied over the model (llama.cpp then
-        reads the model into memory instead of mapping it)."""
         import llama_cpp
+        from llama_cpp import _internals
 
         route_llama_logs()
         check_gguf(model_path)
         self.model_path = model_path
-        self.adapter = adapter
+        self.n_ctx = n_ctx
         threads = n_threads or os.cpu_count() or 1
         self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
         started = time.monotonic()
+        model_params = llama_cpp.llama_model_default_params()
+        model_params.n_gpu_layers = n_gpu_layers if self.gpu_offload else 0
+        model_params.load_mode = (
+            llama_cpp.LLAMA_LOAD_MODE_MMAP if use_mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
+        )
         try:
-            self.llama = llama_cpp.Llama(
-                model_path=str(model_path),
-                n_ctx=n_ctx,
-                n_batch=512,
-                n_threads=threads,
-                n_threads_batch=threads,
-                n_gpu_layers=n_gpu_layers if self.gpu_offload else 0,
-                flash_attn=True,
-                use_mmap=use_mmap,
-                lora_path=str(adapter) if adapter else None,
-                # verbose=False keeps llama-cpp-python's prints off the process's stdout; our stdio
-                # transport does not use file descriptor 1 anyway (see cli.py), and llama.cpp's own log
-                # lines reach our logger through route_llama_logs().
-                verbose=False,
-            )
+            # verbose=True only stops llama-cpp-python from pointing file descriptors 1 and 2 at
+            # /dev/null while it loads; llama.cpp's log lines reach our logger (route_llama_logs).
+            self._model = _internals.LlamaModel(path_model=str(model_path), params=model_params, verbose=True)
         except (ValueError, RuntimeError) as exc:
-            what = f"{model_path} with the adapter {adapter}" if adapter else str(model_path)
-            raise ModelCorruptError(f"llama.cpp could not load {what}: {exc}") from exc
+            raise ModelCorruptError(f"llama.cpp could not load {model_path}: {exc}") from exc
+        self.cache_cells = self._cache_cells(prompt_memory_mb)
+        context_params = llama_cpp.llama_context_default_params()
+        context_params.n_ctx = self.cache_cells
+        context_params.n_batch = context_params.n_ubatch = 512
+        context_params.n_seq_max = PROMPT_SLOTS + MAX_ALTERNATIVES
+        # One buffer for every sequence, so that one takes over another's start without a copy.
+        context_params.kv_unified = True
+        context_params.n_threads = context_params.n_threads_batch = threads
+        context_params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        context_params.no_perf = True
+        try:
+            self._context = _internals.LlamaContext(model=self._model, params=context_params, verbose=True)
+        except ValueError as exc:
+            self._model.close()
+            raise ModelCorruptError(f"llama.cpp could not make a context for {model_path}: {exc}") from exc
+        self._ctx = self._context.ctx
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+        self._batch = llama_cpp.llama_batch_init(PROMPT_CHUNK_TOKENS, 0, PROMPT_SLOTS + MAX_ALTERNATIVES)
+        self.adapter = adapter
+        self._adapter = self._load_adapter(adapter) if adapter is not None else None
         self.load_seconds = time.monotonic() - started
         self._interrupt: Callable[[], bool] | None = None
         self._install_abort_callback()
-        memory = llama_cpp.llama_get_memory(self.llama._ctx.ctx)
-        self._can_shift = memory is not None and bool(llama_cpp.llama_memory_can_shift(memory))
-        self._vocab = self.llama._model.vocab
+        self._vocab = self._model.vocab
         self._vocab_size = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self.template = template_for_family(template_family) if template_family else self._detect_template()
         self._stop_token_ids = self._single_token_ids(self.template.stop)
         self._end_ids: list[int] | None = None
         self._pieces: list[bytes] | None = None
         self._starting_with: dict[bytes, list[int]] = {}
+        self.slots = PromptSlots(PROMPT_SLOTS, self.cache_cells)
+        self.prompt_speed = RunningRate()
+        self.write_speed = RunningRate()
+        #: Why this model was loaded (the `auto` setting's choice, or the settings naming it).
+        self.choice = "named by path"
         logger.info(
-            "loaded %s%s in %.2f s (%s, template %s, %d threads, gpu offload %s)",
+            "loaded %s in %.2f s (%s, template %s, %d threads, gpu offload %s, %d cache cells)",
             model_path.name,
-            f" with the adapter {adapter.name}" if adapter else "",
             self.load_seconds,
-            "mapped" if use_mmap and not adapter else "read into memory",
+            "mapped" if use_mmap else "read into memory",
             self.template.family,
             threads,
             self.gpu_offload,
+            self.cache_cells,
         )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LlamaCppEngine:
-        from fim_lsp.models import resolve_model
+        from fim_lsp.fit import choose_model, known_speed
+        from fim_lsp.models import known_models, resolve_model
 
-        path = resolve_model(settings.model)
+        choice = choose_model(settings)
+        path = resolve_model(choice.model)
         adapter = None
         if settings.adapter:
             from fim_lsp.warmup.adapters import check_adapter, resolve_adapter
 
             adapter = resolve_adapter(settings.adapter)
             check_adapter(adapter, path)
-        return cls(
+        engine = cls(
             path,
             n_ctx=settings.context_size,
             n_threads=settings.threads,
             n_gpu_layers=settings.gpu_layers,
             template_family=settings.engine.template,
             use_mmap=maps_safely(path),
+            prompt_memory_mb=settings.prompt_memory_mb,
             adapter=adapter,
         )
+        engine.choice = choice.reason
+        speed = choice.speed
+        if speed is None and choice.model in known_models():
+            speed = known_speed(known_models()[choice.model], settings.threads)
+        if speed is not None:
+            # Prompts are sized from the first request on; the engine's own measurements take over.
+            engine.prompt_speed.value = speed.prompt
+            engine.write_speed.value = speed.writing
+        return engine
+
+    def _cache_cells(self, memory_mb: int) -> int:
+        """Cells of the KV cache: what `memory_mb` holds at this model's size per token, at least one
+        prompt's context and at most one per slot."""
+        per_token = self.kv_bytes_per_token()
+        cells = memory_mb * 1024 * 1024 // per_token
+        return int(min(max(cells, self.n_ctx), self.n_ctx * PROMPT_SLOTS))
+
+    def kv_bytes_per_token(self) -> int:
+        """Bytes a token's keys and values take in the cache (16-bit floats, every layer)."""
+        import llama_cpp
+
+        model = self._model.model
+        head_size = llama_cpp.llama_model_n_embd(model) // max(1, llama_cpp.llama_model_n_head(model))
+        per_layer = 2 * llama_cpp.llama_model_n_head_kv(model) * head_size * 2
+        return int(llama_cpp.llama_model_n_layer(model) * per_layer)
+
+    def _load_adapter(self, path: Path) -> Any:
+        """Apply a GGUF LoRA adapter to the context (llama.cpp adds it over the quantized weights)."""
+        import llama_cpp
+
+        adapter = llama_cpp.llama_adapter_lora_init(self._model.model, str(path).encode("utf-8"))
+        if not adapter:
+            raise ModelCorruptError(f"llama.cpp could not load the adapter {path}")
+        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
+        scales = (ctypes.c_float * 1)(1.0)
+        llama_cpp.llama_set_adapters_lora(self._ctx, adapters, 1, scales)
+        return adapter
 
     def _install_abort_callback(self) -> None:
         """Let llama.cpp ask, between graph nodes of a decode, whether the running request was cancelled
@@ -234,7 +302,7 @@ class LlamaCppEngine(Engine):
             return False
 
         self._abort_callback = should_abort  # referenced for as long as llama.cpp may call it
-        llama_cpp.llama_set_abort_callback(self.llama._ctx.ctx, should_abort, None)
+        llama_cpp.llama_set_abort_callback(self._ctx, should_abort, None)
 
     # -- vocabulary -------------------------------------------------------------------------------------
 
@@ -247,7 +315,7 @@ class LlamaCppEngine(Engine):
         """Ids of those spellings that are one token in this vocabulary."""
         ids = set()
         for spelling in spellings:
-            tokens = self.llama.tokenize(spelling.encode(), add_bos=False, special=True)
+            tokens = self.tokenize(spelling)
             if len(tokens) == 1 and self._token_text(tokens[0]).removeprefix("▁") == spelling:
                 ids.add(tokens[0])
         return ids
@@ -275,28 +343,38 @@ class LlamaCppEngine(Engine):
 
         return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token)) or token in self._stop_token_ids
 
+    def detokenize(self, tokens: list[int]) -> bytes:
+        return self._model.detokenize(tokens)
+
     def _tokens_starting_with(self, piece: bytes) -> list[int]:
         """Every token whose text starts with `piece` (`piece`'s own token among them)."""
         if self._pieces is None:
             # Once per model, when first needed: 0.4 s for Qwen's 151,936 tokens here; control tokens
             # detokenize to nothing and so never match.
-            self._pieces = [self.llama.detokenize([token]) for token in range(self._vocab_size)]
+            self._pieces = [self.detokenize([token]) for token in range(self._vocab_size)]
         if piece not in self._starting_with:
             if len(self._starting_with) >= MAX_REMEMBERED_PIECES:
                 self._starting_with.clear()
             self._starting_with[piece] = [t for t, text in enumerate(self._pieces) if text.startswith(piece)]
         return self._starting_with[piece]
 
-    def _best_token(self, among: list[int] | None = None) -> int:
-        """The model's first choice for the next token among `among`, or among all tokens but the
-        end-of-generation ones: read from the logits of the last decode (greedy, as `generate` samples)."""
+    def _logits(self, index: int = -1) -> Any:
+        """A copy of the logits of the `index`th token of the last batch (the last one by default)."""
         import llama_cpp
         import numpy as np
 
-        last = llama_cpp.llama_get_logits_ith(self.llama._ctx.ctx, -1)
-        logits = np.ctypeslib.as_array(last, shape=(self._vocab_size,))
+        row = llama_cpp.llama_get_logits_ith(self._ctx, index)
+        return np.ctypeslib.as_array(row, shape=(self._vocab_size,)).copy()
+
+    def _best_token(self, logits: Any, among: list[int] | None = None, *, no_end: bool = False) -> int:
+        """The model's first choice for the next token in `logits`: among `among`, or among all tokens but
+        the end-of-generation ones with `no_end`, or among all (greedy)."""
+        import numpy as np
+
         if among is not None:
             return among[int(np.argmax(logits[among]))]
+        if not no_end:
+            return int(np.argmax(logits))
         if self._end_ids is None:
             # Once per model, when first needed: ~150,000 quick calls (0.14 s for Qwen's vocabulary here).
             self._end_ids = [token for token in range(self._vocab_size) if self._ends_middle(token)]
@@ -308,206 +386,378 @@ class LlamaCppEngine(Engine):
         """The text of the prompt's last token when it is part of a word, else nothing."""
         if len(tokens) < 2:
             return b""
-        piece = self.llama.detokenize(tokens[-1:])
+        piece = self.detokenize(tokens[-1:])
         return piece if _WORD_PIECE.fullmatch(piece) else b""
 
-    # -- Engine -----------------------------------------------------------------------------------------
+    # -- tokens -----------------------------------------------------------------------------------------
 
     def tokenize(self, text: str) -> list[int]:
-        return self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        return self._model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
 
-    def _reusable_prefix(self, tokens: list[int]) -> int:
-        """How many leading tokens of `tokens` are already in the KV cache (at least one is re-evaluated,
-        because sampling needs the logits of the prompt's last token)."""
-        cached = self.llama.input_ids[: self.llama.n_tokens]
-        limit = min(len(cached), len(tokens) - 1)
-        shared = 0
-        while shared < limit and cached[shared] == tokens[shared]:
-            shared += 1
-        return shared
+    def prompt_tokens(self, prompt: FimPrompt, *, before_line: bool = False) -> list[int]:
+        """The prompt's tokens, each of the template's pieces tokenized apart (see `FimTemplate.pieces`)."""
+        pieces = self.template.pieces(prompt, before_line=before_line)
+        return [token for piece in pieces for token in self.tokenize(piece)]
 
-    @staticmethod
-    def _interruption(request: GenerationRequest) -> StopReason | None:
-        """Why the request must stop now, if it must."""
-        if request.cancel.cancelled:
-            return "cancelled"
-        if request.deadline is not None and time.monotonic() > request.deadline:
-            return "deadline"
-        return None
-
-    def _evaluate_prompt(
-        self, tokens: list[int], request: GenerationRequest
-    ) -> tuple[int, StopReason | None]:
-        """Evaluate all prompt tokens but the last, chunk by chunk; stop early when interrupted."""
-        llama = self.llama
-        shared = self._reusable_prefix(tokens) if request.reuse_cache else 0
-        if request.reuse_cache and self._can_shift:
-            shared = self._move_cached_runs(tokens, shared)
-        if shared < llama.n_tokens:
-            llama._ctx.kv_cache_seq_rm(-1, shared, -1)
-            llama.n_tokens = shared
-        position = shared
-        while position < len(tokens) - 1:
-            end = min(position + PROMPT_CHUNK_TOKENS, len(tokens) - 1)
-            try:
-                llama.eval(tokens[position:end])
-            except RuntimeError:  # llama_decode aborted by our callback (or failed: re-raised)
-                reason = self._interruption(request)
-                if reason is None:
-                    raise
-                return llama.n_tokens - shared, reason
-            position = end
-        return len(tokens) - shared, None
-
-    def _move_cached_runs(self, tokens: list[int], shared: int) -> int:
-        """Shift the cached runs `reuse_plan` finds to where the new prompt has them; returns how many
-        leading prompt tokens the cache then holds."""
-        import llama_cpp
-
-        llama = self.llama
-        cached = list(llama.input_ids[: llama.n_tokens])
-        runs, reused = reuse_plan(cached, tokens, shared)
-        if not runs:
-            return shared
-        memory = llama_cpp.llama_get_memory(llama._ctx.ctx)
-        for start, length, shift in runs:
-            target = start + shift
-            # What lies between the run's new place and its old one goes; then the run moves back.
-            llama_cpp.llama_memory_seq_rm(memory, 0, target, start)
-            llama_cpp.llama_memory_seq_add(memory, 0, start, start + length, shift)
-            cached[target : target + length] = cached[start : start + length]
-        llama_cpp.llama_memory_seq_rm(memory, 0, reused, -1)
-        llama.input_ids[:reused] = cached[:reused]
-        llama.n_tokens = reused
-        logger.debug("reused %d cached tokens in %d shifted runs", reused - shared, len(runs))
-        return reused
-
-    def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
-        """The prompt's tokens, tokenized afresh from `split_at` on; too many for the context is an error."""
-        split = request.split_at
-        if split is not None and 0 < split < len(request.prompt):
-            tokens = self.tokenize(request.prompt[:split]) + self.tokenize(request.prompt[split:])
-        else:
-            tokens = self.tokenize(request.prompt)
-        if len(tokens) + request.max_tokens > self.llama.n_ctx():
+    def _checked_tokens(self, request: GenerationRequest) -> list[int]:
+        tokens = self.prompt_tokens(request.prompt, before_line=request.before_line)
+        if len(tokens) + request.max_tokens > self.n_ctx:
             raise PromptTooLongError(
                 f"prompt of {len(tokens)} tokens plus {request.max_tokens} new ones exceeds "
-                f"the context of {self.llama.n_ctx()}"
+                f"the context of {self.n_ctx}"
             )
         return tokens
+
+    def uncached_tokens(self, prompt: FimPrompt) -> int:
+        tokens = self.prompt_tokens(prompt)
+        _, shared = self.slots.best_start(tokens)
+        return len(tokens) - min(shared, len(tokens) - 1)
+
+    def prompt_rate(self) -> float | None:
+        return self.prompt_speed.value
+
+    def write_rate(self) -> float | None:
+        return self.write_speed.value
+
+    # -- the KV cache -----------------------------------------------------------------------------------
+
+    def _place(self, tokens: list[int], room: int) -> tuple[Slot, int]:
+        """The slot `tokens` are evaluated into, holding their shared start already; and its length."""
+        import llama_cpp
+
+        placement = self.slots.place(tokens, room)
+        for slot in placement.dropped:
+            llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, -1, -1)
+            self.slots.clear(slot)
+        target, source = placement.target, placement.source
+        # At least the prompt's last token is evaluated: its logits choose the first token written.
+        shared = min(placement.shared, len(tokens) - 1)
+        if source is target:
+            llama_cpp.llama_memory_seq_rm(self._memory, target.seq, shared, -1)
+        else:
+            llama_cpp.llama_memory_seq_rm(self._memory, target.seq, -1, -1)
+            if source is not None and shared:
+                llama_cpp.llama_memory_seq_cp(self._memory, source.seq, target.seq, 0, shared)
+        self.slots.take_over(target, source, shared)
+        if shared:
+            logger.debug("prompt of %d tokens: %d found in sequence %d", len(tokens), shared, target.seq)
+        return target, shared
+
+    def _decode(self, slot: Slot, tokens: list[int], logits: bool) -> None:
+        """Decode `tokens` into `slot` after what it holds (logits for the last one when asked)."""
+        import llama_cpp
+
+        batch = self._batch
+        start = len(slot.tokens)
+        batch.n_tokens = len(tokens)
+        for i, token in enumerate(tokens):
+            batch.token[i] = token
+            batch.pos[i] = start + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = slot.seq
+            batch.logits[i] = logits and i == len(tokens) - 1
+        result = llama_cpp.llama_decode(self._ctx, batch)
+        if result != 0:
+            raise _DecodeFailed(result)
+        self.slots.evaluated(slot, tokens)
+
+    def _evaluate(self, slot: Slot, tokens: list[int], request: GenerationRequest) -> StopReason | None:
+        """Decode `tokens[len(slot.tokens):-1]` into `slot`, chunk by chunk; stop early when interrupted."""
+        while len(slot.tokens) < len(tokens) - 1:
+            start = len(slot.tokens)
+            chunk = tokens[start : min(start + PROMPT_CHUNK_TOKENS, len(tokens) - 1)]
+            began = time.monotonic()
+            try:
+                self._decode(slot, chunk, logits=False)
+            except _DecodeFailed:
+                reason = request.interruption()
+                if reason is None:
+                    raise
+                return reason
+            if len(chunk) >= RATE_MIN_TOKENS:
+                self.prompt_speed.observe(len(chunk), time.monotonic() - began)
+        return None
+
+    def _forget_aborted_tokens(self) -> None:
+        """After an aborted decode llama.cpp drops the failed batch's cells; keep each slot's record no
+        longer than what its sequence really holds."""
+        import llama_cpp
+
+        for slot in self.slots.slots:
+            held = llama_cpp.llama_memory_seq_pos_max(self._memory, slot.seq) + 1
+            if held < len(slot.tokens):
+                self.slots.truncate(slot, max(0, held))
+            elif held > len(slot.tokens):
+                llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, len(slot.tokens), -1)
 
     @contextlib.contextmanager
     def _interruptible(self, request: GenerationRequest) -> Iterator[None]:
         """Let llama.cpp abort a decode when `request` is cancelled or out of time, and keep our record of
         the cache true after an abort."""
-        self._interrupt = lambda: self._interruption(request) is not None
+        self._interrupt = lambda: request.interruption() is not None
         _aborting.clear()
         try:
             yield
+        except _DecodeFailed as exc:
+            raise RuntimeError(f"llama_decode failed ({exc.args[0]})") from exc
         finally:
             self._interrupt = None
             if _aborting.is_set():
                 self._forget_aborted_tokens()
 
-    def generate(self, request: GenerationRequest) -> Generation:
-        tokens = self._prompt_tokens(request)
-        healing = self._word_end_piece(tokens) if request.heal_word_end else b""
-        if healing:
-            tokens = tokens[:-1]
-        with self._interruptible(request):
-            return self._generate(tokens, request, healing)
+    def forget(self) -> None:
+        """Empty the cache: the next prompt is evaluated whole (benchmarks timing cold prompts)."""
+        import llama_cpp
+
+        llama_cpp.llama_memory_clear(self._memory, True)
+        self.slots.clear_all()
+
+    # -- Engine -----------------------------------------------------------------------------------------
 
     def warm(self, request: GenerationRequest) -> int:
         # All but the prompt's last token: the one a generation would evaluate for its first logits.
-        tokens = self._prompt_tokens(request)
+        tokens = self._checked_tokens(request)
         with self._interruptible(request):
-            evaluated, _ = self._evaluate_prompt(tokens, request)
-        return evaluated
+            slot, shared = self._place(tokens, room=0)
+            self._evaluate(slot, tokens, request)
+        return len(slot.tokens) - shared
 
-    def _forget_aborted_tokens(self) -> None:
-        """After an aborted decode llama.cpp drops the failed batch's cells; keep our record of what the
-        cache holds (llama-cpp-python's `n_tokens`) no longer than what is really there."""
-        import llama_cpp
-
-        memory = llama_cpp.llama_get_memory(self.llama._ctx.ctx)
-        last = llama_cpp.llama_memory_seq_pos_max(memory, 0) if memory is not None else -1
-        self.llama.n_tokens = max(0, min(self.llama.n_tokens, last + 1))
-
-    def _generate(self, tokens: list[int], request: GenerationRequest, healing: bytes) -> Generation:
-        """Write after `tokens`; with `healing`, the text taken off the prompt's end, the first token
-        written must start with it, and what is returned is what follows it."""
+    def generate(self, request: GenerationRequest) -> Generation:
+        tokens = self._checked_tokens(request)
+        healing = self._word_end_piece(tokens) if request.heal_word_end else b""
+        if healing:
+            tokens = tokens[:-1]
         started = time.monotonic()
-        evaluated, early_stop = self._evaluate_prompt(tokens, request)
-        if early_stop is not None:
-            return Generation("", early_stop, len(tokens), evaluated, 0, (time.monotonic() - started) * 1000)
+        with self._interruptible(request):
+            if not request.reuse_cache:
+                self.forget()
+            slot, shared = self._place(tokens, room=request.max_tokens * (1 + request.alternatives))
+            early_stop = self._evaluate(slot, tokens, request)
+            evaluated = len(slot.tokens) - shared
+            if early_stop is not None:
+                return Generation(
+                    "", early_stop, len(tokens), evaluated, 0, (time.monotonic() - started) * 1000
+                )
+            return self._write(slot, tokens, request, healing, started, evaluated)
 
-        generated: list[int] = []
-        text = ""
-        restarts = 0
-        reason: StopReason = "length"
-        prompt_ms = 0.0
-        first_token_at = None
-        stream = self.llama.generate(tokens, temp=0.0, repeat_penalty=1.0, reset=True)
-        while True:
-            try:
-                token = next(stream)
-            except StopIteration:
-                break
-            except RuntimeError:  # a decode aborted by our callback (or failed: re-raised)
-                interrupted = self._interruption(request)
-                if interrupted is None:
-                    raise
-                reason = interrupted
-                break
-            if first_token_at is None:
-                first_token_at = time.monotonic()
-                prompt_ms = (first_token_at - started) * 1000
-            restart = False
-            if healing and not generated:
-                if not self.llama.detokenize([token]).startswith(healing):
-                    token, restart = self._best_token(self._tokens_starting_with(healing)), True
-            elif self._ends_middle(token):
-                if not request.write_something or text.strip() or restarts >= MAX_EMPTY_RESTARTS:
-                    reason = "eot"
-                    break
-                token, restart = self._best_token(), True
-                restarts += 1
-                if self.llama.detokenize([token])[:1].isspace():
-                    # The token brings its own space: the spaces before it were a run-up.
-                    del generated[1 if healing else 0 :]
-            generated.append(token)
-            written = self.llama.detokenize(generated)[len(healing) :]
-            text = written.decode("utf-8", errors="ignore")
-            stop_at = _first_stop(text, request.stop)
-            if stop_at is not None:
-                text, reason = text[:stop_at], "stop"
-                break
-            if request.on_text is not None and request.on_text(text):
-                reason = "stop"
-                break
-            if len(generated) >= request.max_tokens:
-                break
-            interrupted = self._interruption(request)
-            if interrupted is not None:
-                reason = interrupted
-                break
-            if restart:
-                # The stream sampled an end we did not take: go on from the token chosen instead (the
-                # prompt and what was written are cached, so only that token is evaluated).
-                stream = self.llama.generate(tokens + generated, temp=0.0, repeat_penalty=1.0, reset=True)
+    def _write(
+        self,
+        slot: Slot,
+        tokens: list[int],
+        request: GenerationRequest,
+        healing: bytes,
+        started: float,
+        evaluated: int,
+    ) -> Generation:
+        """Generate after the evaluated prompt, greedy, until the middle is done. Alternatives come after
+        the first middle is whole, so that it is the same middle, as soon, as without them: each starts
+        from one of the model's next best first tokens, in a sequence of its own that shares the prompt's
+        cells, and they are written together, one batch a step."""
+        main = _Writing(slot.seq)
+        branches: list[_Writing] = []
+        first_token_at: float | None = None
+        interrupted: StopReason | None = None
+        try:
+            self._decode(slot, tokens[-1:], logits=True)
+            evaluated += 1
+            first_token_at = time.monotonic()
+            first_logits = self._logits()
+            interrupted = self._write_together(
+                [main], {id(main): first_logits}, slot, tokens, request, healing
+            )
+            if interrupted is None and request.alternatives > 0:
+                first = main.tokens[0] if main.tokens else None
+                branches = self._branch(slot, len(tokens), request, healing, first_logits, first)
+                interrupted = self._write_together(branches, {}, slot, tokens, request, healing)
+        except _DecodeFailed:
+            interrupted = request.interruption()
+            if interrupted is None:
+                raise
+        finally:
+            self._forget_branches(branches)
+        for writing in (main, *branches):
+            if writing.reason is None:
+                writing.reason = interrupted or "length"
         finished = time.monotonic()
+        if first_token_at is not None and len(main.tokens) > 1:
+            self.write_speed.observe(len(main.tokens) - 1, finished - first_token_at)
         return Generation(
-            text=text,
-            stop_reason=reason,
+            text=main.text,
+            stop_reason=main.reason or "length",
             prompt_tokens=len(tokens),
             evaluated_tokens=evaluated,
-            generated_tokens=len(generated),
-            prompt_ms=prompt_ms,
+            generated_tokens=len(main.tokens),
+            prompt_ms=((first_token_at or finished) - started) * 1000,
             generate_ms=(finished - (first_token_at or finished)) * 1000,
+            log_probability=main.mean_log_probability(),
+            alternatives=[
+                Alternative(w.text, w.reason or "length", w.mean_log_probability()) for w in branches
+            ],
         )
+
+    def _write_together(
+        self,
+        writings: list[_Writing],
+        logits_of: dict[int, Any],
+        slot: Slot,
+        tokens: list[int],
+        request: GenerationRequest,
+        healing: bytes,
+    ) -> StopReason | None:
+        """Write each of `writings` until it stops, all in one batch a step; a writing with logits in
+        `logits_of` chooses its next token from them, the others have theirs chosen (`_branch`). Returns
+        why they were interrupted, if they were."""
+        choices = {
+            id(w): self._next_token(w, request, healing, logits_of[id(w)])
+            for w in writings
+            if id(w) in logits_of
+        }
+        choices.update({id(w): (w.tokens.pop(), False) for w in writings if id(w) not in logits_of})
+        while True:
+            going = [w for w in writings if self._take(w, choices[id(w)], slot, tokens, request, healing)]
+            if not going:
+                return None
+            interrupted = request.interruption()
+            if interrupted is not None:
+                return interrupted
+            self._decode_step(slot, going, len(tokens))
+            for index, writing in enumerate(going):
+                choices[id(writing)] = self._next_token(writing, request, healing, self._logits(index))
+
+    def _take(
+        self,
+        writing: _Writing,
+        choice: tuple[int | None, bool],
+        slot: Slot,
+        tokens: list[int],
+        request: GenerationRequest,
+        healing: bytes,
+    ) -> bool:
+        """Add the chosen token to what `writing` wrote; whether it goes on (its token is to be decoded)."""
+        if writing.reason is not None:
+            return False
+        token, forced = choice
+        if token is None:
+            writing.reason = "eot"
+            return False
+        healed = 1 if healing else 0
+        if forced and writing.tokens[healed:] and self.detokenize([token])[:1].isspace():
+            # The forced token brings its own space: the spaces written before it were a run-up.
+            self._rewind(slot, len(tokens) + healed)
+            del writing.tokens[healed:]
+        writing.tokens.append(token)
+        writing.text = self.detokenize(writing.tokens)[len(healing) :].decode("utf-8", errors="ignore")
+        stop_at = first_stop(writing.text, request.stop)
+        if stop_at is not None:
+            writing.text, writing.reason = writing.text[:stop_at], "stop"
+        elif request.on_text is not None and request.on_text(writing.text):
+            writing.reason = "stop"
+        elif len(writing.tokens) >= request.max_tokens:
+            writing.reason = "length"
+        return writing.reason is None
+
+    def _next_token(
+        self, writing: _Writing, request: GenerationRequest, healing: bytes, logits: Any
+    ) -> tuple[int | None, bool]:
+        """The next token `writing` writes, from its last decode's `logits` (None when the middle ends),
+        and whether it was written instead of the model's end (`write_something`, the first candidate
+        only). The token's log-probability is added to the writing's."""
+        if healing and not writing.tokens:
+            token = self._best_token(logits, self._tokens_starting_with(healing))
+            writing.add_log_probability(logits, token)
+            return token, False
+        token = self._best_token(logits)
+        if not self._ends_middle(token):
+            writing.add_log_probability(logits, token)
+            return token, False
+        first_candidate = writing.seq < PROMPT_SLOTS
+        allowed = request.write_something and first_candidate
+        if not allowed or writing.text.strip() or writing.restarts >= MAX_EMPTY_RESTARTS:
+            return None, False
+        writing.restarts += 1
+        token = self._best_token(logits, no_end=True)
+        writing.add_log_probability(logits, token)
+        return token, True
+
+    def _branch(
+        self,
+        slot: Slot,
+        prompt_length: int,
+        request: GenerationRequest,
+        healing: bytes,
+        logits: Any,
+        main: int | None,
+    ) -> list[_Writing]:
+        """The alternatives' writings, each holding its first token: the model's next best first tokens
+        after the main one's (ends of text aside; with healing, among those that start with the healed
+        text), each in a sequence that takes over the prompt's cells from `slot`'s."""
+        import llama_cpp
+        import numpy as np
+
+        count = min(request.alternatives, MAX_ALTERNATIVES)
+        if count <= 0:
+            return []
+        among = self._tokens_starting_with(healing) if healing else None
+        ranked = np.argsort(-logits[among]) if among is not None else np.argsort(-logits)
+        firsts: list[int] = []
+        for index in ranked[: 8 * count + 8]:
+            token = int(among[index]) if among is not None else int(index)
+            if token != main and not self._ends_middle(token):
+                firsts.append(token)
+            if len(firsts) == count:
+                break
+        branches = []
+        for number, token in enumerate(firsts):
+            seq = PROMPT_SLOTS + number
+            llama_cpp.llama_memory_seq_rm(self._memory, seq, -1, -1)
+            llama_cpp.llama_memory_seq_cp(self._memory, slot.seq, seq, 0, prompt_length)
+            writing = _Writing(seq, tokens=[token])
+            writing.add_log_probability(logits, token)
+            branches.append(writing)
+        return branches
+
+    def _decode_step(self, slot: Slot, writings: list[_Writing], prompt_length: int) -> None:
+        """Decode each writing's last token in its own sequence, all in one batch, logits for each."""
+        import llama_cpp
+
+        batch = self._batch
+        batch.n_tokens = len(writings)
+        for index, writing in enumerate(writings):
+            batch.token[index] = writing.tokens[-1]
+            batch.pos[index] = prompt_length + len(writing.tokens) - 1
+            batch.n_seq_id[index] = 1
+            batch.seq_id[index][0] = writing.seq
+            batch.logits[index] = True
+        result = llama_cpp.llama_decode(self._ctx, batch)
+        if result != 0:
+            raise _DecodeFailed(result)
+        for writing in writings:
+            if writing.seq == slot.seq:
+                self.slots.evaluated(slot, writing.tokens[-1:])
+
+    def _forget_branches(self, branches: list[_Writing]) -> None:
+        import llama_cpp
+
+        for writing in branches:
+            llama_cpp.llama_memory_seq_rm(self._memory, writing.seq, -1, -1)
+
+    def _rewind(self, slot: Slot, length: int) -> None:
+        """Take `slot` back to its first `length` tokens, in llama.cpp's cache and in the record."""
+        import llama_cpp
+
+        llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, length, -1)
+        self.slots.truncate(slot, length)
+
+    def cache_usage(self) -> dict[str, int]:
+        per_token = self.kv_bytes_per_token()
+        return {
+            "prompt_cache_cells": self.cache_cells,
+            "prompt_cache_cells_in_use": self.slots.cells_in_use(),
+            "prompt_cache_mib": self.cache_cells * per_token // (1024 * 1024),
+        }
 
     def describe(self) -> dict[str, Any]:
         import llama_cpp
@@ -517,17 +767,27 @@ class LlamaCppEngine(Engine):
             "gpu_offload": self.gpu_offload,
             "system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),
             "model": str(self.model_path),
+            "adapter": str(self.adapter) if self.adapter else None,
             "template": self.template.family,
-            "context": self.llama.n_ctx(),
+            "context": self.n_ctx,
+            "cache_cells": self.cache_cells,
             "load_seconds": round(self.load_seconds, 2),
+            "chosen": self.choice,
+            "prompt_tokens_per_second": self.prompt_speed.value and round(self.prompt_speed.value),
         }
 
     def close(self) -> None:
-        self.llama.close()
+        import llama_cpp
+
+        if self._batch is not None:
+            llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
+        if self._adapter is not None:
+            llama_cpp.llama_adapter_lora_free(self._adapter)
+            self._adapter = None
+        self._context.close()
+        self._model.close()
 
 
-def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
-    """Index in `text` where the first stop string begins, if any has been generated."""
-    positions = [text.find(stop) for stop in stops if stop]
-    found = [p for p in positions if p >= 0]
-    return min(found) if found else None
+class _DecodeFailed(Exception):
+    """llama_decode returned an error: aborted by our callback (a cancel or the deadline), or failed."""

@@ -20,9 +20,8 @@ from fim_lsp.engine.remote import (
     Chunk,
     RemoteEngine,
     reachable_check,
-    split_prompt,
+    server_template,
     sse_event,
-    wire_template,
 )
 from fim_lsp.errors import FimError
 
@@ -42,7 +41,7 @@ class LlamaServerEngine(RemoteEngine):
     def __init__(self, engine: EngineSettings) -> None:
         # The cursor's line goes in `prompt`, after the middle token, so that typing on it only appends to
         # the server's prompt and its cached evaluation of the rest (the suffix too) stays valid.
-        super().__init__(engine, wire_template("llama-server", order="psm-line"))
+        super().__init__(engine, server_template("llama-server", order="psm-line"))
 
     @staticmethod
     def base_url(url: str) -> str:
@@ -51,12 +50,14 @@ class LlamaServerEngine(RemoteEngine):
         return url[: -len("/v1")] if url.endswith("/v1") else url
 
     def request(self, request: GenerationRequest) -> tuple[str, dict[str, Any], int]:
-        parts = split_prompt(request.prompt)
+        prompt = request.prompt
+        prefix, line_head = self.template.split_line_head(prompt)
         body: dict[str, Any] = {
-            "input_prefix": parts.prefix,
-            "input_suffix": parts.suffix,
-            "input_extra": [{"filename": f.path, "text": f.text} for f in parts.repo_files],
-            "prompt": parts.middle_start,
+            "input_prefix": prefix,
+            "input_suffix": prompt.suffix,
+            # Each snippet ends its line, as in the embedded engine's repository-level prompt.
+            "input_extra": [{"filename": f.path, "text": _whole_lines(f.text)} for f in prompt.files],
+            "prompt": line_head,
             "n_predict": request.max_tokens,
             "cache_prompt": request.reuse_cache,
             "stream": True,
@@ -68,8 +69,8 @@ class LlamaServerEngine(RemoteEngine):
             body["t_max_predict_ms"] = max(1, int((request.deadline - time.monotonic()) * 1000))
         if self.model:
             body["model"] = self.model
-        characters = len(parts.prefix) + len(parts.suffix) + len(parts.middle_start)
-        characters += sum(len(f.path) + len(f.text) for f in parts.repo_files)
+        characters = len(prompt.prefix) + len(prompt.suffix)
+        characters += sum(len(f.path) + len(f.text) for f in prompt.files)
         return "/infill", body, characters
 
     def parse_line(self, line: str) -> Chunk | None:
@@ -144,3 +145,7 @@ class LlamaServerEngine(RemoteEngine):
         if not isinstance(content, str):
             return ("FAIL", "fill-in-the-middle", f"/infill answered without content: {str(answer)[:80]}")
         return ("ok", "fill-in-the-middle", f"/infill works (a tiny request got {content!r})")
+
+
+def _whole_lines(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"

@@ -20,8 +20,7 @@ from fim_lsp.engine.remote import (
     ServerSaid,
     json_object,
     reachable_check,
-    split_prompt,
-    wire_template,
+    server_template,
 )
 from fim_lsp.errors import ConfigurationError, FimError
 
@@ -40,7 +39,7 @@ class OllamaEngine(RemoteEngine):
     def __init__(self, engine: EngineSettings) -> None:
         if not engine.model:
             raise ConfigurationError("engine.model is required for Ollama (e.g. qwen2.5-coder:1.5b)")
-        super().__init__(engine, wire_template("Ollama"))
+        super().__init__(engine, server_template("Ollama"))
         self._warned_snippets = False
 
     @staticmethod
@@ -53,20 +52,19 @@ class OllamaEngine(RemoteEngine):
         return url
 
     def request(self, request: GenerationRequest) -> tuple[str, dict[str, Any], int]:
-        parts = split_prompt(request.prompt)
-        if parts.repo_files and not self._warned_snippets:
+        prompt = request.prompt
+        if prompt.files and not self._warned_snippets:
             self._warned_snippets = True
             logger.info("Ollama has no field for workspace snippets; they are left out of its prompts")
         body: dict[str, Any] = {
             "model": self.model,
-            # Ollama has no field for text after the middle token: the cursor's line rejoins the prefix.
-            "prompt": parts.prefix + parts.middle_start,
-            "suffix": parts.suffix,
+            "prompt": prompt.prefix,
+            "suffix": prompt.suffix,
             "raw": False,
             "stream": True,
             "options": {"num_predict": request.max_tokens, "temperature": 0},
         }
-        return "/api/generate", body, len(parts.prefix) + len(parts.middle_start) + len(parts.suffix)
+        return "/api/generate", body, len(prompt.prefix) + len(prompt.suffix)
 
     def parse_line(self, line: str) -> Chunk | None:
         if not line.strip():

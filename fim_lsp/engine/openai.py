@@ -24,6 +24,7 @@ from fim_lsp.engine.remote import (
     template_of,
 )
 from fim_lsp.errors import FimError
+from fim_lsp.prompt import FimPrompt
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +56,9 @@ class OpenAIEngine(RemoteEngine):
         return self.template.stop
 
     def request(self, request: GenerationRequest) -> tuple[str, dict[str, Any], int]:
+        prompt = self.template.render(request.prompt)
         body: dict[str, Any] = {
-            "prompt": request.prompt,
+            "prompt": prompt,
             "max_tokens": request.max_tokens,
             "temperature": 0,
             "stream": True,
@@ -67,7 +69,7 @@ class OpenAIEngine(RemoteEngine):
             body["stop"] = list(self.template.stop)
         if self.model:
             body["model"] = self.model
-        plain = len(request.prompt) - sum(len(m) * request.prompt.count(m) for m in self.template.markers)
+        plain = len(prompt) - sum(len(m) * prompt.count(m) for m in self.template.markers)
         return "/completions", body, plain
 
     def parse_line(self, line: str) -> Chunk | None:
@@ -160,7 +162,9 @@ class OpenAIEngine(RemoteEngine):
         return None
 
     def _fim_probe(self) -> Check:
-        prompt = self.template.render("def add(a, b):\n    return ", "\n\nprint(add(1, 2))\n")
+        prompt = self.template.render(
+            FimPrompt("def add(a, b):\n    return ", "\n\nprint(add(1, 2))\n", self.template.order)
+        )
         body = {"prompt": prompt, "max_tokens": 8, "temperature": 0, "stop": list(self.template.stop)}
         if self.model:
             body["model"] = self.model

@@ -8,11 +8,8 @@ Three kinds share everything here and differ only in their protocol (one module 
   and workspace snippets as separate fields and lays them out with the model's FIM tokens itself.
 - `ollama` (`ollama.py`): `/api/generate` with `prompt` and `suffix`; Ollama applies the model's template.
 
-For the last two the pipeline still renders a prompt through `engine.template`, as for every engine: their
-template is a *wire template* whose markers cannot occur in source text, and the engine splits the
-rendered prompt back into prefix, suffix and repository files. Workspace snippets given to
-`FimTemplate.render(repo_files=...)` so reach llama-server's `input_extra` without any change to the
-engine interface.
+Every engine takes the prompt's parts (`FimPrompt`): the last two send them as the server's own fields,
+workspace snippets as llama-server's `input_extra`; their template only names the order `auto` means.
 
 Token counts for the context budget are estimated from characters (calling a tokenizer endpoint once per
 line of context would cost a round trip each); the estimate learns the real ratio from the token counts
@@ -33,8 +30,9 @@ from typing import Any, ClassVar
 from fim_lsp.config import EngineSettings, Settings, api_key
 from fim_lsp.engine.base import Engine, Generation, GenerationRequest, StopReason
 from fim_lsp.engine.http import HttpTransport, Interrupted, RemoteUnavailableError, error_message
+from fim_lsp.engine.limits import first_stop
 from fim_lsp.errors import ConfigurationError, FimError
-from fim_lsp.prompt import FimTemplate, Order, RepoFile, known_templates, template_for_family
+from fim_lsp.prompt import FimTemplate, Order, known_templates, template_for_family
 
 logger = logging.getLogger(__name__)
 
@@ -79,71 +77,21 @@ class TokenEstimate:
         self.chars_per_token += self.WEIGHT * (seen - self.chars_per_token)
 
 
-# -- wire templates ---------------------------------------------------------------------------------------
-
-# Private-use characters around a word: no source file or model vocabulary spells these.
-_PREFIX, _SUFFIX, _MIDDLE = "\ue000fim-prefix\ue001", "\ue000fim-suffix\ue001", "\ue000fim-middle\ue001"
-_REPO, _FILE = "\ue000fim-repo\ue001", "\ue000fim-file\ue001"
+# -- templates of servers that lay out the prompt themselves ---------------------------------------------
 
 
-def wire_template(server: str, order: Order = "psm") -> FimTemplate:
-    """The template of an engine whose server lays out the FIM prompt itself: it only marks the parts.
-
-    `order` is what `auto` means for this server; `psm-line` puts the cursor's line after the middle
-    marker, where a server that takes it apart (llama-server's `prompt`) keeps its cache warm.
-    """
+def server_template(server: str, order: Order = "psm") -> FimTemplate:
+    """The template of an engine whose server lays out the FIM prompt itself: fim-lsp never renders it;
+    it says which orders the server takes and what `auto` means for it (`psm-line` puts the cursor's line
+    after the middle marker, where a server that takes it apart, llama-server's `prompt`, keeps its cache
+    warm)."""
     return FimTemplate(
         family=f"{server} (server-side template)",
-        markers=(_PREFIX, _SUFFIX, _MIDDLE),
-        layouts={
-            "psm": f"{_PREFIX}{{prefix}}{_SUFFIX}{{suffix}}{_MIDDLE}",
-            "spm": f"{_SUFFIX}{{suffix}}{_PREFIX}{{prefix}}{_MIDDLE}",
-        },
+        markers=(),
+        layouts={"psm": "{prefix}{suffix}", "spm": "{suffix}{prefix}"},
         stop=(),
         order=order,
-        repo_name=_REPO,
-        file_sep=_FILE,
     )
-
-
-@dataclass(frozen=True)
-class PromptParts:
-    """A wire-template prompt taken apart again."""
-
-    prefix: str
-    suffix: str
-    repo_files: tuple[RepoFile, ...] = ()
-    path: str | None = None
-    middle_start: str = ""
-    """Text after the middle marker: the cursor's line, in the `psm-line` order."""
-
-
-_WIRE_LAYOUTS = (
-    re.compile(f"{_PREFIX}(?P<prefix>.*){_SUFFIX}(?P<suffix>.*){_MIDDLE}(?P<middle>.*)", re.DOTALL),
-    re.compile(f"{_SUFFIX}(?P<suffix>.*){_PREFIX}(?P<prefix>.*){_MIDDLE}(?P<middle>.*)", re.DOTALL),
-)
-
-
-def split_prompt(prompt: str) -> PromptParts:
-    """Prefix, suffix, repository files and current path of a prompt rendered with a wire template.
-
-    A prompt rendered some other way is taken as all prefix (the server then continues it as plain text).
-    """
-    head_end = min((i for i in (prompt.find(_PREFIX), prompt.find(_SUFFIX)) if i >= 0), default=-1)
-    match = None
-    if head_end >= 0:
-        match = next(filter(None, (layout.fullmatch(prompt, head_end) for layout in _WIRE_LAYOUTS)), None)
-    if match is None:
-        logger.warning("prompt not rendered with the engine's template; sending it all as the prefix")
-        return PromptParts(prompt, "")
-    files: list[RepoFile] = []
-    path = None
-    for entry in prompt[:head_end].split(_FILE)[1:]:
-        name, _, text = entry.partition("\n")
-        files.append(RepoFile(name, text))
-    if files and not files[-1].text:
-        path = files.pop().path  # the current file's own header, which has no text of its own
-    return PromptParts(match["prefix"], match["suffix"], tuple(files), path, match["middle"])
 
 
 # -- the shared engine ------------------------------------------------------------------------------------
@@ -291,7 +239,7 @@ class RemoteEngine(Engine):
             tally.pieces += 1
             # Stop strings are ours to find: a server that stopped on one would not say which.
             for strings, reason in ((self.eot_strings(), "eot"), (request.stop, "stop")):
-                cut = _first_stop(tally.text, strings)
+                cut = first_stop(tally.text, strings)
                 if cut is not None:
                     tally.text, tally.reason = tally.text[:cut], reason  # type: ignore[assignment]
                     return True
@@ -351,12 +299,6 @@ class RemoteEngine(Engine):
 
     def post(self, path: str, body: Any, *, timeout: float | None = None) -> tuple[int, Any]:
         return self.transport.request_json("POST", path, body, timeout=timeout)
-
-
-def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
-    """Index in `text` where the first stop string begins, if any has been generated."""
-    found = [i for i in (text.find(stop) for stop in stops if stop) if i >= 0]
-    return min(found) if found else None
 
 
 def sse_data(line: str) -> str | None:

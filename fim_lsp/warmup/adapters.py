@@ -133,7 +133,8 @@ _hashed: dict[tuple[str, int, int], str] = {}
 def model_sha256(model_path: Path) -> str:
     """sha256 of a model file: a known model's verified file has its manifest's (nothing is read);
     another file is hashed once per process and state of the file."""
-    from fim_lsp.models import cached_path, hash_file, is_verified, known_models
+    from fim_lsp.models import cached_path, is_verified, known_models
+    from fim_lsp.models.store import hash_file
 
     resolved = model_path.resolve()
     for manifest in known_models().values():

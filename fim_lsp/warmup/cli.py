@@ -124,7 +124,7 @@ def _warmup(args: argparse.Namespace) -> int:
         settings,
         model=model,
         fim_order=args.order,
-        context_budget=args.context_budget or settings.context_budget,
+        context_budget=args.context_budget or settings.budget_cap,
         threads=args.threads,
         gpu_layers=0,
     )

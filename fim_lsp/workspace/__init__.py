@@ -3,9 +3,12 @@
 - `files`: which files of a folder are indexed (`.gitignore`, vendored and generated folders, binaries,
   size caps) and reading one safely.
 - `symbols`: definitions in a file (tree-sitter), names used and imported in a piece of code.
-- `postings`: the compact storage of the inverted index.
-- `index`: `WorkspaceIndex`, per file its definitions and BM25 blocks, built in the background and
-  kept current by `update_file` (disk) and `set_buffer` (open editor buffers).
+- `folders`: the workspace folders, which one holds a file, how a file is named in a prompt.
+- `entry`: one indexed file (its definitions packed, its text compressed).
+- `bm25`: similar chunks by BM25 over blocks of rows; `postings` stores its inverted index compactly.
+- `recent`: the rows the user edited lately.
+- `index`: `WorkspaceIndex`, which puts those together: built in the background and kept current by
+  `update_file` (disk) and `set_buffer` (open editor buffers).
 - `watcher`: `WorkspaceWatcher`, watchdog events fed to the index.
 - `retrieval`: `snippets_for`, the ranked, deduplicated snippets for a cursor within a token budget.
 

@@ -1,21 +1,8 @@
 """The workspace index: every source file's definitions and chunks, kept current, in compact form.
 
-Per file the index keeps its definitions (tree-sitter, see `symbols`) and its text, compressed: snippets
-are cut from it when a prompt wants one, so the text is held once.
-
-For similarity search the text is cut into blocks of `BLOCK_ROWS` rows, and each block's identifiers go
-into an inverted index for BM25: for every term, its postings, each a 32-bit number holding a block id
-and the term's weight in that block, kept in flat arrays (see `postings`). The chunks a query finds
-are windows of two neighbouring blocks, every `BLOCK_ROWS` rows, so they overlap and code that
-straddles a block boundary is whole in one of them; a window's score is its two blocks' scores added
-up. Indexing blocks rather than the overlapping windows halves the postings. Scoring walks only the
-query terms' postings (and skips terms too common to say anything), so its cost follows the query,
-not the size of the workspace.
-
-Block ids are handed out in increasing order, a file's blocks in one run followed by one unused id (so
-no window spans two files), which keeps every posting array sorted and a file's postings in it one
-slice: removing a file deletes a slice per term, found by bisection. Which file a block belongs to is
-found by bisection over the runs' first ids.
+Per file the index keeps its definitions (tree-sitter, see `symbols`) and its text, compressed (see
+`entry`): snippets are cut from it when a prompt wants one, so the text is held once. For similarity
+search each file's rows go into a BM25 index of blocks (`bm25`).
 
 Open editor buffers override the disk: `set_buffer` only stores the text and marks the file stale
 (it runs on every keystroke), and `refresh` re-indexes stale files when they are needed, which is when
@@ -29,172 +16,32 @@ moments the data structures are read or changed, so a query waits for at most on
 
 from __future__ import annotations
 
-import bisect
-import heapq
 import logging
-import math
 import os
-import sys
 import threading
 import time
-import zlib
-from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
-from operator import itemgetter
-from typing import NamedTuple
 
 from fim_lsp.syntax import language_of
 from fim_lsp.workspace import symbols
+from fim_lsp.workspace.bm25 import BlockIndex, ChunkHit, block_counts
+from fim_lsp.workspace.entry import IndexedFile
 from fim_lsp.workspace.files import IndexLimits, SkippedFile, SourceFilter, is_source_name, read_source
-from fim_lsp.workspace.postings import Postings
+from fim_lsp.workspace.folders import WorkspaceFolders, list_sources, normalize_path
+from fim_lsp.workspace.recent import RecentEdits, RecentRange
 from fim_lsp.workspace.symbols import Definition
 
 logger = logging.getLogger(__name__)
 
-#: Rows in one block (the unit of the postings); a chunk found by similarity is two neighbouring blocks.
-BLOCK_ROWS = 8
-CHUNK_BLOCKS = 2
-CHUNK_ROWS = BLOCK_ROWS * CHUNK_BLOCKS
-#: A query term found in more blocks than this is skipped: its weight is small, and walking its
-#: postings would make a query's cost grow with the workspace.
-MAX_SCANNED_POSTINGS = 1500
-#: Postings a query walks at most, its rarest (most telling) terms first: a bound on its cost that
-#: does not depend on the workspace's size.
-MAX_QUERY_POSTINGS = 8000
-#: Recently edited or visited ranges remembered, over all files.
-RECENT_RANGES = 16
-#: Rows either side of an edited row that count as its range, and the most rows one range may span.
-RECENT_RADIUS = 4
-RECENT_MAX_ROWS = 24
-
-# BM25 parameters; a block's length is normalised against a nominal average (blocks have a fixed number
-# of rows, so their lengths vary little), which lets a posting carry its final weight.
-_K1 = 1.2
-_B = 0.75
-_NOMINAL_BLOCK_TERMS = 30.0
-_WEIGHT_BITS = 4
-_WEIGHT_MAX = (1 << _WEIGHT_BITS) - 1
-_MAX_BLOCK_ID = (1 << (32 - _WEIGHT_BITS)) - 1
-_KINDS = ("function", "method", "class", "struct", "interface", "type", "enum", "constant", "macro", "module")
-_KIND_INDEX = {kind: index for index, kind in enumerate(_KINDS)}
-# Terms: identifiers lowercased, without the words every file has.
-_STOP_TERMS = frozenset(word.lower() for word in symbols.KEYWORDS)
 _PROGRESS_INTERVAL = 0.2
-_KEY_MASK = (1 << 60) - 1
-
-
-def terms_of(line: str) -> list[str]:
-    """The BM25 terms of one line: its identifiers, lowercased, without keywords and one-letter names."""
-    return [
-        term for term in symbols.IDENTIFIER.findall(line.lower()) if len(term) > 1 and term not in _STOP_TERMS
-    ]
-
-
-def term_key(term: str) -> int:
-    """The postings key of a term: its hash, cut to 60 bits.
-
-    An int of up to 60 bits takes 32 bytes where the term's string takes about 60, and a workspace has
-    hundreds of thousands of terms. Two terms that share a key (odds about 1 in 10^8 per pair of the
-    terms in a large workspace) would only add a little noise to a similarity score.
-    """
-    return hash(term) & _KEY_MASK
-
-
-class IndexedFile:
-    """One file in the index: where it is, its definitions, its blocks' id run, its text (compressed)."""
-
-    __slots__ = (
-        "_compressed",
-        "_text",
-        "block_count",
-        "def_names",
-        "def_rows",
-        "first_block",
-        "language",
-        "live_blocks",
-        "path",
-        "relative",
-        "row_count",
-        "size",
-        "stamp",
-    )
-
-    def __init__(self, path: str, relative: str, language: str | None) -> None:
-        self.path = path
-        self.relative = relative
-        """The path shown to the model: relative to its workspace folder."""
-        self.language = language
-        self.stamp: tuple[int, int] | None = None
-        """(mtime_ns, size) of the disk file indexed; None for an open buffer's text."""
-        self.size = 0
-        self._text: str | None = None
-        self._compressed = b""
-        self.def_names: tuple[str, ...] = ()
-        self.def_rows = array("I")
-        self.first_block = 0
-        self.block_count = 0
-        self.live_blocks = 0
-        """Blocks with at least one term (the others have no postings)."""
-        self.row_count = 0
-
-    def set_text(self, text: str, keep_plain: bool) -> None:
-        # Disk files are many and read rarely: compressed they take a quarter of the memory, and
-        # decompressing one for a snippet costs tens of microseconds. Open buffers are few: kept plain.
-        if keep_plain:
-            self._text, self._compressed = text, b""
-        else:
-            self._text, self._compressed = None, zlib.compress(text.encode("utf-8"), 6)
-
-    def text(self) -> str:
-        return self._text if self._text is not None else zlib.decompress(self._compressed).decode("utf-8")
-
-    def lines(self) -> list[str]:
-        """The rows of the file, without their line breaks."""
-        return self.text().split("\n")
-
-    def stored_bytes(self) -> int:
-        return len(self._compressed) + (len(self._text) if self._text is not None else 0)
-
-    def definitions(self, name: str | None = None) -> list[Definition]:
-        """The file's definitions (only those of `name` when given), in document order."""
-        rows = self.def_rows
-        return [
-            Definition(defined, _KINDS[rows[4 * i + 3]], rows[4 * i], rows[4 * i + 1], rows[4 * i + 2])
-            for i, defined in enumerate(self.def_names)
-            if name is None or defined == name
-        ]
-
-    def chunk_rows(self, block: int) -> tuple[int, int]:
-        """First and last row (inclusive) of the chunk that starts at this file's block `block`."""
-        first = block * BLOCK_ROWS
-        return first, min(first + CHUNK_ROWS, self.row_count) - 1
 
 
 def _owners(value: IndexedFile | list[IndexedFile] | None) -> list[IndexedFile]:
     if value is None:
         return []
     return list(value) if isinstance(value, list) else [value]
-
-
-class ChunkHit(NamedTuple):
-    """A chunk similar to a query: its score, file and rows (inclusive, 0-based)."""
-
-    score: float
-    file: IndexedFile
-    first: int
-    last: int
-
-
-@dataclass(frozen=True)
-class RecentRange:
-    """Rows of a file the user edited or visited lately (inclusive, 0-based)."""
-
-    path: str
-    first: int
-    last: int
 
 
 @dataclass(frozen=True)
@@ -222,39 +69,10 @@ class _Analysis:
     row_count: int
 
 
-def block_counts(lines: list[str]) -> list[Counter[str]]:
-    """The term counts of each block of a file's rows."""
-    blocks = []
-    for first in range(0, len(lines), BLOCK_ROWS):
-        counts: Counter[str] = Counter()
-        for line in lines[first : first + BLOCK_ROWS]:
-            counts.update(terms_of(line))
-        blocks.append(counts)
-    return blocks
-
-
 def analyse(text: str, language: str | None) -> _Analysis:
     """Definitions and block term counts of `text` (a whole file of grammar `language`)."""
     lines = text.split("\n")
     return _Analysis(symbols.definitions(text, language), block_counts(lines), len(lines))
-
-
-def _weight(count: int, length: int) -> int:
-    """A term's BM25 weight in a block, quantised to `_WEIGHT_BITS` bits (at least 1)."""
-    norm = _K1 * (1 - _B + _B * length / _NOMINAL_BLOCK_TERMS)
-    weight = count * (_K1 + 1) / (count + norm) / (_K1 + 1)
-    return max(1, min(_WEIGHT_MAX, round(weight * _WEIGHT_MAX)))
-
-
-@lru_cache(maxsize=4096)
-def _real_directory(directory: str) -> str:
-    return os.path.realpath(directory)
-
-
-def normalize_path(path: str) -> str:
-    """The absolute path the index keys a file by: its folder's real path, then its name."""
-    path = os.path.abspath(path)
-    return os.path.join(_real_directory(os.path.dirname(path)), os.path.basename(path))
 
 
 class WorkspaceIndex:
@@ -264,19 +82,15 @@ class WorkspaceIndex:
         self.limits = limits or IndexLimits()
         self._lock = threading.RLock()
         self._write_lock = threading.RLock()
-        self._roots: dict[str, SourceFilter] = {}
+        self._folders = WorkspaceFolders()
         self._files: dict[str, IndexedFile] = {}
-        self._postings = Postings()
-        self._block_starts: list[int] = []
-        self._block_owners: list[IndexedFile] = []
-        self._next_block = 0
-        self._live_blocks = 0
+        self._blocks = BlockIndex()
         self._defined: dict[str, IndexedFile | list[IndexedFile]] = {}
         self._definition_count = 0
         self._disk_bytes = 0
         self._buffers: dict[str, str] = {}
         self._stale: set[str] = set()
-        self._recent: deque[RecentRange] = deque(maxlen=RECENT_RANGES)
+        self._recent = RecentEdits()
         self._version = 0
         self._changes: deque[tuple[int, str]] = deque(maxlen=256)
         self._skipped: Counter[str] = Counter()
@@ -289,17 +103,15 @@ class WorkspaceIndex:
 
     def add_folder(self, root: str | os.PathLike[str]) -> str:
         """Register a workspace folder (indexed by the next `build`); returns its real path."""
-        source_filter = SourceFilter(root)
+        real = self._folders.add(root)
         with self._lock:
-            self._roots.setdefault(source_filter.root, source_filter)
             self._relabel()
-        return source_filter.root
+        return real
 
     def remove_folder(self, root: str | os.PathLike[str]) -> None:
         """Forget a workspace folder and its files (open buffers stay)."""
-        real = os.path.realpath(root)
         with self._write_lock, self._lock:
-            self._roots.pop(real, None)
+            real = self._folders.remove(root)
             for path in [p for p in self._files if p.startswith(real + os.sep)]:
                 if path not in self._buffers:
                     self._remove(path)
@@ -312,29 +124,15 @@ class WorkspaceIndex:
 
     @property
     def roots(self) -> list[str]:
-        with self._lock:
-            return list(self._roots)
+        return self._folders.roots
 
     def source_filter(self, path: str) -> SourceFilter | None:
         """The filter of the workspace folder that holds `path`, or None when no folder does."""
-        with self._lock:
-            best = None
-            for root, source_filter in self._roots.items():
-                if path.startswith(root + os.sep) and (best is None or len(root) > len(best.root)):
-                    best = source_filter
-            return best
+        return self._folders.source_filter(path)
 
     def relative_path(self, path: str) -> str:
-        """How `path` is named in a prompt: relative to its folder (prefixed by the folder's name when
-        there are several folders); a path outside every folder stays absolute."""
-        path = normalize_path(path)
-        source_filter = self.source_filter(path)
-        if source_filter is None:
-            return path
-        relative = os.path.relpath(path, source_filter.root).replace(os.sep, "/")
-        with self._lock:
-            several = len(self._roots) > 1
-        return f"{os.path.basename(source_filter.root)}/{relative}" if several else relative
+        """How `path` is named in a prompt (see `WorkspaceFolders.relative_path`)."""
+        return self._folders.relative_path(path)
 
     def build(
         self,
@@ -352,19 +150,9 @@ class WorkspaceIndex:
             self._building = True
             self._skipped.clear()
             self._over_cap_logged = False
-            roots = list(self._roots.values())
+            roots = self._folders.filters()
         try:
-            listed: dict[str, tuple[SourceFilter, os.stat_result]] = {}
-            for source_filter in roots:
-                for path, info in source_filter.walk():
-                    if len(listed) >= self.limits.max_files:
-                        logger.info(
-                            "workspace: the %d-file cap is reached; the rest of %s is not indexed",
-                            self.limits.max_files,
-                            source_filter.root,
-                        )
-                        break
-                    listed.setdefault(path, (source_filter, info))
+            listed = list_sources(roots, self.limits.max_files)
             with self._write_lock, self._lock:
                 root_paths = [source_filter.root + os.sep for source_filter in roots]
                 for path in list(self._files):
@@ -516,30 +304,14 @@ class WorkspaceIndex:
         """The user edited (or visited) row `row` of `path`: remember the rows around it for a while."""
         path = normalize_path(path)
         with self._lock:
-            for index in range(len(self._recent) - 1, -1, -1):
-                recent = self._recent[index]
-                if recent.path != path:
-                    continue
-                if recent.first - RECENT_RADIUS <= row <= recent.last + RECENT_RADIUS:
-                    first, last = (
-                        min(recent.first, row - RECENT_RADIUS),
-                        max(recent.last, row + RECENT_RADIUS),
-                    )
-                    if last - first + 1 > RECENT_MAX_ROWS:  # keep the part around the newest row
-                        first = max(first, row - RECENT_MAX_ROWS // 2)
-                        last = first + RECENT_MAX_ROWS - 1
-                    del self._recent[index]
-                    self._recent.append(RecentRange(path, max(0, first), last))
-                    break
-            else:
-                self._recent.append(RecentRange(path, max(0, row - RECENT_RADIUS), row + RECENT_RADIUS))
+            self._recent.note(path, row)
             # Other files' snippets include this range now: answers remembered for them are stale.
             self._changed(path)
 
     def recent_ranges(self) -> list[RecentRange]:
         """The ranges edited or visited lately, newest first."""
         with self._lock:
-            return list(reversed(self._recent))
+            return self._recent.newest_first()
 
     # ----------------------------------------------------------------------------------------------
     # Queries
@@ -606,55 +378,8 @@ class WorkspaceIndex:
         returned. Ties are broken by path and row, so that equal queries give equal answers."""
         exclude = normalize_path(exclude) if exclude else None
         with self._lock:
-            total = max(1, self._live_blocks)
-            weighted = []
-            for term in set(terms):
-                key = term_key(term)
-                count = self._postings.count(key)
-                if 0 < count <= MAX_SCANNED_POSTINGS:
-                    weighted.append((count, term, key))
-            weighted.sort()  # rarest first, and a fixed order: equal queries add up equal sums
-            walked = 0
-            for number, (count, _term, _key) in enumerate(weighted):
-                walked += count
-                if walked > MAX_QUERY_POSTINGS:
-                    del weighted[number:]
-                    break
-            scores: dict[int, float] = {}
-            get = scores.get
-            for count, _term, key in weighted:
-                idf = math.log(1 + (total - count + 0.5) / (count + 0.5))
-                for posting in self._postings.get(key):
-                    block = posting >> _WEIGHT_BITS
-                    scores[block] = get(block, 0.0) + idf * (posting & _WEIGHT_MAX)
             excluded = self._files.get(exclude) if exclude else None
-            if excluded is not None:
-                # The excluded file is the most similar to a query taken from it: drop its blocks.
-                for block in range(excluded.first_block, excluded.first_block + excluded.block_count):
-                    scores.pop(block, None)
-            # A chunk is two blocks, so the best chunks hold the best blocks: rank the blocks (in C),
-            # then score the two chunks each top block is in (the one starting at it, and at the one
-            # before). The unused id after each file keeps a chunk inside one file.
-            top = heapq.nlargest(8 * limit, scores.items(), key=itemgetter(1))
-            chunks: dict[int, float] = {}
-            for block, _score in top:
-                for start in (block - 1, block):
-                    if start not in chunks:
-                        chunks[start] = get(start, 0.0) + get(start + 1, 0.0)
-            ranked = sorted(chunks.items(), key=lambda item: (-item[1], item[0]))
-            found: list[ChunkHit] = []
-            taken: set[int] = set()
-            for start, score in ranked:
-                if start < 0 or start - 1 in taken or start + 1 in taken:
-                    continue
-                owner = self._block_owners[bisect.bisect_right(self._block_starts, start) - 1]
-                if owner.path == exclude or start >= owner.first_block + owner.block_count:
-                    continue
-                taken.add(start)
-                first, last = owner.chunk_rows(start - owner.first_block)
-                found.append(ChunkHit(score / _WEIGHT_MAX, owner, first, last))
-                if len(found) >= limit * 2:
-                    break
+            found = self._blocks.similar_chunks(terms, excluded, exclude, limit)
         # Block ids follow indexing order, which changes as files change: order ties by path instead.
         found.sort(key=lambda hit: (-round(hit.score, 9), hit.file.path, hit.first))
         return found[:limit]
@@ -664,17 +389,17 @@ class WorkspaceIndex:
             stored = sum(entry.stored_bytes() for entry in self._files.values())
             approx = (
                 stored
-                + self._postings.approx_bytes()
+                + self._blocks.postings.approx_bytes()
                 + self._definition_count * 40  # name reference, four row numbers
                 + len(self._defined) * 90  # name-map slot, name
                 + len(self._files) * 400
             )
             return IndexStats(
                 files=len(self._files),
-                blocks=self._live_blocks,
+                blocks=self._blocks.live_blocks,
                 definitions=self._definition_count,
-                terms=self._postings.terms(),
-                postings=len(self._postings),
+                terms=self._blocks.postings.terms(),
+                postings=len(self._blocks.postings),
                 approx_bytes=approx,
                 skipped=dict(self._skipped),
                 building=self._building,
@@ -736,17 +461,12 @@ class WorkspaceIndex:
         entry.size = len(text) if stamp is None else stamp[1]
         entry.set_text(text, keep_plain=stamp is None)
         entry.row_count = analysis.row_count
-        # Interned: the same names (__init__, new, get) recur in many files.
-        entry.def_names = tuple(sys.intern(d.name) for d in analysis.definitions)
-        rows = array("I")
-        for d in analysis.definitions:
-            rows.extend((d.start, d.end, d.header_end, _KIND_INDEX.get(d.kind, 0)))
-        entry.def_rows = rows
+        entry.set_definitions(analysis.definitions)
         with self._lock:
             self._remove(path)
-            if self._next_block + len(analysis.blocks) + 1 > _MAX_BLOCK_ID:
-                self._renumber()
-            self._place(entry, analysis.blocks)
+            if not self._blocks.has_room_for(len(analysis.blocks)):
+                self._blocks.renumber(self._files.values())
+            self._blocks.place(entry, analysis.blocks)
             self._files[path] = entry
             for name in set(entry.def_names):
                 owners = self._defined.get(name)
@@ -760,50 +480,22 @@ class WorkspaceIndex:
             if stamp is not None:
                 self._disk_bytes += entry.size
             self._changed(path)
-        if self._postings.needs_merge():
+        if self._blocks.postings.needs_merge():
             self._merge_postings()
 
     def _merge_postings(self) -> None:
         """Merge the pending postings (caller holds `_write_lock`, so nothing changes them meanwhile):
         the new buckets are built outside the data lock, which queries need, and swapped in under it."""
-        merged = self._postings.prepare_merge()
+        merged = self._blocks.postings.prepare_merge()
         with self._lock:
-            self._postings.commit_merge(merged)
-
-    def _place(self, entry: IndexedFile, blocks: list[Counter[str]]) -> None:
-        """Give `entry` the next run of block ids and post its blocks' terms (caller holds `_lock`)."""
-        entry.first_block = self._next_block
-        entry.block_count = len(blocks)
-        self._next_block += entry.block_count + 1  # one unused id: no chunk spans two files
-        self._block_starts.append(entry.first_block)
-        self._block_owners.append(entry)
-        postings = self._postings
-        add = postings.add
-        entry.live_blocks = 0
-        for number, counts in enumerate(blocks):
-            if not counts:
-                continue
-            entry.live_blocks += 1
-            block = (entry.first_block + number) << _WEIGHT_BITS
-            length = sum(counts.values())
-            for term, count in counts.items():
-                add(term_key(term), block | _weight(count, length))
-        self._live_blocks += entry.live_blocks
+            self._blocks.postings.commit_merge(merged)
 
     def _remove(self, path: str) -> None:
         """Drop `path`'s entry (caller holds `_lock`)."""
         entry = self._files.pop(path, None)
         if entry is None:
             return
-        low = entry.first_block << _WEIGHT_BITS
-        high = (entry.first_block + entry.block_count) << _WEIGHT_BITS
-        for key in {term_key(term) for term in terms_of(entry.text())}:
-            self._postings.remove_range(key, low, high)
-        self._live_blocks -= entry.live_blocks
-        index = bisect.bisect_left(self._block_starts, entry.first_block)
-        if index < len(self._block_owners) and self._block_owners[index] is entry:
-            del self._block_starts[index]
-            del self._block_owners[index]
+        self._blocks.remove(entry)
         for name in set(entry.def_names):
             owners = self._defined.get(name)
             if owners is entry:
@@ -816,17 +508,6 @@ class WorkspaceIndex:
         if entry.stamp is not None:
             self._disk_bytes -= entry.size
         self._changed(path)
-
-    def _renumber(self) -> None:
-        """Give every block a new id from 0 (caller holds `_lock`); needed after ~250 million ids."""
-        logger.info("workspace: renumbering the index's blocks")
-        entries = list(self._files.values())
-        self._postings.clear()
-        self._block_starts.clear()
-        self._block_owners.clear()
-        self._next_block = self._live_blocks = 0
-        for entry in entries:
-            self._place(entry, block_counts(entry.lines()))
 
     def _changed(self, path: str) -> None:
         self._version += 1

@@ -38,7 +38,10 @@ from typing import NamedTuple
 from fim_lsp.prompt import RepoFile, repo_file_tokens
 from fim_lsp.syntax import language_of
 from fim_lsp.workspace import symbols
-from fim_lsp.workspace.index import IndexedFile, WorkspaceIndex, normalize_path, terms_of
+from fim_lsp.workspace.bm25 import terms_of
+from fim_lsp.workspace.entry import IndexedFile
+from fim_lsp.workspace.folders import normalize_path
+from fim_lsp.workspace.index import WorkspaceIndex
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,11 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
-from fim_lsp.pipeline import WorkspaceContext
+from fim_lsp.completion import WorkspaceContext
 from fim_lsp.prompt import RepoFile
 from fim_lsp.workspace.files import IndexLimits
-from fim_lsp.workspace.index import WorkspaceIndex, normalize_path
+from fim_lsp.workspace.folders import normalize_path
+from fim_lsp.workspace.index import WorkspaceIndex
 from fim_lsp.workspace.retrieval import snippets_for
 from fim_lsp.workspace.watcher import WorkspaceWatcher
 

@@ -66,12 +66,17 @@ class Editor:
             )
         )
 
-    async def inline(self, uri: str, line: int, character: int) -> list[types.InlineCompletionItem]:
+    async def inline(
+        self, uri: str, line: int, character: int, *, invoked: bool = False
+    ) -> list[types.InlineCompletionItem]:
+        """Ask for ghost text as typing does (automatic), or as the user does on purpose (`invoked`: a
+        key, or the next suggestion)."""
+        kind = types.InlineCompletionTriggerKind
         result = await self.client.text_document_inline_completion_async(
             types.InlineCompletionParams(
                 text_document=types.TextDocumentIdentifier(uri),
                 position=types.Position(line, character),
-                context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Invoked),
+                context=types.InlineCompletionContext(kind.Invoked if invoked else kind.Automatic),
             )
         )
         if result is None:

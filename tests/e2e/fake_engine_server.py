@@ -42,26 +42,25 @@ class EchoEngine(Engine):
 
     def generate(self, request: GenerationRequest) -> Generation:
         started = time.monotonic()
-        # The prefix sits before `<|fim_suffix|>` in PSM and after `<|fim_middle|>` in SPM (and in
-        # psm-line, the cursor's line does): together they are the prefix in any order.
-        head, _, after_middle = request.prompt.rpartition("<|fim_middle|>")
-        prefix = head.rsplit("<|fim_prefix|>", 1)[-1].split("<|fim_suffix|>", 1)[0] + after_middle
-        marks = MARK.findall(prefix)
+        marks = MARK.findall(request.prompt.prefix)
+        prompt_tokens = self.count_tokens(self.template.render(request.prompt))
         text = expected_middle(int(marks[-1][0]), int(marks[-1][1])) if marks else ""
         pieces = text.split(" ")
         for steps, seconds in ((1, PROMPT_SECONDS), (len(pieces), TOKEN_SECONDS)):
             for _ in range(steps):
                 time.sleep(seconds)
                 if request.cancel.cancelled:
-                    return Generation("", "cancelled", prompt_tokens=self.count_tokens(request.prompt))
+                    return Generation(
+                        "", "cancelled", prompt_tokens=self.count_tokens(self.template.render(request.prompt))
+                    )
                 if request.deadline is not None and time.monotonic() > request.deadline:
                     return Generation("", "deadline")
         elapsed = (time.monotonic() - started) * 1000
         return Generation(
             text,
             "eot",
-            prompt_tokens=self.count_tokens(request.prompt),
-            evaluated_tokens=self.count_tokens(request.prompt),
+            prompt_tokens=prompt_tokens,
+            evaluated_tokens=prompt_tokens,
             generated_tokens=len(pieces),
             prompt_ms=elapsed,
         )

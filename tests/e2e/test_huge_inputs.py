@@ -12,8 +12,8 @@ import time
 
 import pytest
 
+from fim_lsp.client import EditorClient
 from tests.e2e.conftest import FAST_MODEL, TEST_TIME_BUDGET_MS
-from tests.e2e.wire import WireServer
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -48,7 +48,7 @@ DOCUMENTS = {
 
 def test_huge_documents_cost_a_keystroke_what_a_small_one_does():
     figures: dict[str, tuple[float, float]] = {}
-    with WireServer() as server:
+    with EditorClient() as server:
         server.initialize(SETTINGS)
         assert server.wait_status("ready", "error")["state"] == "ready"
         for name, text in DOCUMENTS.items():
@@ -81,8 +81,8 @@ def test_huge_documents_cost_a_keystroke_what_a_small_one_does():
         assert server.alive
 
     # Generous bounds (the machine may be busy): tests/unit/test_documents.py and test_context.py time the
-    # per-keystroke work itself. Before it stopped walking the text: a change took 110-140 ms here, and a
-    # completion below a 10 MB line 6.5 s.
+    # per-keystroke work itself. A server that walked the text would take 110-140 ms for such a change,
+    # and 6.5 s for a completion below a 10 MB line.
     small_change, small_completion = figures.pop("small")
     for name, (change, completion) in figures.items():
         assert change < small_change + 0.15, (name, change)

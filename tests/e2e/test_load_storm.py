@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from fim_lsp.client import EditorClient
 from tests.e2e.fake_engine_server import expected_middle
-from tests.e2e.wire import WireServer
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +58,7 @@ def test_a_storm_of_edits_completions_and_cancellations():
     asked: dict[int, tuple[int, int]] = {}  # request id -> (document, step) when asked
     cancelled = 0
     samples: list[int] = []
-    with WireServer([sys.executable, SERVER]) as server:
+    with EditorClient([sys.executable, SERVER]) as server:
         server.initialize({"workspaceContext": False, "timeBudgetMs": 60_000})
         assert server.wait_status("ready", "error")["state"] == "ready"
         for d, uri in enumerate(uris):

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
+from fim_lsp.client import EditorClient, frame
 from tests.e2e.conftest import FAST_MODEL, TEST_TIME_BUDGET_MS
-from tests.e2e.wire import WireServer, frame
 
 pytestmark = pytest.mark.model
 
@@ -115,7 +115,7 @@ CASES = [
 ]
 
 
-def in_step(server: WireServer) -> None:
+def in_step(server: EditorClient) -> None:
     """The server is alive and reads the stream where the client writes it: a request right after gets its
     own answer, and the document is as the client left it."""
     assert server.alive
@@ -124,7 +124,7 @@ def in_step(server: WireServer) -> None:
 
 
 async def test_malformed_messages_get_their_json_rpc_errors():
-    with WireServer() as server:
+    with EditorClient() as server:
         # Garbage before initialize is answered too, and initialize still works after it.
         server.send_bytes(body(b"not json at all"))
         assert server.answer(None)["error"]["code"] == -32700
@@ -168,7 +168,7 @@ BROKEN_FRAMES = [
 ]
 
 
-def lost_before_an_answer(server: WireServer, most: int) -> int:
+def lost_before_an_answer(server: EditorClient, most: int) -> int:
     """Send requests until one is answered; how many were lost before it."""
     for lost in range(most + 1):
         msg_id = server.request_nowait("workspace/executeCommand", {"command": "fim-lsp.stats"})
@@ -183,7 +183,7 @@ def lost_before_an_answer(server: WireServer, most: int) -> int:
 async def test_broken_framing_loses_no_more_than_the_broken_frame_holds():
     """After a frame that cannot be read the server finds the next header again, so what is lost is the
     broken frame (and, when its length said more than it held, the messages that fill that length)."""
-    with WireServer() as server:
+    with EditorClient() as server:
         server.initialize({"engine": {"kind": "openai", "url": "http://127.0.0.1:9/v1", "model": "m"}})
         server.open(URI, TEXT)
         for case in BROKEN_FRAMES:
@@ -202,7 +202,7 @@ async def test_broken_framing_loses_no_more_than_the_broken_frame_holds():
 async def test_lone_surrogates_sent_as_json_escapes_do_not_break_completion():
     """JSON can carry a lone UTF-16 surrogate (`"\\ud800"`), which no UTF-8 text holds: the server keeps
     the text as sent, and the model is asked with the surrogate replaced."""
-    with WireServer() as server:
+    with EditorClient() as server:
         server.initialize(SETTINGS)
         assert server.wait_status("ready", "error")["state"] == "ready"
         text = 'label = "\ud83d"  # a broken emoji\ndef double(x):\n    return \n'

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from fim_lsp.client import EditorClient
 from fim_lsp.models import resolve_model
 from tests.e2e.conftest import FAST_MODEL, TEST_TIME_BUDGET_MS
-from tests.e2e.wire import WireServer
 
 pytestmark = pytest.mark.model
 
@@ -43,7 +43,7 @@ async def test_the_model_file_truncated_removed_and_put_back(tmp_path):
         "timeBudgetMs": TEST_TIME_BUDGET_MS,
         "workspaceContext": False,
     }
-    with WireServer() as server:
+    with EditorClient() as server:
         server.initialize(settings)
         assert server.wait_status("ready", "error")["state"] == "ready"
         assert str(model) not in mapped_files(server.pid)  # a file given by path is read, not mapped
@@ -89,7 +89,7 @@ async def test_the_model_file_truncated_removed_and_put_back(tmp_path):
 async def test_a_model_from_fim_lsps_own_cache_is_mapped():
     """The other side of the rule: a cache file, only ever replaced by rename, is mapped (its pages are
     the page cache's, shared by every server process)."""
-    with WireServer() as server:
+    with EditorClient() as server:
         server.initialize({"model": FAST_MODEL, "workspaceContext": False})
         assert server.wait_status("ready", "error")["state"] == "ready"
         assert str(resolve_model(FAST_MODEL)) in mapped_files(server.pid)

@@ -23,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fim_lsp.client import EditorClient
 from tests.e2e.conftest import FAST_MODEL, TEST_TIME_BUDGET_MS
-from tests.e2e.wire import WireServer
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -159,7 +159,7 @@ def test_utf16_model_clamps_a_split_pair_to_after_the_character():
 
 def test_fuzzed_documents_and_edits_keep_both_copies_equal():
     counts = {"examples": 0, "edits": 0, "splits": 0, "completions": 0, "cancels": 0, "answered": 0}
-    with WireServer() as server:
+    with EditorClient() as server:
         server.initialize(SETTINGS)
         assert server.wait_status("ready", "error")["state"] == "ready"
 

@@ -22,6 +22,7 @@ from fim_lsp.config import EngineSettings, Settings
 from fim_lsp.engine.base import CancelToken, GenerationRequest
 from fim_lsp.engine.openai import OpenAIEngine
 from fim_lsp.engine.remote import check_remote, create_remote_engine
+from fim_lsp.prompt import FimPrompt
 from tests.e2e.conftest import FAST_MODEL
 from tests.fakes.http import free_port
 
@@ -98,7 +99,7 @@ def fim_prompt(
 ):
     # PSM: these tests are about the engine; the pipeline's SPM prompts hold the prefix's trailing
     # spaces back, which a raw prompt does not.
-    return engine.template.render(prefix, "\n\nprint(add(2, 3))\n", "psm")
+    return FimPrompt(prefix, "\n\nprint(add(2, 3))\n", "psm")
 
 
 # The order matters on a busy machine: llama-cpp-python answers nothing else while it evaluates a prompt,
@@ -113,6 +114,14 @@ def test_doctor_checks_the_real_server(llama_server):
         ("ok", "fill-in-the-middle", "the qwen2.5-coder FIM tokens are in the model's vocabulary"),
     ]
     assert checks[0][:2] == ("ok", "server")
+
+
+def adds(program: str) -> bool:
+    """Whether `program` defines an `add` that adds: what any right answer for FUNCTION's body does,
+    however the model words it on this CPU and build."""
+    namespace: dict = {"print": lambda *_args: None}
+    exec(compile(program, "adder.py", "exec"), namespace)  # our own test program, not user input
+    return namespace["add"](2, 3) == 5
 
 
 def insert(text: str, line: int, character: int, middle: str) -> str:
@@ -130,10 +139,7 @@ async def test_fim_lsp_completes_a_function_body_through_the_server(start_editor
     uri = "file:///work/adder.py"
     editor.open(uri, FUNCTION)
     (item,) = await editor.inline(uri, BODY_LINE, BODY_COLUMN)
-    assert item.insert_text.startswith("return a + b"), item.insert_text
-    namespace: dict = {}
-    exec(compile(insert(FUNCTION, BODY_LINE, BODY_COLUMN, item.insert_text), "adder.py", "exec"), namespace)
-    assert namespace["add"](2, 3) == 5
+    assert adds(insert(FUNCTION, BODY_LINE, BODY_COLUMN, item.insert_text)), item.insert_text
 
 
 def test_a_fim_completion_streams_through_the_engine(engine):
@@ -148,8 +154,9 @@ def test_a_fim_completion_streams_through_the_engine(engine):
             fim_prompt(engine), max_tokens=12, deadline=time.monotonic() + GENERATION_SECONDS, on_text=watch
         )
     )
-    assert generation.text.startswith("return a + b"), generation
     assert generation.stop_reason in ("eot", "length")
+    first_line = generation.text.split("\n", 1)[0]
+    assert adds(insert(FUNCTION, BODY_LINE, BODY_COLUMN, first_line)), generation
     assert len(pieces) >= 3 and pieces[-1] == generation.text  # it came token by token
     assert generation.prompt_ms > 0 and generation.generated_tokens >= 3
 
@@ -173,7 +180,7 @@ def test_cancel_mid_stream_returns_promptly_and_frees_the_server(engine):
 
     _cancel_when(first_text, token, delay=0.2)
     # A prompt the 0.5B model goes on writing past (it does not stop by itself: see ENVIRONMENT.md).
-    prompt = engine.template.render("# Forty numbered print statements\nprint(1)\nprint(2)\n", "")
+    prompt = FimPrompt("# Forty numbered print statements\nprint(1)\nprint(2)\n", "", "psm")
     request = GenerationRequest(
         prompt, max_tokens=400, deadline=time.monotonic() + GENERATION_SECONDS, cancel=token, on_text=watch
     )
@@ -187,7 +194,7 @@ def test_cancel_mid_stream_returns_promptly_and_frees_the_server(engine):
     again = engine.generate(
         GenerationRequest(fim_prompt(engine), max_tokens=6, deadline=time.monotonic() + GENERATION_SECONDS)
     )
-    assert again.text.startswith("return"), again
+    assert again.stop_reason in ("eot", "length") and again.text, again
 
 
 def test_cancel_while_the_server_evaluates_the_prompt_returns_promptly(engine):
@@ -198,7 +205,7 @@ def test_cancel_while_the_server_evaluates_the_prompt_returns_promptly(engine):
     started = time.monotonic()
     generation = engine.generate(
         GenerationRequest(
-            engine.template.render(prefix, "\n"),
+            FimPrompt(prefix, "\n", "psm"),
             max_tokens=8,
             deadline=time.monotonic() + GENERATION_SECONDS,
             cancel=token,
@@ -209,7 +216,7 @@ def test_cancel_while_the_server_evaluates_the_prompt_returns_promptly(engine):
 
 
 def test_quality_bench_runs_both_systems_on_the_remote_server(llama_server):
-    from fim_lsp.bench.quality import Task, engine_systems, score_answer
+    from fim_lsp.bench.quality import Task, engine_systems
 
     prefix, suffix = FUNCTION.split("\n    \n", 1)
     task = Task(
@@ -228,6 +235,6 @@ def test_quality_bench_runs_both_systems_on_the_remote_server(llama_server):
         assert f"openai at {llama_server}" in description
         answer = pipeline(task, None)
         raw = baseline(task, 16)
-    assert answer.text is not None and answer.text.strip().startswith("return a + b"), answer
-    assert score_answer(task, answer.text)
+    assert answer.text is not None, answer
+    assert adds(insert(FUNCTION, BODY_LINE, BODY_COLUMN, answer.text)), answer
     assert raw.max_tokens == 16 and raw.tokens <= 16

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from fim_lsp.client import EditorClient
 from fim_lsp.service import WORKER_NICENESS
 from tests.e2e.conftest import FAST_MODEL, TEST_TIME_BUDGET_MS
-from tests.e2e.wire import WireServer
 
 pytestmark = [
     pytest.mark.model,
@@ -35,7 +35,7 @@ def threads_of(pid: int) -> list[tuple[int, int, int]]:
 
 def test_the_model_runs_nicer_than_the_protocol_thread():
     settings = {"model": FAST_MODEL, "maxNewTokens": 16, "timeBudgetMs": TEST_TIME_BUDGET_MS}
-    with WireServer() as server:
+    with EditorClient() as server:
         server.initialize(settings)
         assert server.wait_status("ready", "error")["state"] == "ready"
         server.open(URI, TEXT)

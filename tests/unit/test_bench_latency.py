@@ -12,20 +12,19 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from pygls.exceptions import JsonRpcRequestCancelled
 
 from fim_lsp.bench import latency
 from fim_lsp.bench.latency import (
-    EditorDocument,
     FileScript,
     Hole,
     HoleScript,
     Keystroke,
-    Pending,
     ReplayOptions,
     RequestRecord,
     TypingPace,
 )
+from fim_lsp.client import REQUEST_CANCELLED, Pending, ResponseError
+from fim_lsp.documents import TextDocument
 
 BUNDLED = latency.bundled_files()
 QUIET = TypingPace(
@@ -281,15 +280,6 @@ def test_ratio(warm, baseline, expected):
     assert latency.ratio(warm, baseline) == expected
 
 
-@pytest.mark.parametrize(
-    "text,offset,position",
-    [("abc", 2, (0, 2)), ("a\nbc", 3, (1, 1)), ("x😀y\nz", 2, (0, 3)), ("a\n", 2, (1, 0))],
-    ids=["first-line", "second-line", "utf16-surrogates", "line-start"],
-)
-def test_lsp_position_counts_utf16_units(text, offset, position):
-    assert latency.lsp_position(text, offset) == position
-
-
 def test_the_report_puts_warm_and_baseline_side_by_side():
     summary = latency.summarize([record("answered", 100.0, "model", "a", evaluated=20, prompt=800)])
     base = latency.summarize([record("answered", 1000.0, "model", "a", evaluated=800, prompt=800)])
@@ -390,61 +380,53 @@ def test_a_dry_run_prints_the_plan_without_a_server(capsys):
 
 
 class ScriptedServer:
-    """Stands in for BenchClient: answers each request after `delay_s` with `answer(text, offset)`."""
+    """Stands in for the editor client: answers each request after `delay_s` with `answer(text, offset)`."""
 
     def __init__(self, answer, delay_s: float) -> None:
         self.answer = answer
         self.delay_s = delay_s
-        self.documents: dict[str, EditorDocument] = {}
+        self.documents: dict[str, TextDocument] = {}
         self.cancelled: list[str] = []
+        self.pending: dict[str, Pending] = {}
         self.requests: list[tuple[int, int]] = []  # (version, offset)
         self._count = 0
 
-    def open(self, uri: str, language_id: str, text: str) -> None:
-        self.documents[uri] = EditorDocument(text, 1, language_id)
+    def open(self, uri: str, text: str, language_id: str) -> None:
+        self.documents[uri] = TextDocument(uri, language_id, 1, text)
 
-    def change(self, uri: str, start: int, end: int, new_text: str) -> None:
+    def edit(self, uri: str, start: int, end: int, new_text: str) -> None:
         document = self.documents[uri]
         document.text = document.text[:start] + new_text + document.text[end:]
         document.version += 1
 
-    def request(self, uri: str, offset: int) -> Pending:
+    def ask_inline_at(self, uri: str, offset: int) -> Pending:
         loop = asyncio.get_running_loop()
         document = self.documents[uri]
         self._count += 1
-        pending = Pending(f"r{self._count}", time.perf_counter(), loop.create_future())
+        pending = self.pending[f"r{self._count}"] = Pending(f"r{self._count}")
         self.requests.append((document.version, offset))
         text = self.answer(document.text, offset)
 
         def respond() -> None:
             if not pending.future.done():
                 pending.arrived = time.perf_counter()
-                pending.future.set_result(_Answer(text))
+                pending.future.set_result({"items": [{"insertText": text}] if text else []})
 
         loop.call_later(self.delay_s, respond)
         return pending
 
-    def cancel(self, pending: Pending) -> None:
-        self.cancelled.append(pending.msg_id)
+    def cancel(self, msg_id: str) -> None:
+        self.cancelled.append(msg_id)
+        pending = self.pending[msg_id]
         if not pending.future.done():
             pending.arrived = time.perf_counter()
-            pending.future.set_exception(JsonRpcRequestCancelled("cancelled"))
+            pending.future.set_exception(ResponseError(REQUEST_CANCELLED, "cancelled"))
 
     async def stats_delta(self) -> dict[str, int]:
         return {"generated": 1, "evaluated_tokens": 12, "prompt_tokens": 300}
 
     async def in_sync(self, uri: str) -> bool:
         return True
-
-
-class _Answer:
-    def __init__(self, text: str | None) -> None:
-        self.items = [_Item(text)] if text else []
-
-
-class _Item:
-    def __init__(self, text: str) -> None:
-        self.insert_text = text
 
 
 SOURCE = "def total(xs):\n    result = sum(x * x for x in xs) + offset(xs)\n    return result\n"
@@ -558,3 +540,14 @@ def test_the_warm_up_request_is_waited_for_and_not_counted():
     assert len(server.requests) == len(records) + 1
     _version, first_offset = server.requests[0]
     assert first_offset == one_hole_script(FAST).offset_of(0, set())
+
+
+def test_cold_rows_are_indented_code_away_from_every_row_asked_about():
+    lines = ["def f(x):"] + [f"    y{n} = x + {n}" for n in range(40)] + ["    return y0", ""]
+    text = "\n".join(lines)
+    rows = latency.cold_rows(text, asked_rows={10}, rng=random.Random(3), spacing=8)
+    assert rows, "a long indented body has cold rows"
+    for row in rows:
+        assert lines[row].startswith("    ") and lines[row + 1].strip()[0].isalpha()
+        assert abs(row - 10) >= 8
+    assert all(abs(a - b) >= 8 for a in rows for b in rows if a != b)

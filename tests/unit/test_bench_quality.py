@@ -16,6 +16,8 @@ from fim_lsp.bench.quality import (
     Summary,
     Task,
     TaskResult,
+    available_sets,
+    bundled_benchmarks,
     format_report,
     load_set,
     one_per_problem,
@@ -24,6 +26,7 @@ from fim_lsp.bench.quality import (
     run_set,
     spread,
 )
+from fim_lsp.bench.quality import cli as quality_cli
 from fim_lsp.errors import ConfigurationError
 
 TEST = "def check(candidate):\n    assert candidate(2) == 4\n"
@@ -179,6 +182,21 @@ def test_unknown_set_and_missing_folder(tmp_path):
         load_set(tmp_path, "single-line")
 
 
+def test_the_shipped_data_is_human_eval_infilling_whole():
+    assert available_sets(None) == ["single-line", "multi-line", "random-span-light"]
+    assert [len(load_set(None, name)) for name in available_sets(None)] == [1033, 164, 164]
+    assert (
+        (bundled_benchmarks() / "human-eval-infilling" / "LICENSE").read_text().startswith("The MIT License")
+    )
+
+
+def test_santacoder_is_not_shipped():
+    # Its licence allows evaluation only: it is read from a folder the user gives, never copied.
+    assert not list(bundled_benchmarks().rglob("*santacoder*"))
+    with pytest.raises(FileNotFoundError, match="evaluation only"):
+        load_set(None, "santacoder-py")
+
+
 # --- running and scoring with fake systems ---
 
 
@@ -278,6 +296,8 @@ def test_report_json_is_serialisable_and_has_each_task(bench_dir):
         "parseable": True,
         "eot": True,
         "tokens": 5,
+        "latency_ms": 10,
+        "out_of_time": False,
     }
     assert "tasks" not in report_json("m", [report], details=False)["sets"]["single-line"]
 
@@ -347,7 +367,7 @@ def fake_engine_systems(monkeypatch):
             asked.append(f"compare {compare}")
         yield fixed_system("    y = x * 2\n"), fixed_system("    pass\n", eot=False), f"{model} (fake)"
 
-    monkeypatch.setattr(quality, "engine_systems", fake)
+    monkeypatch.setattr(quality_cli, "engine_systems", fake)
     return asked
 
 
@@ -390,6 +410,23 @@ def test_command_reports_a_missing_benchmark_folder(tmp_path, fake_engine_system
     args = build_parser().parse_args(["bench", "quality", str(tmp_path / "nowhere")])
     assert args.handler(args) == 2
     assert "not found" in capsys.readouterr().err
+    assert fake_engine_systems == []
+
+
+def test_command_without_a_folder_runs_the_shipped_sets_from_anywhere(
+    tmp_path, monkeypatch, fake_engine_systems, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    args = build_parser().parse_args(["bench", "quality", "--limit", "1", "--model", "m1", "--json"])
+    assert args.handler(args) == 0
+    sets = json.loads(capsys.readouterr().out)["runs"][0]["sets"]
+    assert list(sets) == ["single-line", "multi-line", "random-span-light"]
+
+
+def test_command_without_a_folder_refuses_santacoder(fake_engine_systems, capsys):
+    args = build_parser().parse_args(["bench", "quality", "--sets", "santacoder-py", "--model", "m1"])
+    assert args.handler(args) == 2
+    assert "evaluation only" in capsys.readouterr().err
     assert fake_engine_systems == []
 
 
@@ -436,10 +473,13 @@ def test_command_runs_a_tasks_file_with_and_without_workspace_context(tmp_path, 
     assert "with workspace context / without" in out and "repo:cross-file" in out
 
 
-def test_command_wants_a_benchmark_folder_or_a_tasks_file(tmp_path, fake_engine_systems, capsys):
-    args = build_parser().parse_args(["bench", "quality"])
+def test_command_wants_a_benchmark_folder_or_a_tasks_file_not_both(tmp_path, fake_engine_systems, capsys):
+    args = build_parser().parse_args(
+        ["bench", "quality", str(tmp_path), "--tasks", str(tmp_path / "t.jsonl")]
+    )
     assert args.handler(args) == 2
     assert "BENCH_DIR or --tasks" in capsys.readouterr().err
+    assert fake_engine_systems == []
 
 
 def test_command_compares_engines_in_one_run(bench_dir, fake_engine_systems, capsys):

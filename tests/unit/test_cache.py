@@ -3,9 +3,9 @@
 import pytest
 
 from fim_lsp.cache import MIB, CompletionCache, ShownCompletion, cache_key, entry_cost, typed_through
+from fim_lsp.completion import CompletionRequest
 from fim_lsp.config import Settings, parse_settings
 from fim_lsp.engine.base import Engine, Generation, GenerationRequest
-from fim_lsp.pipeline import CompletionRequest
 from fim_lsp.prompt import template_for_family
 from fim_lsp.service import CompletionService
 
@@ -64,7 +64,7 @@ def test_key_depends_on_text_near_the_cursor_and_settings():
     assert key == cache_key(text, 13, "python", settings)
     assert key != cache_key(text, 14, "python", settings)
     assert key != cache_key(text, 13, "python", Settings(model="qwen2.5-coder-0.5b"))
-    far_away = "#" * (settings.context_budget * 8 + 10)
+    far_away = "#" * (settings.budget_cap * 8 + 10)
     assert cache_key(text + far_away, 13, "python", settings) == cache_key(
         text + far_away + "x", 13, "python", settings
     )

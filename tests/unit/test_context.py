@@ -166,8 +166,8 @@ def make_palindrome(text: str) -> str:
 
 @pytest.mark.parametrize("with_tree", [True, False], ids=["tree", "no-tree"])
 def test_a_file_that_fits_is_whole_though_it_starts_with_blank_lines(with_tree):
-    # The HumanEval prompts start so: the window reached the first line of code, and being moved down the
-    # grid of window starts from there dropped the helper the cursor's code calls (or cut a docstring in
+    # The HumanEval prompts start so: a window that reaches the first line of code must not be moved down
+    # the grid of window starts, which would drop the helper the cursor's code calls (or cut a docstring in
     # two, leaving the rest of the file inside a string).
     text, offset = split_cursor(HELPER_THEN_TASK)
     syntax = DocumentSyntax("python", text) if with_tree else None

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fim_lsp.bench.quality import dataset_tasks, edit_similarity, fit, score_answer
+from fim_lsp.bench.quality.run import edit_similarity, score_answer
+from fim_lsp.bench.quality.systems import fit
+from fim_lsp.bench.quality.tasks import dataset_tasks
 from fim_lsp.dataset import (
     DatasetTask,
     code_line,

@@ -8,6 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fim_lsp.documents import (
+    DocumentStore,
     InvalidPositionError,
     Position,
     TextDocument,
@@ -15,6 +16,7 @@ from fim_lsp.documents import (
     position_at,
     utf16_length,
 )
+from fim_lsp.syntax import MAX_TREE_CHARS
 
 TEXT = "a😀b\r\ncd\rx\u2028y\n"
 
@@ -136,7 +138,7 @@ def test_a_document_edited_anywhere_finds_positions_as_the_definition_does(text,
 
 def test_a_long_line_and_many_lines_cost_no_walk_per_keystroke():
     """Typing at the end of a 10 MB line, or of a 200,000-line file: each change costs microseconds to
-    place, not a walk over the text (the old walk took 60-70 ms per position on these)."""
+    place, not a walk over the text (a walk takes 60-70 ms per position on these)."""
     for text, line in (("x" * 10_000_000 + "\n", 0), ("value = 1\n" * 200_000, 199_999)):
         document = TextDocument("file:///big.py", "python", 1, text)
         column = len(text.split("\n")[line])
@@ -147,3 +149,20 @@ def test_a_long_line_and_many_lines_cost_no_walk_per_keystroke():
         per_change = (time.perf_counter() - started) / 100
         assert document.text.endswith("y" * 101 + "\n")
         assert per_change < 0.02, per_change  # a copy of the text (~1 ms per 10 MB) is still O(n)
+
+
+def test_an_open_document_keeps_its_tree_in_step_with_its_text():
+    store = DocumentStore()
+    document = store.open("file:///w/a.py", "python", 1, "def f():\n    return 1\n")
+    assert document.syntax is not None and document.syntax.text == document.text
+    assert document.syntax.error_count() == 0
+    document.apply_change("(", Position(1, 11), Position(1, 11))
+    assert document.syntax.text != document.text  # one tree per batch of changes, when asked
+    document.sync_syntax()
+    assert document.syntax.text == document.text and document.syntax.error_count() > 0
+
+
+def test_a_document_without_a_grammar_keeps_no_tree():
+    store = DocumentStore()
+    assert store.open("file:///w/notes.txt", "plaintext", 1, "some notes\n").syntax is None
+    assert store.open("file:///w/b.py", "python", 1, "x" * (MAX_TREE_CHARS + 1)).syntax is None

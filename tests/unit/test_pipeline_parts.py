@@ -1,11 +1,15 @@
 """The pure steps of a completion: the answer's shape, the context cut, the middle's cleanup."""
 
+from typing import get_args
+
 import pytest
 
+from fim_lsp.completion import Completion, Reason, Shape
 from fim_lsp.config import Settings
 from fim_lsp.context import cut_context
-from fim_lsp.pipeline import Shape, choose_shape
-from fim_lsp.postprocess import clean_middle, strip_artifacts
+from fim_lsp.engine.base import StopReason
+from fim_lsp.pipeline import choose_shape
+from fim_lsp.postprocess.artifacts import strip_special_and_fences
 from fim_lsp.syntax import LINE_WINDOW_CHARS
 
 
@@ -69,7 +73,7 @@ def test_a_long_lines_prompt_is_judged_like_the_document(tail, after, shape):
     offset = len("first();\n") + len(line)
     settings = Settings()
     context = cut_context(
-        text, offset, settings.context_budget, settings.suffix_share, lambda chunk: len(chunk) // 4
+        text, offset, settings.budget_cap, settings.suffix_share, lambda chunk: len(chunk) // 4
     )
     assert context.prefix_start > len("first();\n")  # the long-line cut
     # The prompt keeps all the line the shape is judged on before the cursor, so both judge alike.
@@ -82,46 +86,35 @@ def test_a_long_lines_prompt_is_judged_like_the_document(tail, after, shape):
 
 
 @pytest.mark.parametrize(
-    ("middle", "kwargs", "expected"),
+    ("middle", "expected"),
     [
+        pytest.param("return x\n", ("return x\n", False), id="nothing-to-cut"),
         pytest.param(
-            "return x\n", {"reached_eot": True, "single_line": False}, "return x\n", id="eot-kept-whole"
+            "return 1\n```\nThis function returns one.", ("return 1\n", True), id="markdown-fence-cut"
         ),
-        pytest.param(
-            "a = 1\nb = 2\nc = ",
-            {"reached_eot": False, "single_line": False},
-            "a = 1\nb = 2\n",
-            id="budget-cut-to-whole-lines",
-        ),
-        pytest.param("a = ", {"reached_eot": False, "single_line": False}, None, id="no-whole-line-dropped"),
-        pytest.param(
-            "x + 1)\nprint(y)",
-            {"reached_eot": False, "single_line": True},
-            "x + 1)",
-            id="single-line-keeps-first-line",
-        ),
-        pytest.param("x + ", {"reached_eot": False, "single_line": True}, None, id="unfinished-line-dropped"),
-        pytest.param(
-            "return 1\n```\nThis function returns one.",
-            {"reached_eot": False, "single_line": False},
-            "return 1\n",
-            id="markdown-fence-and-prose-cut",
-        ),
-        pytest.param(
-            "pass\n<|fim_middle|>junk",
-            {"reached_eot": False, "single_line": False},
-            "pass\n",
-            id="special-token-cut",
-        ),
-        pytest.param(
-            "   \n", {"reached_eot": True, "single_line": False}, None, id="whitespace-only-is-nothing"
-        ),
+        pytest.param("return 1\nThis function returns the first one.", ("return 1\n", True), id="prose-cut"),
+        pytest.param("```python\nreturn 1\n", ("return 1\n", False), id="fence-before-the-code-dropped"),
+        pytest.param("pass\n<|fim_middle|>junk", ("pass\n", True), id="special-token-cut"),
     ],
 )
-def test_clean_middle(middle, kwargs, expected):
-    assert clean_middle(middle, **kwargs) == expected
+def test_artifacts_end_a_middle(middle, expected):
+    assert strip_special_and_fences(middle) == expected
 
 
-@pytest.mark.parametrize("token", ["<|fim_suffix|>", "<fim_middle>", "<｜fim▁end｜>", "<EOT>", "[PREFIX]"])
-def test_strip_artifacts_knows_every_family(token):
-    assert strip_artifacts(f"x = 1{token}y") == "x = 1"
+@pytest.mark.parametrize(
+    "token", ["<|fim_suffix|>", "<fim_middle>", "<｜fim▁end｜>", "<EOT>", "[PREFIX]", "[MIDDLE]"]
+)
+def test_special_tokens_of_every_family_end_a_middle(token):
+    assert strip_special_and_fences(f"x = 1{token}y") == ("x = 1", True)
+
+
+def test_every_engine_stop_reason_is_a_completion_reason():
+    # The pipeline turns the engine's stop reason into the completion's: none may be missing.
+    assert {Reason(stop).value for stop in get_args(StopReason)} == set(get_args(StopReason))
+
+
+def test_a_reason_reads_as_its_value_and_its_detail():
+    assert f"{Reason.TYPED_THROUGH}" == "typed-through"
+    assert Completion(None, Shape.NONE, Reason.CACHED).why == "cached"
+    not_ready = Completion(None, Shape.NONE, Reason.ENGINE_NOT_READY, detail="loading: loading a model")
+    assert not_ready.why == "engine not ready: loading: loading a model"

@@ -8,9 +8,9 @@ import threading
 import time
 
 from fim_lsp.cache import cache_key
+from fim_lsp.completion import CompletionRequest
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import Engine, Generation, GenerationRequest
-from fim_lsp.pipeline import CompletionRequest
 from fim_lsp.prompt import template_for_family
 from fim_lsp.service import CompletionService
 
@@ -35,10 +35,11 @@ class ScriptedEngine(Engine):
         return len(text) // 4 + 1
 
     def generate(self, request: GenerationRequest) -> Generation:
-        self.prompts.append(request.prompt)
-        if "len(" in request.prompt:
+        prompt = self.template.render(request.prompt)
+        self.prompts.append(prompt)
+        if "len(" in prompt:
             return Generation("values)", "eot", prompt_tokens=20, evaluated_tokens=2, generated_tokens=2)
-        if FIRST not in request.prompt:
+        if FIRST not in prompt:
             return Generation(FIRST, "eot", prompt_tokens=20, evaluated_tokens=20, generated_tokens=3)
         self.second_started.set()
         if self.hold_second:

@@ -3,7 +3,7 @@
 import pytest
 
 from fim_lsp.errors import ConfigurationError
-from fim_lsp.prompt import RepoFile, detect_template, known_templates, template_for_family
+from fim_lsp.prompt import FimPrompt, RepoFile, detect_template, known_templates, template_for_family
 
 QWEN_VOCABULARY = [
     "<|fim_prefix|>",
@@ -41,44 +41,67 @@ def test_detect_template(vocabulary, family):
 
 def test_every_template_renders_its_default_order():
     for template in known_templates().values():
-        prompt = template.render("PRE", "SUF")
+        prompt = template.render(FimPrompt("PRE", "SUF", template.order))
         assert "PRE" in prompt and "SUF" in prompt, template.family
 
 
 def test_qwen_psm_and_spm():
     qwen = template_for_family("qwen2.5-coder")
-    assert qwen.render("def f(", "):\n", "psm") == "<|fim_prefix|>def f(<|fim_suffix|>):\n<|fim_middle|>"
-    assert qwen.render("def f(", "):\n", "spm") == "<|fim_prefix|><|fim_suffix|>):\n<|fim_middle|>def f("
+    psm, spm = FimPrompt("def f(", "):\n", "psm"), FimPrompt("def f(", "):\n", "spm")
+    assert qwen.render(psm) == "<|fim_prefix|>def f(<|fim_suffix|>):\n<|fim_middle|>"
+    assert qwen.render(spm) == "<|fim_prefix|><|fim_suffix|>):\n<|fim_middle|>def f("
 
 
 def test_psm_line_moves_the_cursor_line_after_the_middle_token():
     qwen = template_for_family("qwen2.5-coder")
     prefix, suffix = "import os\n\ndef f():\n    return os.", "\n\nf()\n"
-    assert qwen.render(prefix, suffix, "psm-line") == (
+    assert qwen.render(FimPrompt(prefix, suffix, "psm-line")) == (
         "<|fim_prefix|>import os\n\ndef f():\n<|fim_suffix|>\n\nf()\n<|fim_middle|>    return os."
     )
 
 
 def test_psm_line_prompts_of_two_keystrokes_share_all_but_the_typed_characters():
     qwen = template_for_family("qwen2.5-coder")
-    before = qwen.render("def f():\n    ret", "\n", "psm-line")
-    after = qwen.render("def f():\n    retu", "\n", "psm-line")
+    before = qwen.render(FimPrompt("def f():\n    ret", "\n", "psm-line"))
+    after = qwen.render(FimPrompt("def f():\n    retu", "\n", "psm-line"))
     assert after == before + "u"
 
 
 def test_qwen_repository_format_puts_files_before_the_fim_tokens():
     qwen = template_for_family("qwen2.5-coder")
-    files = [RepoFile("util.py", "def g(): ...")]
+    files = (RepoFile("util.py", "def g(): ..."),)
     head = "<|repo_name|>shop\n<|file_sep|>util.py\ndef g(): ...\n<|file_sep|>app.py\n"
-    prompt = qwen.render("x = ", "\n", "psm", repo="shop", path="app.py", repo_files=files)
+    prompt = qwen.render(FimPrompt("x = ", "\n", "psm", repo="shop", path="app.py", files=files))
     assert prompt == head + "<|fim_prefix|>x = <|fim_suffix|>\n<|fim_middle|>"
-    prompt = qwen.render("x = ", "\n", "spm", repo="shop", path="app.py", repo_files=files)
+    prompt = qwen.render(FimPrompt("x = ", "\n", "spm", repo="shop", path="app.py", files=files))
     assert prompt == head + "<|fim_prefix|><|fim_suffix|>\n<|fim_middle|>x = "
+
+
+@pytest.mark.parametrize(
+    ("order", "stable"),
+    [
+        pytest.param("psm", "<|fim_prefix|>a = 1\n", id="psm-the-suffix-follows-the-cursor"),
+        pytest.param("spm", "<|fim_prefix|><|fim_suffix|>\nc = 3\n<|fim_middle|>a = 1\n", id="spm"),
+        pytest.param("psm-line", "<|fim_prefix|>a = 1\n<|fim_suffix|>\nc = 3\n<|fim_middle|>", id="psm-line"),
+    ],
+)
+def test_the_start_of_a_prompt_that_typing_on_the_cursor_line_keeps(order, stable):
+    qwen = template_for_family("qwen2.5-coder")
+    prompt = FimPrompt("a = 1\nb = ", "\nc = 3\n", order)
+    assert "".join(qwen.pieces(prompt, before_line=True)) == stable
+    typed = FimPrompt("a = 1\nb = 2", "\nc = 3\n", order)
+    assert qwen.render(typed).startswith(stable)
+
+
+def test_the_suffix_from_its_second_line_is_a_piece_of_its_own():
+    qwen = template_for_family("qwen2.5-coder")
+    pieces = qwen.pieces(FimPrompt("x = ", "1  \n\ny = 2\n", "psm"))
+    assert pieces == ("<|fim_prefix|>x = <|fim_suffix|>1  \n", "\ny = 2\n<|fim_middle|>")
 
 
 def test_codestral_has_no_psm_layout():
     with pytest.raises(ConfigurationError):
-        template_for_family("codestral").render("a", "b", "psm")
+        template_for_family("codestral").render(FimPrompt("a", "b", "psm"))
 
 
 def test_unknown_family():

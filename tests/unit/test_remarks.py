@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from fim_lsp.completion import Shape
 from fim_lsp.postprocess import finish_middle
-from fim_lsp.remarks import drop_line_end_remarks, is_placeholder
-from fim_lsp.syntax import CompletionShape
+from fim_lsp.postprocess.remarks import drop_line_end_remarks, is_placeholder
 
 CURSOR = "█"
 
@@ -193,7 +193,7 @@ def test_finish_middle_drops_the_remark_and_shows_the_line() -> None:
         "\n    let minSum = sum; // Initialize minSum to the sum of the first element\n",
         suffix,
         language="javascript",
-        shape=CompletionShape.BLOCK,
+        shape=Shape.BLOCK,
         reached_eot=True,
     )
     assert shown == "\n    let minSum = sum;"
@@ -202,7 +202,7 @@ def test_finish_middle_drops_the_remark_and_shows_the_line() -> None:
 def test_finish_middle_keeps_the_code_before_a_remark_on_the_cursor_line() -> None:
     prefix, suffix = "x = 1", "\nprint(x)\n"
     shown = finish_middle(
-        prefix, "0  # the count", suffix, language="python", shape=CompletionShape.LINE, reached_eot=True
+        prefix, "0  # the count", suffix, language="python", shape=Shape.LINE, reached_eot=True
     )
     assert shown == "0"
 
@@ -220,9 +220,7 @@ def test_finish_middle_keeps_the_code_before_a_remark_on_the_cursor_line() -> No
 def test_an_answer_that_is_only_a_placeholder_comment_is_not_shown(middle: str, language: str) -> None:
     assert is_placeholder(middle, language)
     prefix, suffix = PY_PLAIN.split(CURSOR) if language == "python" else ("f() {\n    ", "\n}\n")
-    shown = finish_middle(
-        prefix, middle, suffix, language=language, shape=CompletionShape.BLOCK, reached_eot=True
-    )
+    shown = finish_middle(prefix, middle, suffix, language=language, shape=Shape.BLOCK, reached_eot=True)
     assert shown is None
 
 

@@ -15,6 +15,7 @@ from fim_lsp.engine.http import RemoteUnavailableError
 from fim_lsp.engine.openai import OpenAIEngine
 from fim_lsp.engine.remote import create_remote_engine
 from fim_lsp.errors import EngineUnavailableError, PromptTooLongError
+from fim_lsp.prompt import FimPrompt
 from tests.fakes.fault_server import MODEL, FaultServer, Garbage, Stall, Status, Stream, Truncated
 from tests.fakes.http import free_port
 
@@ -43,7 +44,7 @@ def engine(fault: FaultServer) -> Iterator[OpenAIEngine]:
 
 
 def ask(engine: OpenAIEngine, **request: object) -> Generation:
-    prompt = engine.template.render("def add(a, b):\n    ", "\n")
+    prompt = FimPrompt("def add(a, b):\n    ", "\n", "auto")
     options = {"max_tokens": 16, "deadline": time.monotonic() + 10, **request}
     return engine.generate(GenerationRequest(prompt, **options))  # type: ignore[arg-type]
 

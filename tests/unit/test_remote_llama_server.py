@@ -16,7 +16,7 @@ from fim_lsp.engine.base import GenerationRequest
 from fim_lsp.engine.http import RemoteUnavailableError
 from fim_lsp.engine.llama_server import LlamaServerEngine
 from fim_lsp.engine.remote import RemoteEngine, check_remote, create_remote_engine
-from fim_lsp.prompt import RepoFile
+from fim_lsp.prompt import FimPrompt, RepoFile
 from tests.fakes.llama_server import MODEL_PATH, LlamaServerFake
 
 PREFIX = "import math\n\n\ndef area(radius):\n    "
@@ -41,8 +41,8 @@ def engine(fake: LlamaServerFake) -> Iterator[LlamaServerEngine]:
     created.close()
 
 
-def infill(engine: RemoteEngine, prefix: str = PREFIX, max_tokens: int = 32, **render: object):
-    prompt = engine.template.render(prefix, SUFFIX, **render)  # type: ignore[arg-type]
+def infill(engine: RemoteEngine, prefix: str = PREFIX, max_tokens: int = 32, **parts: object):
+    prompt = FimPrompt(prefix, SUFFIX, "auto", **parts)  # type: ignore[arg-type]
     return engine.generate(GenerationRequest(prompt, max_tokens, deadline=time.monotonic() + 10))
 
 
@@ -68,7 +68,7 @@ def test_workspace_snippets_reach_input_extra(fake, engine):
         RepoFile("shapes/consts.py", "TAU = 6.283\n"),
         RepoFile("shapes/util.py", "def sq(x): return x*x"),
     ]
-    infill(engine, repo_files=snippets, path="shapes/area.py")
+    infill(engine, files=tuple(snippets), path="shapes/area.py")
     (request,) = fake.requests_to("/infill")
     assert request.body["input_extra"] == [
         {"filename": "shapes/consts.py", "text": "TAU = 6.283\n"},

@@ -11,6 +11,7 @@ from fim_lsp.config import EngineSettings, Settings
 from fim_lsp.engine.base import GenerationRequest
 from fim_lsp.engine.http import RemoteUnavailableError
 from fim_lsp.engine.remote import RemoteEngine, check_remote, create_remote_engine
+from fim_lsp.prompt import FimPrompt
 from tests.fakes.ollama import CHAT_MODEL, FIM_MODEL, OllamaFake
 
 
@@ -25,7 +26,7 @@ def settings_for(url: str, model: str = FIM_MODEL) -> Settings:
 
 
 def generate(engine: RemoteEngine, max_tokens: int = 32, order: str = "auto"):
-    prompt = engine.template.render("def add(a, b):\n    ", "\n\nprint(add(1, 2))\n", order)
+    prompt = FimPrompt("def add(a, b):\n    ", "\n\nprint(add(1, 2))\n", order)
     return engine.generate(GenerationRequest(prompt, max_tokens, deadline=time.monotonic() + 10))
 
 

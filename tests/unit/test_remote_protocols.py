@@ -1,4 +1,4 @@
-"""The remote engines' pure parts: stream lines parsed, prompts taken apart, bodies built, tokens counted."""
+"""The remote engines' pure parts: stream lines parsed, bodies built from a prompt's parts, tokens counted."""
 
 from __future__ import annotations
 
@@ -19,13 +19,12 @@ from fim_lsp.engine.remote import (
     TokenEstimate,
     create_remote_engine,
     guess_family,
-    split_prompt,
+    server_template,
     sse_data,
     template_of,
-    wire_template,
 )
 from fim_lsp.errors import ConfigurationError
-from fim_lsp.prompt import RepoFile
+from fim_lsp.prompt import FimPrompt, RepoFile
 
 URL = "http://127.0.0.1:9"
 
@@ -135,12 +134,12 @@ def test_openai_error_object_in_the_stream():
         openai().parse_line(data({"error": {"message": "out of memory", "code": 500}}))
 
 
-def test_openai_body_renders_nothing_itself_and_asks_for_a_greedy_stream():
+def test_openai_body_is_the_rendered_prompt_and_asks_for_a_greedy_stream():
     engine = openai(model="qwen2.5-coder-1.5b")
-    prompt = engine.template.render("def f():\n    ", "\n")
+    prompt = FimPrompt("def f():\n    ", "\n", "psm")
     path, body, plain = engine.request(GenerationRequest(prompt, max_tokens=32))
     assert path == "/completions"
-    assert body["prompt"] == prompt
+    assert body["prompt"] == "<|fim_prefix|>def f():\n    <|fim_suffix|>\n<|fim_middle|>"
     assert body["model"] == "qwen2.5-coder-1.5b"
     assert (body["max_tokens"], body["temperature"], body["stream"]) == (32, 0, True)
     assert "<|endoftext|>" in body["stop"] and "<|file_sep|>" in body["stop"]
@@ -206,10 +205,11 @@ def test_llama_server_stream_lines(line, chunk):
 
 def test_llama_server_body_carries_prefix_suffix_and_snippets_apart():
     engine = llama()
-    prompt = engine.template.render(
+    prompt = FimPrompt(
         "import math\n\ndef area(r):\n    return",
         "\n\nprint(area(2))\n",
-        repo_files=[RepoFile("geometry/consts.py", "PI = 3.14159\n")],
+        "auto",
+        files=(RepoFile("geometry/consts.py", "PI = 3.14159\n"),),
         path="geometry/area.py",
     )
     path, body, characters = engine.request(GenerationRequest(prompt, max_tokens=64, deadline=None))
@@ -237,14 +237,14 @@ def test_llama_server_body_carries_prefix_suffix_and_snippets_apart():
 )
 def test_llama_server_body_for_each_order(order, prefix, middle):
     engine = llama()
-    prompt = engine.template.render("x = 1\ny = ", "\n", order)
+    prompt = FimPrompt("x = 1\ny = ", "\n", order)
     _, body, _ = engine.request(GenerationRequest(prompt, max_tokens=8))
     assert (body["input_prefix"], body["prompt"], body["input_suffix"]) == (prefix, middle, "\n")
 
 
 def test_llama_server_body_without_reuse_and_with_a_deadline():
     engine = llama()
-    prompt = engine.template.render("x = ", "\n")
+    prompt = FimPrompt("x = ", "\n")
     request = GenerationRequest(prompt, max_tokens=8, deadline=time.monotonic() + 2.0, reuse_cache=False)
     _, body, _ = engine.request(request)
     assert body["cache_prompt"] is False
@@ -316,7 +316,7 @@ def test_ollama_error_line():
 @pytest.mark.parametrize("order", ["psm", "psm-line", "spm"])
 def test_ollama_body_uses_prompt_and_suffix_with_the_model_template(order):
     engine = ollama()
-    prompt = engine.template.render("x = ", "\nprint(x)\n", order)
+    prompt = FimPrompt("x = ", "\nprint(x)\n", order)
     path, body, _ = engine.request(GenerationRequest(prompt, max_tokens=16))
     assert path == "/api/generate"
     assert body == {
@@ -334,43 +334,16 @@ def test_ollama_needs_a_model_name():
         OllamaEngine(EngineSettings(kind="ollama", url=URL))
 
 
-# -- wire templates ------------------------------------------------------------------------------------------
+# -- templates of servers that lay out the prompt themselves -----------------------------------------------
 
 
-@pytest.mark.parametrize("order", ["psm", "spm"])
-@pytest.mark.parametrize(
-    ("prefix", "suffix"),
-    [
-        pytest.param("def f():\n    ", "\n", id="plain"),
-        pytest.param("", "", id="empty"),
-        pytest.param("s = '<|fim_prefix|>'\n", "<|fim_middle|>", id="fim-tokens-in-the-code"),
-        pytest.param("x = 1\n" * 50, "y = 2\n" * 50, id="long"),
-    ],
-)
-def test_wire_prompt_splits_back_into_its_parts(prefix, suffix, order):
-    prompt = wire_template("test").render(prefix, suffix, order)
-    parts = split_prompt(prompt)
-    assert (parts.prefix, parts.suffix, parts.repo_files, parts.path) == (prefix, suffix, (), None)
-    assert parts.middle_start == ""
-
-
-def test_wire_prompt_in_psm_line_order_moves_the_cursor_line_after_the_middle():
-    parts = split_prompt(wire_template("test").render("a = 1\nb = a +", "\nprint(b)\n", "psm-line"))
-    assert (parts.prefix, parts.middle_start, parts.suffix) == ("a = 1\n", "b = a +", "\nprint(b)\n")
-
-
-def test_wire_prompt_keeps_repository_files_and_the_current_path():
-    files = [RepoFile("a.py", "A = 1\n"), RepoFile("b/c.py", "def c():\n    return 3")]
-    prompt = wire_template("test").render("p", "s", repo_files=files, path="main.py")
-    parts = split_prompt(prompt)
-    assert parts.repo_files == (RepoFile("a.py", "A = 1\n"), RepoFile("b/c.py", "def c():\n    return 3\n"))
-    assert parts.path == "main.py"
-    assert (parts.prefix, parts.suffix) == ("p", "s")
-
-
-def test_a_prompt_from_another_template_is_all_prefix():
-    parts = split_prompt("<|fim_prefix|>a<|fim_suffix|>b<|fim_middle|>")
-    assert (parts.prefix, parts.suffix) == ("<|fim_prefix|>a<|fim_suffix|>b<|fim_middle|>", "")
+def test_server_templates_say_what_auto_means_and_take_both_orders():
+    template = server_template("test", order="psm-line")
+    assert template.resolve_order("auto") == "psm-line"
+    assert template.resolve_order("spm") == "spm"
+    prompt = FimPrompt("a = 1\nb = a +", "\nprint(b)\n", "auto")
+    assert template.split_line_head(prompt) == ("a = 1\n", "b = a +")
+    assert server_template("test").split_line_head(prompt) == ("a = 1\nb = a +", "")
 
 
 # -- templates, settings, estimates --------------------------------------------------------------------------

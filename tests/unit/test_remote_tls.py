@@ -18,6 +18,7 @@ from fim_lsp.config import Settings, parse_settings
 from fim_lsp.engine.base import GenerationRequest
 from fim_lsp.engine.remote import check_remote, create_remote_engine
 from fim_lsp.errors import EngineUnavailableError
+from fim_lsp.prompt import FimPrompt
 from tests.fakes.fault_server import MODEL, FaultServer
 
 KEY_ENV = "FIM_LSP_TEST_TLS_KEY"
@@ -89,7 +90,7 @@ def settings(url: str, **engine: object) -> Settings:
 def complete(settings: Settings) -> str:
     engine = create_remote_engine(settings)
     try:
-        prompt = engine.template.render("def add(a, b):\n    ", "\n")
+        prompt = FimPrompt("def add(a, b):\n    ", "\n", "auto")
         return engine.generate(GenerationRequest(prompt, max_tokens=16, deadline=time.monotonic() + 10)).text
     finally:
         engine.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fim_lsp.bench.quality import bundled_benchmarks
 from fim_lsp.bench.scoring import (
     build_program,
     check_infilling,
@@ -20,17 +21,13 @@ from fim_lsp.bench.scoring import (
     run_program,
 )
 
-BENCHMARKS = Path(os.environ.get("FIM_LSP_BENCHMARKS", Path(__file__).parents[3] / "shared" / "benchmarks"))
-EXAMPLES = BENCHMARKS / "human-eval-infilling"
+EXAMPLES = bundled_benchmarks() / "human-eval-infilling"
 
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-@pytest.mark.skipif(
-    not (EXAMPLES / "example_samples.jsonl").exists(), reason=f"no benchmark data in {BENCHMARKS}"
-)
 def test_harness_self_test_gives_the_published_pass_at_1():
     """human-eval-infilling's own self-test: 3 of its 10 sample completions pass."""
     problems = {p["task_id"]: p for p in read_jsonl(EXAMPLES / "example_problem.jsonl")}

@@ -4,9 +4,9 @@ request is answered."""
 
 from __future__ import annotations
 
+from fim_lsp.completion import CompletionRequest
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import Engine, Generation, GenerationRequest
-from fim_lsp.pipeline import CompletionRequest
 from fim_lsp.prompt import template_for_family
 from fim_lsp.service import CompletionService, Status
 

@@ -13,12 +13,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fim_lsp import syntax as syntax_module
+import fim_lsp.postprocess.artifacts
+import fim_lsp.postprocess.block
+import fim_lsp.postprocess.checker
+import fim_lsp.postprocess.cursor
+import fim_lsp.postprocess.line
+import fim_lsp.postprocess.truncate
+import fim_lsp.syntax.cursor
+import fim_lsp.syntax.indentation
+import fim_lsp.syntax.lines
+from fim_lsp.completion import Shape
+from fim_lsp.postprocess import middle_is_done, truncate_middle
 from fim_lsp.syntax import (
     LANGUAGES,
     LINE_WINDOW_CHARS,
     MAX_TREE_CHARS,
-    CompletionShape,
     DocumentSyntax,
     byte_offset,
     classify,
@@ -26,9 +35,7 @@ from fim_lsp.syntax import (
     follow_document,
     indentation_to_type,
     language_of,
-    middle_is_done,
     new_parser,
-    truncate_middle,
     utf8,
 )
 
@@ -244,71 +251,55 @@ def test_count_errors(language, text, errors):
     ("language", "marked", "shape"),
     [
         # nothing: inside a word
-        pytest.param(
-            "python", "tot█al = compute(items)\n", CompletionShape.NONE, id="python-inside-identifier"
-        ),
-        pytest.param(
-            "go", "func main() {\n\tfmt.Pri█ntln(x)\n}\n", CompletionShape.NONE, id="go-inside-call-name"
-        ),
+        pytest.param("python", "tot█al = compute(items)\n", Shape.NONE, id="python-inside-identifier"),
+        pytest.param("go", "func main() {\n\tfmt.Pri█ntln(x)\n}\n", Shape.NONE, id="go-inside-call-name"),
         pytest.param(
             "c",
             'int main(void) {\n  puts("hel█lo");\n}\n',
-            CompletionShape.NONE,
+            Shape.NONE,
             id="c-inside-word-in-string",
         ),
         # one line
-        pytest.param(
-            "python", "result = compute(a, █)\n", CompletionShape.LINE, id="python-inside-argument-list"
-        ),
-        pytest.param("python", "result = compute(a,█\n", CompletionShape.LINE, id="python-open-paren-at-eol"),
-        pytest.param("python", "total = price *█\n", CompletionShape.LINE, id="python-trailing-operator"),
-        pytest.param("python", "    return █\n", CompletionShape.LINE, id="python-after-return"),
-        pytest.param("python", "x = 1  # the count of█\n", CompletionShape.LINE, id="python-comment-at-eol"),
-        pytest.param(
-            "python", 'doc = """\nsome notes █\n"""\n', CompletionShape.LINE, id="python-inside-string"
-        ),
-        pytest.param(
-            "typescript", "const total = items.reduce(█);\n", CompletionShape.LINE, id="ts-inside-call"
-        ),
-        pytest.param("go", "func main() {\n\tfmt.Println(█)\n}\n", CompletionShape.LINE, id="go-inside-call"),
+        pytest.param("python", "result = compute(a, █)\n", Shape.LINE, id="python-inside-argument-list"),
+        pytest.param("python", "result = compute(a,█\n", Shape.LINE, id="python-open-paren-at-eol"),
+        pytest.param("python", "total = price *█\n", Shape.LINE, id="python-trailing-operator"),
+        pytest.param("python", "    return █\n", Shape.LINE, id="python-after-return"),
+        pytest.param("python", "x = 1  # the count of█\n", Shape.LINE, id="python-comment-at-eol"),
+        pytest.param("python", 'doc = """\nsome notes █\n"""\n', Shape.LINE, id="python-inside-string"),
+        pytest.param("typescript", "const total = items.reduce(█);\n", Shape.LINE, id="ts-inside-call"),
+        pytest.param("go", "func main() {\n\tfmt.Println(█)\n}\n", Shape.LINE, id="go-inside-call"),
         pytest.param(
             "java",
             "class A {\n  int f(int x) {\n    // square it█\n  }\n}\n",
-            CompletionShape.LINE,
+            Shape.LINE,
             id="java-line-comment",
         ),
-        pytest.param(
-            "rust", "fn main() {\n    let v: Vec<i32> = █;\n}\n", CompletionShape.LINE, id="rust-let-value"
-        ),
+        pytest.param("rust", "fn main() {\n    let v: Vec<i32> = █;\n}\n", Shape.LINE, id="rust-let-value"),
         # a block
-        pytest.param("python", "def area(r):█\n", CompletionShape.BLOCK, id="python-def-header-eol"),
-        pytest.param(
-            "python", "def area(r):\n    █\n", CompletionShape.BLOCK, id="python-empty-line-in-body"
-        ),
+        pytest.param("python", "def area(r):█\n", Shape.BLOCK, id="python-def-header-eol"),
+        pytest.param("python", "def area(r):\n    █\n", Shape.BLOCK, id="python-empty-line-in-body"),
         pytest.param(
             "python",
             "def f(xs):\n█    return xs\n",
-            CompletionShape.BLOCK,
+            Shape.BLOCK,
             id="python-line-start-with-code-after",
         ),
-        pytest.param("python", "    total = 0█\n", CompletionShape.BLOCK, id="python-finished-statement-eol"),
-        pytest.param("python", "d = {'a':█\n", CompletionShape.LINE, id="python-dict-colon-is-not-a-block"),
+        pytest.param("python", "    total = 0█\n", Shape.BLOCK, id="python-finished-statement-eol"),
+        pytest.param("python", "d = {'a':█\n", Shape.LINE, id="python-dict-colon-is-not-a-block"),
         pytest.param(
             "typescript",
             "function add(a: number, b: number): number {█\n}\n",
-            CompletionShape.BLOCK,
+            Shape.BLOCK,
             id="ts-function-brace",
         ),
-        pytest.param("go", "func main() {\n\t█\n}\n", CompletionShape.BLOCK, id="go-empty-line-in-body"),
-        pytest.param(
-            "rust", "fn main() {\n    for x in 0..3 {█\n}\n", CompletionShape.BLOCK, id="rust-for-brace"
-        ),
-        pytest.param("java", "switch (k) {\n  case 1:█\n}\n", CompletionShape.BLOCK, id="java-case-label"),
-        pytest.param("c", "int main(void) {\n  if (x > 0) {█\n}\n", CompletionShape.BLOCK, id="c-if-brace"),
-        pytest.param("ruby", "[1, 2].each do |x|█\nend\n", CompletionShape.BLOCK, id="ruby-do-block"),
-        pytest.param("lua", "for i = 1, 3 do█\nend\n", CompletionShape.BLOCK, id="lua-for-do"),
-        pytest.param("bash", "if [ -f x ]; then█\nfi\n", CompletionShape.BLOCK, id="bash-then"),
-        pytest.param("python", "█", CompletionShape.BLOCK, id="empty-document"),
+        pytest.param("go", "func main() {\n\t█\n}\n", Shape.BLOCK, id="go-empty-line-in-body"),
+        pytest.param("rust", "fn main() {\n    for x in 0..3 {█\n}\n", Shape.BLOCK, id="rust-for-brace"),
+        pytest.param("java", "switch (k) {\n  case 1:█\n}\n", Shape.BLOCK, id="java-case-label"),
+        pytest.param("c", "int main(void) {\n  if (x > 0) {█\n}\n", Shape.BLOCK, id="c-if-brace"),
+        pytest.param("ruby", "[1, 2].each do |x|█\nend\n", Shape.BLOCK, id="ruby-do-block"),
+        pytest.param("lua", "for i = 1, 3 do█\nend\n", Shape.BLOCK, id="lua-for-do"),
+        pytest.param("bash", "if [ -f x ]; then█\nfi\n", Shape.BLOCK, id="bash-then"),
+        pytest.param("python", "█", Shape.BLOCK, id="empty-document"),
     ],
 )
 def test_classify(language, marked, shape):
@@ -319,13 +310,13 @@ def test_classify(language, marked, shape):
 @pytest.mark.parametrize(
     ("marked", "shape"),
     [
-        pytest.param("tot█al = 1\n", CompletionShape.NONE, id="inside-word"),
-        pytest.param("f(a, █)\n", CompletionShape.LINE, id="text-after"),
-        pytest.param("x = 1  # why█\n", CompletionShape.LINE, id="comment-at-eol"),
-        pytest.param("if x {█\n", CompletionShape.BLOCK, id="brace-at-eol"),
-        pytest.param("def f():█\n", CompletionShape.BLOCK, id="colon-at-eol"),
-        pytest.param("f(a, b=lambda x:█\n", CompletionShape.LINE, id="colon-inside-brackets"),
-        pytest.param("\n█\n", CompletionShape.BLOCK, id="empty-line"),
+        pytest.param("tot█al = 1\n", Shape.NONE, id="inside-word"),
+        pytest.param("f(a, █)\n", Shape.LINE, id="text-after"),
+        pytest.param("x = 1  # why█\n", Shape.LINE, id="comment-at-eol"),
+        pytest.param("if x {█\n", Shape.BLOCK, id="brace-at-eol"),
+        pytest.param("def f():█\n", Shape.BLOCK, id="colon-at-eol"),
+        pytest.param("f(a, b=lambda x:█\n", Shape.LINE, id="colon-inside-brackets"),
+        pytest.param("\n█\n", Shape.BLOCK, id="empty-line"),
     ],
 )
 def test_classify_without_a_tree(marked, shape):
@@ -337,11 +328,11 @@ def test_classify_ignores_a_tree_of_another_text():
     syntax = DocumentSyntax("python", "x = 'a string'\n")
     text, offset = split_cursor("x = 'a str█\n")
     # The stale tree says "inside a string"; the text alone says a finished statement at the line end.
-    assert classify(syntax, text, offset) is CompletionShape.BLOCK
+    assert classify(syntax, text, offset) is Shape.BLOCK
 
 
 def test_classify_clamps_the_offset():
-    assert classify(None, "x = 1\n", 99) is CompletionShape.BLOCK
+    assert classify(None, "x = 1\n", 99) is Shape.BLOCK
 
 
 @pytest.mark.parametrize(
@@ -389,32 +380,48 @@ class ScanRecorder:
         return scan
 
 
+#: The modules whose regexes read the cursor's line and the middle.
+SCANNING_MODULES = [
+    fim_lsp.syntax.lines,
+    fim_lsp.syntax.cursor,
+    fim_lsp.syntax.indentation,
+    fim_lsp.postprocess.artifacts,
+    fim_lsp.postprocess.cursor,
+    fim_lsp.postprocess.checker,
+    fim_lsp.postprocess.line,
+    fim_lsp.postprocess.block,
+    fim_lsp.postprocess.truncate,
+]
+
+
 @pytest.fixture
 def scanned(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The length of every text the syntax module's regexes scan while the test runs (search, finditer,
-    sub...: the lexer among them). `match` is not counted: it reads from the text's start only as far
-    as it matches (an indentation, a keyword)."""
+    """The length of every text the syntax and truncation modules' regexes scan while the test runs
+    (search, finditer, sub...: the lexer among them). `match` is not counted: it reads from the text's
+    start only as far as it matches (an indentation, a keyword)."""
     lengths: list[int] = []
-    for name, value in list(vars(syntax_module).items()):
-        if isinstance(value, re.Pattern):
-            monkeypatch.setattr(syntax_module, name, ScanRecorder(value, lengths))
-    token_pattern = syntax_module._token_pattern
-    monkeypatch.setattr(
-        syntax_module, "_token_pattern", lambda language: ScanRecorder(token_pattern(language), lengths)
-    )
+    token_pattern = fim_lsp.syntax.lines.token_pattern
+    for module in SCANNING_MODULES:
+        for name, value in list(vars(module).items()):
+            if isinstance(value, re.Pattern):
+                monkeypatch.setattr(module, name, ScanRecorder(value, lengths))
+            elif value is token_pattern:
+                monkeypatch.setattr(
+                    module, name, lambda language: ScanRecorder(token_pattern(language), lengths)
+                )
     return lengths
 
 
 # Cursor at the end of a minified line (or before `after`), and what its last statement alone calls for.
 LONG_LINE_CASES = [
-    pytest.param('a=[1,"x"];', "if(a){", "", CompletionShape.BLOCK, id="opens-a-block"),
-    pytest.param('a=[1,"x"];', "x=f(a,", "", CompletionShape.LINE, id="unfinished-call"),
-    pytest.param('a=[1,"x"];', "x=1;", "", CompletionShape.BLOCK, id="finished-statement"),
-    pytest.param('a=[1,"x"];', "x=1; // why", "", CompletionShape.LINE, id="ends-in-a-comment"),
-    pytest.param('a=[1,"x"];', "f(a, ", "b);", CompletionShape.LINE, id="text-after-the-cursor"),
-    pytest.param('a=[1,"x"];', "x=tot", "al;", CompletionShape.NONE, id="inside-a-word"),
-    pytest.param("f(a)(b)", "if(a){", "", CompletionShape.BLOCK, id="window-cut-between-brackets"),
-    pytest.param("a = {'k': [1, 2]}; ", "if x:", "", CompletionShape.BLOCK, id="colon-ends-the-line"),
+    pytest.param('a=[1,"x"];', "if(a){", "", Shape.BLOCK, id="opens-a-block"),
+    pytest.param('a=[1,"x"];', "x=f(a,", "", Shape.LINE, id="unfinished-call"),
+    pytest.param('a=[1,"x"];', "x=1;", "", Shape.BLOCK, id="finished-statement"),
+    pytest.param('a=[1,"x"];', "x=1; // why", "", Shape.LINE, id="ends-in-a-comment"),
+    pytest.param('a=[1,"x"];', "f(a, ", "b);", Shape.LINE, id="text-after-the-cursor"),
+    pytest.param('a=[1,"x"];', "x=tot", "al;", Shape.NONE, id="inside-a-word"),
+    pytest.param("f(a)(b)", "if(a){", "", Shape.BLOCK, id="window-cut-between-brackets"),
+    pytest.param("a = {'k': [1, 2]}; ", "if x:", "", Shape.BLOCK, id="colon-ends-the-line"),
 ]
 
 
@@ -447,8 +454,8 @@ def test_classify_with_a_tree_scans_only_the_window_of_a_long_line(scanned):
     text = line + '\nmore"""\n'
     syntax = DocumentSyntax("python", text)
     # Inside a string, says the tree; the line alone looks like a finished statement.
-    assert classify(syntax, text, len(line)) is CompletionShape.LINE
-    assert classify(None, text, len(line)) is CompletionShape.BLOCK
+    assert classify(syntax, text, len(line)) is Shape.LINE
+    assert classify(None, text, len(line)) is Shape.BLOCK
     assert scanned and max(scanned) <= LINE_WINDOW_CHARS
 
 
@@ -476,7 +483,7 @@ def test_indentation_after_a_long_line_reads_its_end(scanned, language, unit, ta
             "if a:",
             "\n        b()\n    c()\n",
             "\n",
-            CompletionShape.BLOCK,
+            Shape.BLOCK,
             id="python-block-after-a-long-opener",
         ),
         pytest.param(
@@ -485,10 +492,10 @@ def test_indentation_after_a_long_line_reads_its_end(scanned, language, unit, ta
             "if(a){",
             "\n  b();\n}\nc();\n",
             "\n",
-            CompletionShape.BLOCK,
+            Shape.BLOCK,
             id="javascript-block-after-a-long-opener",
         ),
-        pytest.param(None, "a=1;", "x = f(", "a, b);\n", ");\n", CompletionShape.LINE, id="line-before-text"),
+        pytest.param(None, "a=1;", "x = f(", "a, b);\n", ");\n", Shape.LINE, id="line-before-text"),
     ],
 )
 def test_cutting_a_middle_at_the_end_of_a_long_line_reads_its_end(

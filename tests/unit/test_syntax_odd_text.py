@@ -7,14 +7,13 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fim_lsp.completion import Shape
+from fim_lsp.postprocess import middle_is_done, truncate_middle
 from fim_lsp.syntax import (
     LANGUAGES,
-    CompletionShape,
     DocumentSyntax,
     classify,
     indentation_to_type,
-    middle_is_done,
-    truncate_middle,
 )
 
 odd_text = st.lists(
@@ -36,7 +35,7 @@ odd_text = st.lists(
     changed=odd_text,
     where=st.floats(0, 1),
     middle=odd_text,
-    shape=st.sampled_from(list(CompletionShape)),
+    shape=st.sampled_from(list(Shape)),
     eot=st.booleans(),
 )
 def test_the_syntax_layer_takes_any_text(language, text, changed, where, middle, shape, eot):

@@ -10,17 +10,19 @@ from collections.abc import Callable
 
 import pytest
 
+from fim_lsp.completion import CompletionRequest, Shape, WorkspaceContext
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import Engine, Generation, GenerationRequest
-from fim_lsp.pipeline import CompletionRequest, WorkspaceContext, complete
+from fim_lsp.pipeline import complete
+from fim_lsp.postprocess import middle_is_done, truncate_middle
 from fim_lsp.prompt import RepoFile, template_for_family
-from fim_lsp.syntax import CompletionShape, count_errors, middle_is_done, new_parser, truncate_middle
+from fim_lsp.syntax import count_errors, new_parser
 
 CURSOR = "█"
-LINE, BLOCK, NONE = CompletionShape.LINE, CompletionShape.BLOCK, CompletionShape.NONE
+LINE, BLOCK, NONE = Shape.LINE, Shape.BLOCK, Shape.NONE
 
 
-def cut(marked: str, middle: str, language: str | None, shape: CompletionShape, eot: bool) -> str | None:
+def cut(marked: str, middle: str, language: str | None, shape: Shape, eot: bool) -> str | None:
     prefix, suffix = marked.split(CURSOR)
     return truncate_middle(prefix, middle, suffix, language, shape, eot)
 
@@ -668,7 +670,7 @@ def test_pipeline_cuts_a_model_that_does_not_stop():
         "return math.pi * r ** 2\n\n\ndef perimeter(r):\n    return 2 * math.pi * r\n" * 3, False
     )
     completion = complete(CompletionRequest(text, offset, "python", "shapes.py"), Settings(), engine)
-    assert completion.shape is CompletionShape.BLOCK
+    assert completion.shape is Shape.BLOCK
     assert completion.text == "return math.pi * r ** 2"
     assert completion.reason == "stop"
     assert len(engine.written) < 60  # generation stopped once the middle had left its function
@@ -679,14 +681,14 @@ def test_pipeline_single_line_mid_line():
     offset = text.index(");")
     engine = ScriptedEngine("u.name);\n", True)
     completion = complete(CompletionRequest(text, offset, "typescript", "a.ts"), Settings(), engine)
-    assert completion.shape is CompletionShape.LINE
+    assert completion.shape is Shape.LINE
     assert completion.text == "u.name"
 
 
 def test_pipeline_shows_nothing_inside_a_word():
     engine = ScriptedEngine("never", True)
     completion = complete(CompletionRequest("total = 1\n", 2, "python"), Settings(), engine)
-    assert completion.text is None and completion.shape is CompletionShape.NONE
+    assert completion.text is None and completion.shape is Shape.NONE
     assert engine.written == ""
 
 
@@ -696,7 +698,7 @@ def test_pipeline_types_the_indentation_the_code_above_fixes():
 
     class Recording(ScriptedEngine):
         def generate(self, request: GenerationRequest) -> Generation:
-            self.prompt = request.prompt
+            self.prompt = self.template.render(request.prompt)
             return super().generate(request)
 
     text = 'def area(r):\n    """Area of a circle."""\n\n\ndef main():\n    print(area(2))\n'
@@ -722,7 +724,7 @@ class PromptRecorder(ScriptedEngine):
         self.template = template_for_family(family)
 
     def generate(self, request: GenerationRequest) -> Generation:
-        self.prompt = request.prompt
+        self.prompt = self.template.render(request.prompt)
         return super().generate(request)
 
 
@@ -757,7 +759,7 @@ def test_workspace_snippets_come_first_in_the_repository_format():
     assert engine.prompt.endswith(
         "<|fim_middle|>from app.money import cents\n\n\ndef order_total(order):\n    return"
     )
-    assert asked == [int(Settings().context_budget * Settings().workspace_context_share)]
+    assert asked == [int(Settings().budget_cap * Settings().workspace_context_share)]
     assert completion.text == "cents(order.amount)"
 
 
@@ -809,7 +811,7 @@ def test_a_failing_workspace_costs_the_snippets_not_the_completion():
 def test_the_prompt_is_split_for_tokenization_at_the_suffixs_second_line():
     class Splits(ScriptedEngine):
         def generate(self, request: GenerationRequest) -> Generation:
-            self.prompt, self.split_at = request.prompt, request.split_at
+            self.pieces = self.template.pieces(request.prompt)
             return super().generate(request)
 
     text = "def area(r):\n    return 3.14 * r * r    \n\n\ndef main():\n    print(area(2))\n"
@@ -817,8 +819,9 @@ def test_the_prompt_is_split_for_tokenization_at_the_suffixs_second_line():
     engine = Splits("3.14159\n", True)
     complete(CompletionRequest(text, offset, "python", "shapes.py"), Settings(), engine)
     # The spaces before the first line break tokenize with it; the next line starts afresh.
-    assert engine.prompt[: engine.split_at].endswith("3.14 * r * r    \n")
-    assert engine.prompt[engine.split_at :].startswith("\n\ndef main():")
+    first, rest = engine.pieces
+    assert first.endswith("3.14 * r * r    \n")
+    assert rest.startswith("\n\ndef main():")
 
 
 def test_with_nothing_after_the_cursor_the_prompt_is_psm():

@@ -10,9 +10,10 @@ import time
 
 import pytest
 
+from fim_lsp.completion import CompletionRequest
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import Engine, Generation, GenerationRequest, StopReason
-from fim_lsp.pipeline import CompletionRequest, complete
+from fim_lsp.pipeline import complete
 from fim_lsp.prompt import template_for_family
 from fim_lsp.service import CompletionService
 
@@ -44,14 +45,16 @@ class EvaluatingEngine(Engine):
         return len(text) // 4 + 1
 
     def generate(self, request: GenerationRequest) -> Generation:
-        self.prompts.append(request.prompt)
+        self.prompts.append(self.template.render(request.prompt))
         self.generating.set()
         if self.stop_reason == "cancelled":
             _until_cancelled(request)
         return Generation("", self.stop_reason, prompt_tokens=40, evaluated_tokens=8, generated_tokens=0)
 
     def warm(self, request: GenerationRequest) -> int:
-        self.warmed.append(request.prompt)
+        if not request.before_line:
+            return 0  # the window evaluated after an answer (`pipeline.stream`), not a warm-up
+        self.warmed.append("".join(self.template.pieces(request.prompt, before_line=True)))
         self.warming.set()
         if self.hold_warm_up:
             _until_cancelled(request)
@@ -154,8 +157,11 @@ def test_the_pipeline_offers_a_warm_up_only_when_the_prompt_was_not_evaluated(re
         def generate(self, request: GenerationRequest) -> Generation:
             return Generation("", reason, prompt_tokens=40, evaluated_tokens=8, generated_tokens=generated)
 
-    completion = complete(REQUEST, Settings(workspace_context=False), Stopping())
+    engine = Stopping()
+    completion = complete(REQUEST, Settings(workspace_context=False), engine)
     assert (completion.warm_up is not None) == warms
     if completion.warm_up is not None:
-        assert completion.warm_up.prompt.endswith("values = [1, 2, 3]\n")
+        assert completion.warm_up.before_line
+        warmed = "".join(engine.template.pieces(completion.warm_up.prompt, before_line=True))
+        assert warmed.endswith("values = [1, 2, 3]\n")
         assert completion.warm_up.max_tokens == 0

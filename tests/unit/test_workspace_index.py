@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from fim_lsp.workspace import bm25
 from fim_lsp.workspace import files as files_module
 from fim_lsp.workspace import index as index_module
+from fim_lsp.workspace import recent as recent_module
+from fim_lsp.workspace.bm25 import terms_of
 from fim_lsp.workspace.files import IndexLimits
-from fim_lsp.workspace.index import WorkspaceIndex, terms_of
+from fim_lsp.workspace.index import WorkspaceIndex
 from fim_lsp.workspace.postings import Postings
 from tests.unit.workspace_samples import PRICING_PY, write
 
@@ -230,8 +233,8 @@ def test_note_edit_merges_nearby_rows_and_is_bounded(workspace):
     for row in range(0, 2000, 100):
         index.note_edit(pricing, row)
     ranges = index.recent_ranges()
-    assert len(ranges) == index_module.RECENT_RANGES
-    assert ranges[0].first == 1900 - index_module.RECENT_RADIUS  # newest first
+    assert len(ranges) == recent_module.RECENT_RANGES
+    assert ranges[0].first == 1900 - recent_module.RECENT_RADIUS  # newest first
 
 
 def test_changed_since_names_the_changed_files(workspace):
@@ -314,13 +317,13 @@ def test_a_second_folder_prefixes_every_name_with_its_folder(tmp_path):
 
 
 def test_block_ids_are_renumbered_when_they_run_out(workspace, monkeypatch):
-    monkeypatch.setattr(index_module, "_MAX_BLOCK_ID", 12)
+    monkeypatch.setattr(bm25, "MAX_BLOCK_ID", 12)
     index = built(workspace)
     pricing = str(workspace / "shop/pricing.py")
     for n in range(10):  # every re-index takes new ids: they run out, and start again from 0
         index.set_buffer(pricing, PRICING_PY + f"\nVERSION_{n} = {n}\n")
         index.refresh()
-    assert index._next_block <= 12
+    assert index._blocks._next_block <= 12
     hits = index.similar_chunks(terms_of("def apply_discount(price, percent): TAX_RATE"), limit=2)
     assert [hit.file.path for hit in hits] == [pricing]
     hits = index.similar_chunks(terms_of("Reserve sku stock Warehouse"), limit=1)

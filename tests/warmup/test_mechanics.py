@@ -31,20 +31,18 @@ PROMPT = "<|fim_prefix|>def area(width, height):\n    return<|fim_suffix|>\n<|fi
 
 
 def last_logits(model: Path, adapter: Path | None, text: str = PROMPT) -> np.ndarray:
-    """llama.cpp's logits after `text`, through the embedded engine (with the adapter, if any)."""
+    """llama.cpp's logits after `text`, with the adapter applied (if any)."""
     import llama_cpp
 
-    from fim_lsp.engine.llama_cpp import LlamaCppEngine
-
-    settings = Settings(model=str(model), adapter=str(adapter) if adapter else None, threads=1, gpu_layers=0)
-    engine = LlamaCppEngine.from_settings(settings)
+    llm = llama_cpp.Llama(
+        str(model), n_ctx=512, n_threads=1, lora_path=str(adapter) if adapter else None, verbose=False
+    )
     try:
-        tokens = engine.tokenize(text)
-        engine.llama.eval(tokens)
-        pointer = llama_cpp.llama_get_logits_ith(engine.llama._ctx.ctx, -1)
-        return np.ctypeslib.as_array(pointer, shape=(engine.llama.n_vocab(),)).copy()
+        llm.eval(llm.tokenize(text.encode(), add_bos=False, special=True))
+        pointer = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(llm.n_vocab(),)).copy()
     finally:
-        engine.close()
+        llm.close()
 
 
 def test_the_warmup_writes_an_adapter_that_changes_what_llama_cpp_computes(warmed_up: WarmedUp) -> None:
@@ -56,6 +54,23 @@ def test_the_warmup_writes_an_adapter_that_changes_what_llama_cpp_computes(warme
     assert info.sources == "geometry-project"
     base, adapted = last_logits(warmed_up.model, None), last_logits(warmed_up.model, warmed_up.adapter)
     assert np.abs(adapted - base).max() > 1e-2
+
+
+def test_the_embedded_engine_serves_with_the_adapter(warmed_up: WarmedUp) -> None:
+    from fim_lsp.engine.base import GenerationRequest
+    from fim_lsp.engine.llama_cpp import LlamaCppEngine
+    from fim_lsp.prompt import FimPrompt
+
+    settings = Settings(model=str(warmed_up.model), adapter=str(warmed_up.adapter), threads=1, gpu_layers=0)
+    engine = LlamaCppEngine.from_settings(settings)
+    try:
+        assert engine.describe()["adapter"] == str(warmed_up.adapter)
+        written = engine.generate(
+            GenerationRequest(prompt=FimPrompt("def area(width, height):\n    return", "\n"), max_tokens=4)
+        )
+        assert written.generated_tokens >= 1 or written.reached_eot
+    finally:
+        engine.close()
 
 
 def test_held_out_files_are_named_and_never_trained_on(warmed_up: WarmedUp, shipped_model: Path) -> None:
@@ -116,7 +131,7 @@ def test_llama_cpp_applies_the_exported_adapter_as_transformers_applies_the_lora
 
     from fim_lsp.engine.llama_cpp import LlamaCppEngine
 
-    engine = LlamaCppEngine.from_settings(Settings(model=str(model_path), threads=1))
+    engine = LlamaCppEngine.from_settings(Settings(model=str(model_path), threads=1, gpu_layers=0))
     tokens = engine.tokenize(PROMPT)
     engine.close()
     with torch.no_grad():

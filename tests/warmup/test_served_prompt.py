@@ -1,6 +1,7 @@
 """The warm-up trains on the very prompt the server sends: for tasks of every kind, the tokens
 `served_example` trains on are the tokens the embedded engine is asked to evaluate when the pipeline
-completes the same hole (context cut, FIM order, held-back spaces, snippets, healed word end and all).
+completes the same hole (context cut, FIM order, held-back spaces, snippets, the template's pieces
+tokenized apart, healed word end and all).
 
 When the pipeline or the engine changes how a prompt is built, this test says that the warm-up's one
 adapter function (`fim_lsp.warmup.prompts.served_example`) must follow.
@@ -32,7 +33,7 @@ class RecordingEngine(LlamaCppEngine):
 
     def evaluated_tokens(self, request: GenerationRequest) -> list[int]:
         """The tokens the engine would evaluate for `request` before writing."""
-        tokens = self._prompt_tokens(request)
+        tokens = self._checked_tokens(request)
         if request.heal_word_end and self._word_end_piece(tokens):
             tokens = tokens[:-1]
         return tokens
@@ -40,8 +41,9 @@ class RecordingEngine(LlamaCppEngine):
 
 @pytest.mark.parametrize("order", ["auto", "psm", "spm", "psm-line"])
 def test_training_prompts_are_the_prompts_the_pipeline_sends(repository: Path, order: str) -> None:
-    from fim_lsp.bench.quality import fit
-    from fim_lsp.pipeline import CompletionRequest, WorkspaceContext, complete
+    from fim_lsp.bench.quality.systems import fit
+    from fim_lsp.completion import CompletionRequest, WorkspaceContext
+    from fim_lsp.pipeline import complete
     from fim_lsp.syntax import DocumentSyntax
 
     settings = Settings(model="qwen2.5-coder-0.5b", fim_order=order, context_budget=256, threads=1)  # type: ignore[arg-type]
@@ -75,7 +77,7 @@ def test_training_prompts_are_the_prompts_the_pipeline_sends(repository: Path, o
                     continue
                 assert len(engine.requests) == 1, task.task_id
                 assert served.prompt == engine.evaluated_tokens(engine.requests[0]), task.task_id
-                answer = engine.llama.detokenize(served.answer[:-1]).decode()
+                answer = engine.detokenize(served.answer[:-1]).decode()
                 assert task.middle.strip() in answer
                 assert served.answer[-1:] == end_of_text
                 compared += 1

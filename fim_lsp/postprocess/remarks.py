@@ -15,7 +15,7 @@ import re
 from functools import cache
 from typing import TYPE_CHECKING
 
-from fim_lsp.syntax import COMMENT_TYPES, LANGUAGES, comment_starts, get_language, new_parser, utf8
+from fim_lsp.syntax.languages import COMMENT_TYPES, LANGUAGES, comment_starts, get_language, new_parser, utf8
 
 if TYPE_CHECKING:
     from tree_sitter import Node, Query

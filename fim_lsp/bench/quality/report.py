@@ -1,0 +1,110 @@
+"""The report of a run: a table a person reads, or JSON."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from fim_lsp.bench.quality.run import SetReport
+
+
+def _pair(pipeline: float | None, baseline: float | None, fmt: str) -> str:
+    def one(value: float | None) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    return f"{one(pipeline)} / {one(baseline)}"
+
+
+def format_report(model: str, reports: Sequence[SetReport], systems: str = "pipeline / baseline") -> str:
+    """A table for people: one row per set, each cell `pipeline / baseline`; after the parseable share,
+    how many middles each share is of."""
+    header = (
+        "set",
+        "metric",
+        "n",
+        "score",
+        "edit sim",
+        "eot",
+        "parseable",
+        "dropped",
+        "out of time",
+        "latency ms: mean",
+        "p50",
+        "p95",
+        "tokens",
+    )
+    rows = [header]
+    for report in reports:
+        p, b = report.pipeline, report.baseline
+        rows.append(
+            (
+                report.name,
+                report.metric,
+                str(p.tasks),
+                _pair(p.score, b.score, ".3f"),
+                _pair(p.similarity, b.similarity, ".2f"),
+                _pair(p.eot, b.eot, ".2f"),
+                _pair(p.parseable, b.parseable, ".2f") + f" ({p.parse_tasks}/{b.parse_tasks})",
+                _pair(p.dropped, b.dropped, ".2f"),
+                _pair(p.out_of_time, b.out_of_time, ".2f"),
+                _pair(p.latency_ms, b.latency_ms, ".0f"),
+                _pair(p.latency_p50_ms, b.latency_p50_ms, ".0f"),
+                _pair(p.latency_p95_ms, b.latency_p95_ms, ".0f"),
+                _pair(p.tokens, b.tokens, ".1f"),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [f"model: {model}  (each cell: {systems})"]
+    for row in rows:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def report_json(model: str, reports: Sequence[SetReport], *, details: bool = True) -> dict[str, Any]:
+    """The figures for machines; with `details`, every task's middle and outcome too."""
+    sets: dict[str, Any] = {}
+    for report in reports:
+        entry: dict[str, Any] = {
+            "metric": report.metric,
+            "pipeline": asdict(report.pipeline),
+            "baseline": asdict(report.baseline),
+        }
+        if details:
+            entry["tasks"] = [
+                {
+                    "task_id": p.task_id,
+                    "pipeline": {
+                        "text": p.answer.text,
+                        "correct": p.correct,
+                        "parseable": p.parseable,
+                        "eot": p.answer.reached_eot,
+                        "tokens": p.answer.tokens,
+                        "latency_ms": round(p.answer.latency_ms),
+                        "out_of_time": p.answer.out_of_time,
+                    },
+                    "baseline": {
+                        "text": b.answer.text,
+                        "correct": b.correct,
+                        "parseable": b.parseable,
+                        "eot": b.answer.reached_eot,
+                        "tokens": b.answer.tokens,
+                        "latency_ms": round(b.answer.latency_ms),
+                    },
+                }
+                for p, b in zip(report.results["pipeline"], report.results["baseline"], strict=True)
+            ]
+        sets[report.name] = entry
+    return {"model": model, "sets": sets}
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,195 @@
+"""Fitting the machine: which model the `auto` setting loads here, and how fast this machine runs it.
+
+A model's speed is measured once per model file, llama.cpp build, CPU and thread count (a prompt of a few
+hundred tokens evaluated, a few tokens written: seconds) and kept in `speeds.json` in fim-lsp's cache
+folder. `auto` then loads the best installed model whose prompt of a useful size this machine evaluates
+within its share of the time budget, and the pipeline sizes each prompt from the same speed (see
+`fim_lsp.pipeline.context_budget`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fim_lsp.config import AUTO_MODEL, Settings
+from fim_lsp.errors import FimError
+
+if TYPE_CHECKING:
+    from fim_lsp.models import ModelManifest
+
+logger = logging.getLogger(__name__)
+
+#: Characters of real code evaluated to time a model (about 400 tokens: several chunks, as a prompt is).
+SPEED_PROMPT_CHARS = 1600
+#: Tokens written to time the writing speed.
+SPEED_NEW_TOKENS = 16
+#: The least context budget worth loading a model for: below it the larger model's answers, made from
+#: too little of the file, are no better than the smaller model's made from more.
+MIN_USEFUL_BUDGET = 768
+
+
+@dataclass(frozen=True)
+class Speed:
+    """A model's speed on this machine, in tokens a second."""
+
+    prompt: float
+    writing: float
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The model `auto` loads here, and why."""
+
+    model: str
+    speed: Speed | None
+    budget: int
+    reason: str
+
+
+def speeds_file() -> Path:
+    from fim_lsp.models import cache_root
+
+    return cache_root() / "speeds.json"
+
+
+def machine_key(model_sha256: str, threads: int | None) -> str:
+    """What a measured speed holds for: the model file, the llama.cpp build, this CPU, the threads."""
+    import llama_cpp
+
+    system = llama_cpp.llama_print_system_info().decode(errors="replace")
+    try:
+        flags = next(
+            line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
+        )
+    except (OSError, StopIteration):
+        flags = os.uname().machine
+    cpu = hashlib.sha256((system + flags).encode()).hexdigest()[:16]
+    return f"{model_sha256[:16]}/{llama_cpp.__version__}/{cpu}/{threads or os.cpu_count()}"
+
+
+def _read_speeds() -> dict[str, dict[str, float]]:
+    try:
+        raw = json.loads(speeds_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def _write_speed(key: str, speed: Speed) -> None:
+    speeds = _read_speeds()
+    speeds[key] = asdict(speed)
+    path = speeds_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(speeds, indent=1, sort_keys=True))
+    temporary.replace(path)
+
+
+def known_speed(manifest: ModelManifest, threads: int | None) -> Speed | None:
+    """The speed measured before for this model here, if any."""
+    entry = _read_speeds().get(machine_key(manifest.sha256, threads))
+    try:
+        return Speed(float(entry["prompt"]), float(entry["writing"])) if entry else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def measure_speed(path: Path, threads: int | None) -> Speed:
+    """Load the model at `path` and time a prompt and a few written tokens."""
+    from fim_lsp.engine.base import GenerationRequest
+    from fim_lsp.engine.llama_cpp import LlamaCppEngine
+    from fim_lsp.prompt import FimPrompt
+
+    code = resources.files("fim_lsp").joinpath("data/replay/jobs.py").read_text("utf-8")
+    engine = LlamaCppEngine(path, n_ctx=1024, n_threads=threads, prompt_memory_mb=1)
+    try:
+        started = time.monotonic()
+        prompt = FimPrompt(code[:SPEED_PROMPT_CHARS], "", "psm")
+        generation = engine.generate(GenerationRequest(prompt=prompt, max_tokens=SPEED_NEW_TOKENS))
+        prompt_rate = engine.prompt_rate() or generation.prompt_tokens / (generation.prompt_ms / 1000)
+        written = max(generation.generated_tokens - 1, 1)
+        writing = written / max(generation.generate_ms / 1000, 1e-3)
+        logger.info(
+            "measured %s in %.1f s: prompt %.0f tokens/s, writing %.0f tokens/s",
+            path.name,
+            time.monotonic() - started,
+            prompt_rate,
+            writing,
+        )
+        return Speed(round(prompt_rate, 1), round(writing, 1))
+    finally:
+        engine.close()
+
+
+def speed_of(manifest: ModelManifest, threads: int | None, *, measure: bool = True) -> Speed | None:
+    """This model's speed here: measured before, or now (loading it) when `measure` says so."""
+    from fim_lsp.models import resolve_model
+
+    speed = known_speed(manifest, threads)
+    if speed is not None or not measure:
+        return speed
+    speed = measure_speed(resolve_model(manifest.name), threads)
+    _write_speed(machine_key(manifest.sha256, threads), speed)
+    return speed
+
+
+def installed_models() -> list[ModelManifest]:
+    """Known models whose file is here or can be assembled from installed packages, best first (the
+    manifest marked default is the best; the one marked fast the least)."""
+    from fim_lsp.models import cached_path, known_models, missing_chunks
+
+    models = [
+        manifest
+        for manifest in known_models().values()
+        if cached_path(manifest).is_file() or (manifest.chunks and not missing_chunks(manifest))
+    ]
+    return sorted(models, key=lambda manifest: (not manifest.default, manifest.fast, manifest.name))
+
+
+def choose_model(settings: Settings, *, measure: bool = True) -> Choice:
+    """The model the settings load: the one they name, or for `auto` the best installed model whose
+    prompt of at least `MIN_USEFUL_BUDGET` tokens fits this machine's time budget (the fastest when none
+    does)."""
+    from fim_lsp.pipeline import affordable_budget
+
+    if settings.model != AUTO_MODEL:
+        return Choice(settings.model, None, settings.budget_cap, "named in the settings")
+    candidates = installed_models()
+    if not candidates:
+        from fim_lsp.models import default_model
+
+        fallback = default_model().name
+        return Choice(fallback, None, settings.budget_cap, "no model is installed yet; the default is")
+    measured: list[tuple[ModelManifest, Speed, int]] = []
+    for manifest in candidates:
+        try:
+            speed = speed_of(manifest, settings.threads, measure=measure)
+        except FimError as exc:
+            logger.warning("cannot time %s: %s", manifest.name, exc)
+            continue
+        if speed is None:
+            continue
+        budget = min(settings.budget_cap, affordable_budget(speed.prompt, settings))
+        measured.append((manifest, speed, budget))
+        if budget >= MIN_USEFUL_BUDGET:
+            return Choice(manifest.name, speed, budget, _why(manifest.name, speed, budget, settings))
+    if not measured:
+        return Choice(candidates[0].name, None, settings.budget_cap, "its speed is not measured yet")
+    manifest, speed, budget = max(measured, key=lambda entry: entry[1].prompt)
+    reason = _why(manifest.name, speed, budget, settings) + "; no model fits a larger prompt in time here"
+    return Choice(manifest.name, speed, budget, reason)
+
+
+def _why(name: str, speed: Speed, budget: int, settings: Settings) -> str:
+    return (
+        f"{name}: prompt {speed.prompt:.0f} tokens/s, writing {speed.writing:.0f} tokens/s here, so "
+        f"prompts of {budget} tokens of file fit the {settings.time_budget_ms / 1000:.0f} s time budget"
+    )

@@ -1,0 +1,48 @@
+"""Where a generated middle is cut before it is shown.
+
+Small models write a good middle and then keep going (into the rest of the file, a Markdown fence,
+English prose). What is shown must end where the model said end-of-text, or at the last whole line;
+a middle with neither is dropped rather than shown raw. The steps, in order:
+
+- `artifacts`: special-token spellings, fences and prose end the middle.
+- `truncate` (with `line`, `block`, `cursor` and `checker`): a single line keeps its first line, fitted
+  to the rest of the cursor's line; a block keeps the longest run of whole lines that stays in the
+  cursor's block, repeats neither the suffix nor itself, and adds no syntax error.
+- `remarks`: comments the model ends its lines with are dropped where the file writes none, and an
+  answer that is only a placeholder comment is not shown.
+"""
+
+from __future__ import annotations
+
+from fim_lsp.completion import Shape
+from fim_lsp.postprocess.remarks import drop_line_end_remarks, is_placeholder
+from fim_lsp.postprocess.truncate import middle_is_done, truncate_middle
+
+__all__ = ["finish_middle", "middle_is_done", "truncate_middle"]
+
+
+def finish_middle(
+    prefix: str,
+    middle: str,
+    suffix: str,
+    *,
+    language: str | None,
+    shape: Shape,
+    reached_eot: bool,
+) -> str | None:
+    """The part of a generated middle fit to show between `prefix` and `suffix`, or None.
+
+    Syntax-aware: single lines get their line end right for what follows; blocks are cut to the longest
+    run of whole lines that stays in the cursor's block, does not repeat the suffix or itself, and adds
+    no syntax error (see `truncate_middle`). `prefix` and `suffix` are the ones the model saw, so the
+    syntax check parses a bounded text whatever the document's size. Comments the model ends its lines
+    with are dropped where the file's own lines end in none, and an answer that is only a placeholder
+    comment (`# Your code here`) is not shown (see `fim_lsp.postprocess.remarks`).
+    """
+    text = truncate_middle(prefix, middle, suffix, language, shape, reached_eot)
+    if text is None:
+        return None
+    text = drop_line_end_remarks(prefix, text, suffix, language)
+    if not text.strip() or is_placeholder(text, language):
+        return None
+    return text

@@ -1,0 +1,53 @@
+"""What the cursor wants: nothing, one line, or a block (`classify`)."""
+
+from __future__ import annotations
+
+import re
+
+from fim_lsp.completion import Shape
+from fim_lsp.syntax.lines import code_part, line_after, line_before, opens_block, unclosed_openers
+from fim_lsp.syntax.tree import DocumentSyntax, inside_comment_or_string
+
+_WORD = re.compile(r"\w", re.UNICODE)
+
+
+# A line ending in one of these continues on the next line as part of the same expression.
+_CONTINUES_EXPRESSION = re.compile(
+    r"(?:[-+*/%=<>!&|^~,.?:]|\b(?:and|or|not|in|is|return|yield|await|new|typeof|instanceof)|=>|->)\s*$"
+)
+
+
+def classify(syntax: DocumentSyntax | None, text: str, offset: int) -> Shape:
+    """The shape of completion that makes sense at string index `offset` of `text`.
+
+    - NONE inside a word (word characters on both sides of the cursor).
+    - LINE with code on both sides of the cursor on its line, inside a comment or string, or at the end
+      of a line that is an unfinished expression (open bracket, trailing operator).
+    - BLOCK on a blank line, at the start of a line (whole lines go above what follows), and at the end
+      of a line that opens a block or is a finished statement (the next lines are what comes).
+
+    Comments are completed: people write them as prompts. `syntax` refines the decision (comments,
+    strings) when its text is `text`; without it the text alone decides. Of the cursor's line only
+    LINE_WINDOW_CHARS characters on each side of the cursor are read, whatever its length.
+    """
+    offset = max(0, min(offset, len(text)))
+    before = line_before(text, offset)
+    after = line_after(text, offset)
+
+    if before and after and _WORD.match(before[-1]) and _WORD.match(after[0]):
+        return Shape.NONE
+    if not before.strip():
+        return Shape.BLOCK
+    if after.strip():
+        return Shape.LINE
+    language = syntax.language if syntax is not None else None
+    if syntax is not None and inside_comment_or_string(syntax, text, offset):
+        return Shape.LINE
+    if opens_block(before, language):
+        return Shape.BLOCK
+    code = code_part(before, language)
+    if code.strip() != before.strip():
+        return Shape.LINE  # the line ends in a comment: finish the comment
+    if unclosed_openers(code, language) or _CONTINUES_EXPRESSION.search(code):
+        return Shape.LINE
+    return Shape.BLOCK

@@ -1,0 +1,63 @@
+"""The `auto` model: the best installed model whose useful prompt this machine evaluates in time."""
+
+from __future__ import annotations
+
+import pytest
+
+from fim_lsp import fit
+from fim_lsp.config import Settings
+from fim_lsp.models import known_models
+
+BEST, FAST = "qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"
+
+
+@pytest.fixture
+def machine(monkeypatch: pytest.MonkeyPatch):
+    """Both shipped models installed, with the speeds each test sets (prompt tokens a second)."""
+    speeds: dict[str, fit.Speed] = {}
+    manifests = known_models()
+    monkeypatch.setattr(fit, "installed_models", lambda: [manifests[BEST], manifests[FAST]])
+    monkeypatch.setattr(fit, "speed_of", lambda manifest, threads, measure=True: speeds.get(manifest.name))
+    return speeds
+
+
+def test_the_best_model_is_chosen_when_a_useful_prompt_fits_the_time_budget(machine):
+    machine.update({BEST: fit.Speed(135, 27), FAST: fit.Speed(250, 40)})
+    choice = fit.choose_model(Settings(workspace_context=False))
+    assert choice.model == BEST
+    # 135 tokens/s for 60% of 15 s: 1,215 tokens, in steps of 128.
+    assert choice.budget == 1152
+    assert "prompt 135 tokens/s" in choice.reason and "1152 tokens" in choice.reason
+
+
+def test_the_fast_model_is_chosen_where_the_best_one_could_read_too_little_in_time(machine):
+    machine.update({BEST: fit.Speed(60, 15), FAST: fit.Speed(150, 30)})
+    choice = fit.choose_model(Settings(workspace_context=False))
+    assert (choice.model, choice.budget) == (FAST, 1280)
+
+
+def test_where_no_model_fits_the_fastest_is_chosen(machine):
+    machine.update({BEST: fit.Speed(20, 5), FAST: fit.Speed(40, 9)})
+    choice = fit.choose_model(Settings())
+    assert choice.model == FAST and "no model fits" in choice.reason
+
+
+def test_a_longer_time_budget_lets_the_best_model_in(machine):
+    machine.update({BEST: fit.Speed(60, 15), FAST: fit.Speed(150, 30)})
+    choice = fit.choose_model(Settings(workspace_context=False, time_budget_ms=30_000))
+    assert (choice.model, choice.budget) == (BEST, 1024)
+
+
+def test_a_model_named_in_the_settings_is_taken_as_named(machine):
+    choice = fit.choose_model(Settings(model=FAST, context_budget=900))
+    assert (choice.model, choice.budget, choice.speed) == (FAST, 900, None)
+
+
+def test_a_measured_speed_is_remembered_per_model_and_machine(monkeypatch, tmp_path):
+    monkeypatch.setenv("FIM_LSP_CACHE_DIR", str(tmp_path))
+    manifest = known_models()[FAST]
+    assert fit.known_speed(manifest, threads=2) is None
+    fit._write_speed(fit.machine_key(manifest.sha256, 2), fit.Speed(250.0, 40.0))
+    assert fit.known_speed(manifest, threads=2) == fit.Speed(250.0, 40.0)
+    assert fit.known_speed(manifest, threads=1) is None  # another thread count is another measurement
+    assert fit.known_speed(known_models()[BEST], threads=2) is None
