@@ -119,7 +119,12 @@ def _warmup(args: argparse.Namespace) -> int:
         )
         return 2
     settings = Settings()
-    model = args.model or settings.model
+    if args.model:
+        model = args.model
+    else:
+        from fim_lsp.fit import choose_model
+
+        model = choose_model(settings).model  # what the server loads here, `auto` resolved
     settings = attrs.evolve(
         settings,
         model=model,
@@ -286,7 +291,7 @@ def register_cli(subparsers: Any) -> None:
     parser.add_argument(
         "folders", nargs="+", metavar="FOLDER", help="code to train on (any folder of source files)"
     )
-    parser.add_argument("--model", help="model name or GGUF path (default: the default model)")
+    parser.add_argument("--model", help="model name or GGUF path (default: the model the server loads)")
     parser.add_argument("--steps", type=int, default=120, help="training steps, one sequence each (120)")
     parser.add_argument(
         "--output", metavar="ADAPTER.gguf", help="where the adapter goes (default: fim-lsp's cache)"
