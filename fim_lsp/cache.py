@@ -4,8 +4,9 @@
   and the settings that shape generation) to the answer, least recently used first out when its bytes
   pass the `cacheMemoryMb` setting, so undo, moving back and forth and re-triggers cost nothing.
 - Typed-through reuse: when the user types the characters the ghost text on screen begins with, the
-  rest of that ghost text is still the answer. What is remembered per document is the text near the
-  cursor (the context window, as for the cache key), not a copy of the whole document.
+  rest of that ghost text is still the answer, and the rests of the other candidates that begin the
+  same way are its alternatives. What is remembered per document is the text near the cursor (the
+  context window, as for the cache key) and the candidates, not a copy of the whole document.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fim_lsp.config import Settings
 
@@ -131,22 +132,45 @@ class ShownCompletion:
     after: str
     """The document's text after the cursor: the start of it, up to the context window."""
     text: str
+    """The candidate on screen (the first answered, until the editor says it shows another)."""
     before_length: int = -1
     """Where the cursor was (a code point offset); -1: `before` is all the text before it."""
     after_length: int = -1
     """How much text followed the cursor; -1: `after` is all of it."""
+    alternatives: tuple[str, ...] = ()
+    """The other candidates answered with `text`, in their order."""
 
     @classmethod
-    def at(cls, text: str, offset: int, middle: str, window: int) -> ShownCompletion:
+    def at(
+        cls, text: str, offset: int, middle: str, window: int, alternatives: tuple[str, ...] = ()
+    ) -> ShownCompletion:
         """What to remember of `text` with `middle` shown at `offset`: `window` characters each side
         (as the cache key sees; a prompt holds no more), so a huge document is not copied per request."""
         before, after = text[max(0, offset - window) : offset], text[offset : offset + window]
-        return cls(before, after, middle, offset, len(text) - offset)
+        return cls(before, after, middle, offset, len(text) - offset, alternatives)
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        return (self.text, *self.alternatives)
+
+    def showing(self, on_screen: str) -> ShownCompletion | None:
+        """This answer with `on_screen` as the candidate the editor shows, the others after it in their
+        order; None when `on_screen` is none of them. An editor may still show an item of an earlier
+        answer to the same suggestion, whose text also holds what the user has typed since: the
+        candidate it ends with is the one on screen."""
+        candidates = self.candidates
+        chosen = next((c for c in candidates if c == on_screen), None)
+        if chosen is None:
+            chosen = next((c for c in candidates if c and on_screen.endswith(c)), None)
+        if chosen is None:
+            return None
+        others = tuple(c for c in candidates if c != chosen)
+        return replace(self, text=chosen, alternatives=others)
 
 
-def typed_through(shown: ShownCompletion, text: str, offset: int) -> str | None:
-    """The rest of the shown ghost text, if the user has since typed its beginning and nothing else
-    (near the cursor: edits farther away than what `shown` remembers are not seen)."""
+def typed_since(shown: ShownCompletion, text: str, offset: int) -> str | None:
+    """What the user typed at the cursor since `shown` was answered, if nothing else changed near it
+    ('' where the document and the cursor are as they were then)."""
     start = len(shown.before) if shown.before_length < 0 else shown.before_length
     after_length = len(shown.after) if shown.after_length < 0 else shown.after_length
     if offset < start or len(text) - offset != after_length:
@@ -155,8 +179,24 @@ def typed_through(shown: ShownCompletion, text: str, offset: int) -> str | None:
         return None
     if text[start - len(shown.before) : start] != shown.before:
         return None
-    typed = text[start:offset]
+    return text[start:offset]
+
+
+def typed_through(shown: ShownCompletion, text: str, offset: int) -> str | None:
+    """The rest of the shown ghost text, if the user has since typed its beginning and nothing else
+    (near the cursor: edits farther away than what `shown` remembers are not seen)."""
+    rests = typed_through_candidates(shown, text, offset)
+    return rests[0] if rests else None
+
+
+def typed_through_candidates(shown: ShownCompletion, text: str, offset: int) -> tuple[str, ...]:
+    """The rests of the candidates the user's typing since `shown` agrees with: the one on screen first
+    (none at all when its rest is empty or blank), then the others that begin with the same text."""
+    typed = typed_since(shown, text, offset)
     if not typed or not shown.text.startswith(typed):
-        return None
-    rest = shown.text[len(typed) :]
-    return rest if rest.strip() else None
+        return ()
+    rests = [candidate[len(typed) :] for candidate in shown.candidates if candidate.startswith(typed)]
+    rests = [rest for rest in rests if rest.strip()]
+    if not rests or not shown.text[len(typed) :].strip():
+        return ()
+    return tuple(rests)

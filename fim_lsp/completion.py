@@ -24,7 +24,7 @@ class Shape(enum.Enum):
     """What kind of middle makes sense at the cursor."""
 
     NONE = "none"
-    """No completion: e.g. the cursor sits inside a word."""
+    """No completion: nothing was asked of the model (the request never got that far)."""
     LINE = "line"
     """The rest of one line (or, at the end of a line, the next line)."""
     BLOCK = "block"
@@ -52,7 +52,6 @@ class Reason(enum.StrEnum):
     CACHED = "cached"
     """Answered from the completion cache."""
     OUTSIDE_DOCUMENT = "position outside the document"
-    INSIDE_WORD = "cursor inside a word"
     ENGINE_NOT_READY = "engine not ready"
     """No engine is loaded (still loading, or it failed: `Completion.detail` says which)."""
     ENGINE_UNAVAILABLE = "engine unavailable"

@@ -15,6 +15,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from fim_lsp.exclusions import DEFAULT_EXCLUDE, check_patterns
+
 EngineKind = Literal["embedded", "llama-server", "openai", "ollama"]
 FimOrder = Literal["auto", "psm", "psm-line", "spm"]
 LogLevel = Literal["trace", "debug", "info", "warning", "error"]
@@ -38,6 +40,10 @@ def _not_negative(_instance: object, attribute: attrs.Attribute, value: Any) -> 
 def _share(_instance: object, attribute: attrs.Attribute, value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{attribute.name} must lie between 0 and 1, not {value!r}")
+
+
+def _globs(_instance: object, _attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
+    check_patterns(value)
 
 
 @attrs.define(frozen=True)
@@ -134,6 +140,13 @@ class Settings:
 
     enabled_languages: tuple[str, ...] = ("*",)
     """Language ids to complete in; `*` means all that tree-sitter knows."""
+
+    exclude: tuple[str, ...] = attrs.field(default=DEFAULT_EXCLUDE, validator=_globs)
+    """Glob patterns (`.gitignore` syntax, any case) of files whose text is never read, whatever
+    `.gitignore` says: an excluded document gets no completion and no engine sees its text, and no
+    excluded file is indexed or quoted in a prompt's workspace snippets. A list given here replaces the
+    default one (keys, `.env` files, credentials: see `fim_lsp.exclusions.DEFAULT_EXCLUDE`); `[]`
+    excludes nothing."""
 
     log_level: LogLevel = "info"
     """Least severe log record written to the log and sent to the client."""

@@ -9,6 +9,7 @@ within its share of the time budget, and the pipeline sizes each prompt from the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -84,7 +85,12 @@ def _read_speeds() -> dict[str, dict[str, float]]:
 
 
 def _write_speed(key: str, speed: Speed) -> None:
+    """Keep `speed` for `key`, each rate the fastest measured yet: other work on the machine only ever
+    slows a measurement down, so the fastest is the nearest to what the machine can do."""
     speeds = _read_speeds()
+    old = speeds.get(key) or {}
+    with contextlib.suppress(KeyError, TypeError, ValueError):  # nothing kept yet, or not numbers
+        speed = Speed(max(speed.prompt, float(old["prompt"])), max(speed.writing, float(old["writing"])))
     speeds[key] = asdict(speed)
     path = speeds_file()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,6 +133,14 @@ def measure_speed(path: Path, threads: int | None) -> Speed:
         return Speed(round(prompt_rate, 1), round(writing, 1))
     finally:
         engine.close()
+
+
+def remember_speed(manifest: ModelManifest, threads: int | None, speed: Speed) -> None:
+    """Keep a speed an engine saw while it worked (the fastest measured is what is kept)."""
+    try:
+        _write_speed(machine_key(manifest.sha256, threads), speed)
+    except OSError as exc:
+        logger.debug("cannot keep the speed of %s: %s", manifest.name, exc)
 
 
 def speed_of(manifest: ModelManifest, threads: int | None, *, measure: bool = True) -> Speed | None:

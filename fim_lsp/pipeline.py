@@ -23,6 +23,7 @@ from fim_lsp.syntax import (
     DocumentSyntax,
     classify,
     indentation_to_type,
+    inside_word,
     language_of,
 )
 
@@ -276,17 +277,12 @@ def _plan(
 ) -> Plan | Completion:
     if not 0 <= request.offset <= len(request.text):
         return Completion(None, Shape.NONE, Reason.OUTSIDE_DOCUMENT)
-    # The text alone says when the cursor is inside a word: no need to build a prompt for nothing.
-    if choose_shape(request.text, request.offset) is Shape.NONE:
-        return Completion(None, Shape.NONE, Reason.INSIDE_WORD)
     language = language_of(request.language_id, request.path)
     if not workspace:
         request = replace(request, workspace=None)
     snippets = workspace_snippets(request, settings, engine, budget)
     context = build_context(request, settings, engine, budget)
     shape = _shape_in_context(request, context, language)
-    if shape is Shape.NONE:
-        return Completion(None, shape, Reason.INSIDE_WORD)
     # At column 0 where the code above fixes the indentation, the model is shown it as typed: it then
     # writes the body it should rather than a new top-level definition.
     typed = indentation_to_type(context.prefix, context.suffix, language) if shape is Shape.BLOCK else ""
@@ -315,13 +311,16 @@ def prepare(request: CompletionRequest, settings: Settings, engine: Engine) -> G
     return GenerationRequest(prompt=planned.prompt, max_tokens=0)
 
 
-def stream(planned: Plan) -> GenerationRequest:
+def stream(planned: Plan) -> GenerationRequest | None:
     """What to evaluate into the cache once a request is answered, while the user reads: its prompt's
     start, followed by the rest of its window in the file's own order (the suffix's text as prefix). A
     later request anywhere in that window whose prompt starts the same (a file that fits the budget: any
     line of it) then finds its prefix evaluated, and evaluates only its suffix and cursor line, where it
-    would otherwise evaluate the lines the cursor moved over too."""
+    would otherwise evaluate the lines the cursor moved over too. Only for prompts that start with the
+    prefix (PSM, psm-line): an SPM prompt starts with the suffix, which every move changes."""
     prompt = planned.prompt
+    if prompt.order == "spm":
+        return None
     whole = replace(prompt, prefix=planned.context.prefix + planned.context.suffix, suffix="", order="psm")
     return GenerationRequest(prompt=whole, max_tokens=0)
 
@@ -353,7 +352,9 @@ def complete(
             cancel=cancel or CancelToken(),
             reuse_cache=settings.reuse,
             on_text=planned.done,
-            write_something=True,
+            # Inside a word the model may well say it is whole; elsewhere the cursor is where the user
+            # writes (see `GenerationRequest.write_something`).
+            write_something=not inside_word(request.text, request.offset),
             heal_word_end=prompt.order != "psm" and _ends_in_word(prompt.prefix) and not planned.held,
             alternatives=alternatives,
         )

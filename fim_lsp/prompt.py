@@ -7,6 +7,7 @@ some families were trained suffix-first. We render the prompt ourselves, because
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -148,12 +149,18 @@ class FimTemplate:
 
 
 def _split_at_second_line(text: str, suffix: str) -> tuple[str, ...]:
-    """`text` cut where the suffix's second line starts, when the suffix has one and occurs once."""
-    newline = suffix.find("\n")
-    if newline < 0 or not suffix[newline + 1 :] or text.count(suffix) != 1:
+    """`text` cut where the suffix's first non-blank line after its first starts, when the suffix has one
+    and occurs once. Not at a blank line: a tokenizer joins a run of line breaks into one token, so the
+    run must not be cut where the cursor happens to leave it."""
+    second = _SECOND_LINE.search(suffix)
+    if second is None or text.count(suffix) != 1:
         return (text,)
-    cut = text.index(suffix) + newline + 1
+    cut = text.index(suffix) + second.start(1)
     return (text[:cut], text[cut:])
+
+
+#: A suffix's first line, the blank lines after it, then (group 1) the next line with text on it.
+_SECOND_LINE = re.compile(r"\n(?:[ \t]*\n)*([ \t]*\S)")
 
 
 @cache

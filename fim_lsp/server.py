@@ -1,7 +1,8 @@
 """The language server: LSP handlers only. Each unpacks params, calls the service, packs the result.
 
-Serves `textDocument/inlineCompletion` (ghost text, LSP 3.18) and `textDocument/completion` (one item
-with the same text, for clients without inline completion), with incremental document sync.
+Serves `textDocument/inlineCompletion` (ghost text, LSP 3.18: one item per candidate, best first) and
+`textDocument/completion` (the same candidates as items, for clients without inline completion), with
+incremental document sync; hears what became of the suggestions (`fim_lsp.acceptance`).
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import sys
+import urllib.parse
 import uuid
+from dataclasses import asdict
 from typing import Any, BinaryIO
 
 from lsprotocol import types
@@ -18,9 +22,11 @@ from pygls import uris
 from pygls.lsp.server import LanguageServer
 
 from fim_lsp import __version__
-from fim_lsp.completion import Completion, CompletionRequest
+from fim_lsp.acceptance import ACCEPT_COMMAND, PARTLY_ACCEPTED_NOTIFICATION, SHOWN_NOTIFICATION, AcceptanceLog
+from fim_lsp.completion import Completion, CompletionRequest, Reason
 from fim_lsp.config import Settings, parse_settings
 from fim_lsp.documents import DocumentStore, InvalidPositionError, Position, TextDocument
+from fim_lsp.exclusions import Exclusions
 from fim_lsp.protocol import FimProtocol, FramedInput, is_parse_error
 from fim_lsp.service import CompletionService, Status
 from fim_lsp.syntax import language_of
@@ -82,6 +88,8 @@ class FimLanguageServer(LanguageServer):
         #: Folders the client opened (paths), and their index once workspace context is on.
         self.folders: list[str] = []
         self.repository: WorkspaceSession | None = None
+        self.exclusions = Exclusions(self.service.settings.exclude)
+        self.acceptance = AcceptanceLog()
 
     protocol: FimProtocol
 
@@ -115,7 +123,12 @@ class FimLanguageServer(LanguageServer):
             self._progress_token = None
         self.protocol.notify(
             STATUS_NOTIFICATION,
-            {"state": status.state, "message": status.message, "latencyMs": self.last_latency_ms},
+            {
+                "state": status.state,
+                "message": status.message,
+                "latencyMs": self.last_latency_ms,
+                "acceptance": self.acceptance.counts.as_wire(),
+            },
         )
         actionable = status.error is not None and status.error.user_actionable
         # Shown once per distinct problem: a missing model must not pop up on every keystroke.
@@ -154,6 +167,9 @@ class FimLanguageServer(LanguageServer):
             )
         logging.getLogger("fim_lsp").setLevel(settings.log_level.upper().replace("TRACE", "DEBUG"))
         self.service.update_settings(settings)
+        if settings.exclude != self.exclusions.patterns:
+            self.exclusions = Exclusions(settings.exclude)
+            self.stop_workspace()  # indexed again under the new rules, from the next lines on
         if self._loop is not None:  # after `initialized`: follow the workspace setting now
             if settings.workspace_context:
                 self._loop.create_task(self.start_workspace())
@@ -167,7 +183,7 @@ class FimLanguageServer(LanguageServer):
         completions go on meanwhile, with whatever is indexed so far."""
         if self.repository is not None or not self.folders or not self.service.settings.workspace_context:
             return
-        session = self.repository = WorkspaceSession()
+        session = self.repository = WorkspaceSession(exclusions=self.exclusions)
         token = await self._begin_progress("fim-lsp: indexing workspace", ", ".join(self.folders))
 
         def progress(done: int, total: int) -> None:
@@ -236,8 +252,18 @@ class FimLanguageServer(LanguageServer):
 
     # -- completions ----------------------------------------------------------------------------------
 
+    def excluded(self, uri: str) -> bool:
+        """Whether the document matches the `exclude` setting: no engine may see its text."""
+        path = _path_of(uri) or urllib.parse.unquote(urllib.parse.urlsplit(uri).path)
+        roots = [folder for folder in self.folders if path.startswith(os.path.join(folder, ""))]
+        return self.exclusions.excludes(path, max(roots, key=len, default=None))
+
     def request_at(self, uri: str, offset: int) -> CompletionRequest | None:
-        """A completion request for a place in an open document (None where completion is off)."""
+        """A completion request for a place in an open document (None where completion is off, or the
+        document is excluded: then neither a completion nor a prepared prompt sees its text)."""
+        if self.excluded(uri):
+            logger.debug("no completion in %s: it matches the exclude setting", uri.rsplit("/", 1)[-1])
+            return None
         document = self.documents.get(uri)
         if document is None or not self.service.settings.enables(document.language_id):
             return None
@@ -290,6 +316,42 @@ class FimLanguageServer(LanguageServer):
         if completion.text is not None:
             self._publish_status(self.service.status)
         return completion
+
+    def candidates_of(self, uri: str, completion: Completion | None) -> list[tuple[str, types.Command]]:
+        """The candidates to answer, best first, each with the command the editor runs once it has
+        inserted the whole of it; the answer is recorded as a suggestion (or as typing through one)."""
+        if completion is None or completion.text is None:
+            return []
+        texts = (completion.text, *completion.alternatives)
+        suggestion = self.acceptance.answered(uri, texts, continues=completion.reason == Reason.TYPED_THROUGH)
+        return [(text, _accept_command(self.acceptance.tag(suggestion, text))) for text in texts]
+
+    def suggestion_shown(self, params: Any) -> None:
+        """The editor shows an item: counted once per suggestion, and typed-through answers and the
+        prefetch follow the candidate on screen."""
+        item = params.get("item") if isinstance(params, dict) else None
+        suggestion = self.acceptance.shown(item)
+        text = item.get("insertText") if isinstance(item, dict) else None
+        if suggestion is None:
+            return
+        if isinstance(text, str):
+            self.service.show(suggestion.key, text)
+        self._publish_status(self.service.status)
+
+
+def _plain(value: Any) -> Any:
+    """A notification's params as the JSON that was sent: pygls hands the params of a method outside
+    the protocol over as nested named tuples."""
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {key: _plain(item) for key, item in value._asdict().items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _accept_command(argument: dict[str, int]) -> types.Command:
+    """The command an item runs once its whole text is inserted: fim-lsp counts it as accepted."""
+    return types.Command(title="fim-lsp: accepted", command=ACCEPT_COMMAND, arguments=[argument])
 
 
 def _offset_after(document: TextDocument, start: Position, inserted: str) -> int | None:
@@ -406,10 +468,12 @@ def _register_documents(ls: FimLanguageServer) -> None:
         ls.service.forget(params.text_document.uri)
         ls.documents.close(params.text_document.uri)
         ls.buffer_event(params.text_document.uri, "closed")
+        ls.acceptance.forget(params.text_document.uri)
 
 
 def _register_completions(ls: FimLanguageServer) -> None:
-    """Inline completion (ghost text), and the same text as one completion item for older clients."""
+    """Inline completion (ghost text: one item per candidate), the same candidates as completion items for
+    older clients, and what the editor says became of them (`fim_lsp.acceptance`)."""
 
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
@@ -419,33 +483,50 @@ def _register_completions(ls: FimLanguageServer) -> None:
         # asks automatically: one middle, as soon as it is whole.
         invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
         completion = await ls.complete_at(params.text_document.uri, params.position, alternatives=invoked)
-        if completion is None or completion.text is None:
-            return types.InlineCompletionList(items=[])
         here = types.Range(params.position, params.position)
         return types.InlineCompletionList(
             items=[
-                types.InlineCompletionItem(insert_text=text, range=here)
-                for text in (completion.text, *completion.alternatives)
+                types.InlineCompletionItem(insert_text=text, range=here, command=command)
+                for text, command in ls.candidates_of(params.text_document.uri, completion)
             ]
         )
 
     @ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[]))
     async def completion(ls: FimLanguageServer, params: types.CompletionParams) -> types.CompletionList:
         result = await ls.complete_at(params.text_document.uri, params.position)
-        if result is None or result.text is None:
-            return types.CompletionList(is_incomplete=True, items=[])
         here = types.Range(params.position, params.position)
-        first_line = result.text.strip().splitlines()[0]
-        item = types.CompletionItem(
-            label=first_line[:60],
-            kind=types.CompletionItemKind.Snippet,
-            detail="fim-lsp",
-            filter_text=result.text,
-            text_edit=types.TextEdit(range=here, new_text=result.text),
-            insert_text_format=types.InsertTextFormat.PlainText,
-        )
+        items = [
+            types.CompletionItem(
+                label=text.strip().splitlines()[0][:60],
+                kind=types.CompletionItemKind.Snippet,
+                detail="fim-lsp",
+                sort_text=f"{rank:02d}",
+                filter_text=text,
+                text_edit=types.TextEdit(range=here, new_text=text),
+                insert_text_format=types.InsertTextFormat.PlainText,
+                command=command,
+            )
+            for rank, (text, command) in enumerate(ls.candidates_of(params.text_document.uri, result))
+        ]
         # Incomplete: the next keystroke asks again, since the middle depends on every character typed.
-        return types.CompletionList(is_incomplete=True, items=[item])
+        return types.CompletionList(is_incomplete=True, items=items)
+
+    @ls.feature(SHOWN_NOTIFICATION)
+    def did_show(ls: FimLanguageServer, params: Any) -> None:
+        ls.suggestion_shown(_plain(params))
+
+    @ls.feature(PARTLY_ACCEPTED_NOTIFICATION)
+    def did_partially_accept(ls: FimLanguageServer, params: Any) -> None:
+        params = _plain(params)
+        if not isinstance(params, dict):
+            return
+        if ls.acceptance.partly_accepted(params.get("item"), params.get("acceptedLength")):
+            ls._publish_status(ls.service.status)
+
+    @ls.command(ACCEPT_COMMAND)
+    def did_accept(ls: FimLanguageServer, *arguments: Any) -> None:
+        if arguments and ls.acceptance.accepted(_plain(arguments[0])):
+            ls._publish_status(ls.service.status)
 
 
 def _register_commands(ls: FimLanguageServer) -> None:
@@ -469,6 +550,7 @@ def _register_commands(ls: FimLanguageServer) -> None:
         return {
             **ls.service.stats,
             **usage,
+            **asdict(ls.acceptance.counts),
             "cache_entries": len(ls.service.cache),
             "state": ls.service.status.state,
         }

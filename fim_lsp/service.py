@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Literal
 
 from fim_lsp import pipeline
-from fim_lsp.cache import MIB, CompletionCache, ShownCompletion, cache_key, context_window, typed_through
+from fim_lsp.cache import (
+    MIB,
+    CompletionCache,
+    ShownCompletion,
+    cache_key,
+    context_window,
+    typed_since,
+    typed_through_candidates,
+)
 from fim_lsp.completion import REPEATABLE, Completion, CompletionRequest, Reason, Shape
 from fim_lsp.config import AUTO_MODEL, Settings
 from fim_lsp.engine import CancelToken, Engine, GenerationRequest, create_engine
@@ -87,6 +95,9 @@ class CompletionService:
         self._failed_model: tuple[Path, FileState] | None = None
         self.cache = CompletionCache(settings.cache_memory_mb * MIB)
         self._shown: dict[str, ShownCompletion] = {}
+        #: The last request answered with several candidates, and its document: when the editor shows
+        #: another of them, the prefetch follows it (one request, for one document).
+        self._cycled: tuple[str, CompletionRequest] | None = None
         #: Where each document was last typed at (its line's start offset) and when, so that a request
         #: there is answered as one made while typing (see `pipeline.plan`).
         self._typing: dict[str, tuple[int, float]] = {}
@@ -272,32 +283,64 @@ class CompletionService:
         self, key: str, request: CompletionRequest, digest: str, *, with_alternatives: bool = False
     ) -> Completion | None:
         """An answer from what was shown or computed before, or None when the model must run (also when
-        alternatives are asked for and none were computed for this place)."""
-        if with_alternatives:
-            others = self._alternatives.get(digest)
-            cached = self.cache.get(digest)
-            if others is None or cached is None:
-                return None
-            self.stats["cache_hits"] += 1
-            return Completion(cached or None, _shape_of(cached), Reason.CACHED, alternatives=others)
+        alternatives are asked for and none were computed for this place). Typing through the ghost
+        text on screen is answered with the rest of the candidate the editor shows first, then those of
+        the others that begin as typed; asked again where an answer is on screen, the candidate the
+        editor shows stays first."""
         shown = self._shown.get(key)
         if shown is not None:
-            rest = typed_through(shown, request.text, request.offset)
-            if rest is not None:
+            rests = typed_through_candidates(shown, request.text, request.offset)
+            if rests and (len(rests) > 1 or not with_alternatives):
                 self.stats["typed_through"] += 1
-                return Completion(rest, _shape_of(rest), Reason.TYPED_THROUGH)
+                return Completion(rests[0], _shape_of(rests[0]), Reason.TYPED_THROUGH, alternatives=rests[1:])
+        others = self._alternatives.get(digest)
+        if with_alternatives and others is None:
+            return None
         cached = self.cache.get(digest)
-        if cached is not None:
-            self.stats["cache_hits"] += 1
-            return Completion(cached or None, _shape_of(cached), Reason.CACHED)
-        return None
+        if cached is None:
+            return None
+        self.stats["cache_hits"] += 1
+        candidates = (cached, *(others or ())) if cached else ()
+        if (
+            shown is not None
+            and candidates
+            and set(candidates) == set(shown.candidates)
+            and typed_since(shown, request.text, request.offset) == ""
+        ):
+            # A re-trigger, or an editor fetching more to cycle through, where this answer is on screen.
+            candidates = shown.candidates
+        if not candidates:
+            return Completion(None, _shape_of(cached), Reason.CACHED)
+        return Completion(candidates[0], _shape_of(candidates[0]), Reason.CACHED, alternatives=candidates[1:])
 
     def _remember(self, key: str, request: CompletionRequest, completion: Completion) -> None:
         if completion.text is None:
             self._shown.pop(key, None)
             return
         window = context_window(self.settings)
-        self._shown[key] = ShownCompletion.at(request.text, request.offset, completion.text, window)
+        self._shown[key] = ShownCompletion.at(
+            request.text, request.offset, completion.text, window, completion.alternatives
+        )
+        if completion.alternatives:
+            self._cycled = (key, request)
+        elif self._cycled is not None and self._cycled[0] == key:
+            self._cycled = None
+
+    def show(self, key: str, text: str) -> bool:
+        """The editor shows candidate `text` of the last answer for document `key`: typed-through
+        answers follow it from now on, and so does the prefetch of what accepting it leads to. False
+        when `text` is not a candidate of that answer (an answer since replaced it)."""
+        shown = self._shown.get(key)
+        chosen = shown.showing(text) if shown is not None else None
+        if shown is None or chosen is None:
+            return False
+        if chosen.text == shown.text:
+            return True
+        self._shown[key] = chosen
+        cycled = self._cycled
+        if cycled is not None and cycled[0] == key and self.settings.prefetch and self.settings.reuse:
+            self._prefetch(key, cycled[1], chosen.text)
+        return True
 
     async def complete(
         self, key: str, request: CompletionRequest, *, alternatives: bool = False
@@ -380,10 +423,11 @@ class CompletionService:
         (`pipeline.stream`), unless a newer request came first."""
 
         def stream() -> None:
-            if completion.plan is None or not self.settings.reuse:
+            window = pipeline.stream(completion.plan) if completion.plan is not None else None
+            if window is None or not self.settings.reuse:
                 return
             with contextlib.suppress(RuntimeError):  # the worker was shut down: the server is exiting
-                self._worker.submit(self._warm_up, pipeline.stream(completion.plan), made, "streamed")
+                self._worker.submit(self._warm_up, window, made, "streamed")
 
         return stream
 
@@ -488,10 +532,13 @@ class CompletionService:
             return False
         token = CancelToken()
         with self._lock:
-            if key in self._latest:
+            previous = self._latest.get(key)
+            if previous is not None and previous not in self._prefetch_tokens:
                 return False  # a newer request is already on its way
             self._latest[key] = token
             self._prefetch_tokens.add(token)
+        if previous is not None:
+            previous.cancel()  # the prefetch for a candidate no longer on screen
         task = asyncio.get_running_loop().create_task(self._run_prefetch(key, accepted, digest, token, then))
         self._prefetches.add(task)
         task.add_done_callback(self._prefetches.discard)
@@ -534,12 +581,17 @@ class CompletionService:
         self.cancel(key)
         self._shown.pop(key, None)
         self._typing.pop(key, None)
+        if self._cycled is not None and self._cycled[0] == key:
+            self._cycled = None
 
     def shutdown(self) -> None:
         """Stop every generation and release the model."""
         with self._lock:
             tokens, self._latest = list(self._latest.values()), {}
             self._generation += 1
+            # Warm-ups, preparations and windows still queued on the worker see a request came after
+            # them, and do nothing: the process would otherwise wait for them to finish before it exits.
+            self._requests_made += 1
             if self._warming is not None:
                 tokens.append(self._warming)
         for token in tokens:

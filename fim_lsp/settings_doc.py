@@ -20,7 +20,11 @@ from fim_lsp.config import EngineSettings, Settings, camel_case, settings_to_wir
 
 BEGIN, END = "<!-- settings -->", "<!-- /settings -->"
 #: How a default reads where its JSON value would say less.
-_SHOWN_DEFAULTS = {"threads": "one per core", "contextBudget": "by speed, at most 1536"}
+_SHOWN_DEFAULTS = {
+    "threads": "one per core",
+    "contextBudget": "by speed, at most 1536",
+    "exclude": "keys, `.env` files, credentials (see below)",
+}
 
 
 def field_docs(cls: type) -> dict[str, str]:

@@ -98,6 +98,8 @@ class Generation:
     log_probability: float | None = None
     """Mean log-probability of the tokens written, where the engine knows it."""
     alternatives: list[Alternative] = field(default_factory=list)
+    alternatives_ms: float = 0.0
+    """Of `generate_ms`, the time the alternatives took after the first middle was whole."""
 
     @property
     def reached_eot(self) -> bool:

@@ -113,11 +113,14 @@ class RunningRate:
     """A speed in tokens a second, measured as work is done (a running average)."""
 
     value: float | None = None
+    fastest: float = 0.0
+    """The fastest single measurement (what the machine does when nothing else runs on it)."""
 
     def observe(self, tokens: int, seconds: float) -> None:
         if seconds <= 0 or tokens <= 0:
             return
         seen = tokens / seconds
+        self.fastest = max(self.fastest, seen)
         self.value = seen if self.value is None else self.value + RATE_WEIGHT * (seen - self.value)
 
 
@@ -216,6 +219,8 @@ class LlamaCppEngine(Engine):
         self.write_speed = RunningRate()
         #: Why this model was loaded (the `auto` setting's choice, or the settings naming it).
         self.choice = "named by path"
+        #: Where the speeds seen while working are kept on close (a known model), for `fim_lsp.fit`.
+        self.speed_record: tuple[Any, int | None] | None = None
         logger.info(
             "loaded %s in %.2f s (%s, template %s, %d threads, gpu offload %s, %d cache cells)",
             model_path.name,
@@ -251,9 +256,11 @@ class LlamaCppEngine(Engine):
             adapter=adapter,
         )
         engine.choice = choice.reason
+        manifest = known_models().get(choice.model)
+        engine.speed_record = (manifest, settings.threads) if manifest is not None else None
         speed = choice.speed
-        if speed is None and choice.model in known_models():
-            speed = known_speed(known_models()[choice.model], settings.threads)
+        if speed is None and manifest is not None:
+            speed = known_speed(manifest, settings.threads)
         if speed is not None:
             # Prompts are sized from the first request on; the engine's own measurements take over.
             engine.prompt_speed.value = speed.prompt
@@ -559,6 +566,7 @@ class LlamaCppEngine(Engine):
         main = _Writing(slot.seq)
         branches: list[_Writing] = []
         first_token_at: float | None = None
+        main_done: float | None = None
         interrupted: StopReason | None = None
         try:
             self._decode(slot, tokens[-1:], logits=True)
@@ -568,6 +576,7 @@ class LlamaCppEngine(Engine):
             interrupted = self._write_together(
                 [main], {id(main): first_logits}, slot, tokens, request, healing
             )
+            main_done = time.monotonic()
             if interrupted is None and request.alternatives > 0:
                 first = main.tokens[0] if main.tokens else None
                 branches = self._branch(slot, len(tokens), request, healing, first_logits, first)
@@ -596,6 +605,7 @@ class LlamaCppEngine(Engine):
             alternatives=[
                 Alternative(w.text, w.reason or "length", w.mean_log_probability()) for w in branches
             ],
+            alternatives_ms=(finished - main_done) * 1000 if branches and main_done is not None else 0.0,
         )
 
     def _write_together(
@@ -778,6 +788,16 @@ class LlamaCppEngine(Engine):
 
     def close(self) -> None:
         import llama_cpp
+
+        if self.speed_record is not None and self.prompt_speed.fastest and self.write_speed.fastest:
+            from fim_lsp.fit import Speed, remember_speed
+
+            manifest, threads = self.speed_record
+            remember_speed(
+                manifest,
+                threads,
+                Speed(round(self.prompt_speed.fastest, 1), round(self.write_speed.fastest, 1)),
+            )
 
         if self._batch is not None:
             llama_cpp.llama_batch_free(self._batch)

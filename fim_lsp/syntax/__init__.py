@@ -12,7 +12,7 @@ cursor wants. All pure functions of text (no pygls, no model).
 Where a generated middle is cut is `fim_lsp.postprocess`'s job; it uses these.
 """
 
-from fim_lsp.syntax.cursor import classify
+from fim_lsp.syntax.cursor import classify, inside_word
 from fim_lsp.syntax.indentation import indentation_to_type
 from fim_lsp.syntax.languages import (
     LANGUAGES,
@@ -46,6 +46,7 @@ __all__ = [
     "get_language",
     "indentation_to_type",
     "inside_comment_or_string",
+    "inside_word",
     "language_of",
     "literal_start_row",
     "new_parser",

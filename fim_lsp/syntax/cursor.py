@@ -17,12 +17,17 @@ _CONTINUES_EXPRESSION = re.compile(
 )
 
 
+def inside_word(text: str, offset: int) -> bool:
+    """Whether the cursor has word characters right before and right after it."""
+    return 0 < offset < len(text) and bool(_WORD.match(text[offset - 1]) and _WORD.match(text[offset]))
+
+
 def classify(syntax: DocumentSyntax | None, text: str, offset: int) -> Shape:
     """The shape of completion that makes sense at string index `offset` of `text`.
 
-    - NONE inside a word (word characters on both sides of the cursor).
-    - LINE with code on both sides of the cursor on its line, inside a comment or string, or at the end
-      of a line that is an unfinished expression (open bracket, trailing operator).
+    - LINE with code on both sides of the cursor on its line (inside a word too: the model may finish
+      it, or say it is whole), inside a comment or string, or at the end of a line that is an unfinished
+      expression (open bracket, trailing operator).
     - BLOCK on a blank line, at the start of a line (whole lines go above what follows), and at the end
       of a line that opens a block or is a finished statement (the next lines are what comes).
 
@@ -34,8 +39,6 @@ def classify(syntax: DocumentSyntax | None, text: str, offset: int) -> Shape:
     before = line_before(text, offset)
     after = line_after(text, offset)
 
-    if before and after and _WORD.match(before[-1]) and _WORD.match(after[0]):
-        return Shape.NONE
     if not before.strip():
         return Shape.BLOCK
     if after.strip():

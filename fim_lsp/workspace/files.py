@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import pathspec
 
+from fim_lsp.exclusions import Exclusions
 from fim_lsp.syntax import language_of
 
 logger = logging.getLogger(__name__)
@@ -116,8 +117,9 @@ class SourceFilter:
     whose patterns match decides (a nested `!pattern` re-includes), as in git. Thread-safe.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], exclusions: Exclusions | None = None) -> None:
         self.root = os.path.realpath(root)
+        self.exclusions = exclusions or Exclusions()
         self._specs: dict[str, pathspec.GitIgnoreSpec | None] = {}
         self._lock = threading.Lock()
 
@@ -168,13 +170,19 @@ class SourceFilter:
 
     def wanted_dir(self, path: str) -> bool:
         """Whether the walk goes into folder `path` (its own name and ignore rules; not its parents')."""
-        return os.path.basename(path) not in EXCLUDED_DIRS and not self.ignored(path, is_dir=True)
+        return (
+            os.path.basename(path) not in EXCLUDED_DIRS
+            and not self.exclusions.excludes(path, self.root, is_dir=True)
+            and not self.ignored(path, is_dir=True)
+        )
 
     def wanted(self, path: str) -> bool:
-        """Whether file `path` may be indexed, by its name, its folders and the ignore rules."""
+        """Whether file `path` may be indexed, by its name, its folders, the `exclude` setting and the
+        ignore rules."""
         return (
             is_source_name(os.path.basename(path))
             and not has_excluded_part(path, self.root)
+            and not self.exclusions.excludes(path, self.root)
             and not self._ignored_with_parents(path)
         )
 
@@ -217,6 +225,7 @@ class SourceFilter:
                     elif (
                         entry.is_file(follow_symlinks=False)
                         and is_source_name(entry.name)
+                        and not self.exclusions.excludes(entry.path, self.root)
                         and not self.ignored(entry.path, is_dir=False)
                     ):
                         yield entry.path, entry.stat(follow_symlinks=False)

@@ -8,6 +8,7 @@ import os
 import threading
 from functools import lru_cache
 
+from fim_lsp.exclusions import Exclusions
 from fim_lsp.workspace.files import SourceFilter
 
 logger = logging.getLogger(__name__)
@@ -31,9 +32,9 @@ class WorkspaceFolders:
         self._lock = threading.Lock()
         self._roots: dict[str, SourceFilter] = {}
 
-    def add(self, root: str | os.PathLike[str]) -> str:
-        """Add a folder; returns its real path."""
-        source_filter = SourceFilter(root)
+    def add(self, root: str | os.PathLike[str], exclusions: Exclusions | None = None) -> str:
+        """Add a folder whose files matching `exclusions` are never listed; returns its real path."""
+        source_filter = SourceFilter(root, exclusions)
         with self._lock:
             self._roots.setdefault(source_filter.root, source_filter)
         return source_filter.root

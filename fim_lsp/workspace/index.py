@@ -24,6 +24,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from fim_lsp.exclusions import Exclusions
 from fim_lsp.syntax import language_of
 from fim_lsp.workspace import symbols
 from fim_lsp.workspace.bm25 import BlockIndex, ChunkHit, block_counts
@@ -78,8 +79,10 @@ def analyse(text: str, language: str | None) -> _Analysis:
 class WorkspaceIndex:
     """The index of a workspace's folders and open buffers. Thread-safe; see the module docstring."""
 
-    def __init__(self, limits: IndexLimits | None = None) -> None:
+    def __init__(self, limits: IndexLimits | None = None, exclusions: Exclusions | None = None) -> None:
         self.limits = limits or IndexLimits()
+        #: Files never read nor overlaid, whatever `.gitignore` says (the `exclude` setting).
+        self.exclusions = exclusions or Exclusions()
         self._lock = threading.RLock()
         self._write_lock = threading.RLock()
         self._folders = WorkspaceFolders()
@@ -103,7 +106,7 @@ class WorkspaceIndex:
 
     def add_folder(self, root: str | os.PathLike[str]) -> str:
         """Register a workspace folder (indexed by the next `build`); returns its real path."""
-        real = self._folders.add(root)
+        real = self._folders.add(root, self.exclusions)
         with self._lock:
             self._relabel()
         return real
@@ -263,6 +266,9 @@ class WorkspaceIndex:
         Cheap (called on every change): the file is only marked stale; `refresh` indexes it.
         """
         path = normalize_path(path)
+        source_filter = self.source_filter(path)
+        if self.exclusions.excludes(path, source_filter.root if source_filter else None):
+            return
         with self._lock:
             if self._buffers.get(path) == text:
                 return

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 
 from fim_lsp.completion import WorkspaceContext
+from fim_lsp.exclusions import Exclusions
 from fim_lsp.prompt import RepoFile
 from fim_lsp.workspace.files import IndexLimits
 from fim_lsp.workspace.folders import normalize_path
@@ -29,8 +30,8 @@ Progress = Callable[[int, int], None]
 class WorkspaceSession:
     """An index of the workspace folders and open buffers, built in the background and watched."""
 
-    def __init__(self, limits: IndexLimits | None = None) -> None:
-        self.index = WorkspaceIndex(limits)
+    def __init__(self, limits: IndexLimits | None = None, exclusions: Exclusions | None = None) -> None:
+        self.index = WorkspaceIndex(limits, exclusions)
         self._watcher: WorkspaceWatcher | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -100,7 +101,9 @@ class WorkspaceSession:
         index = self.index
 
         def snippets(budget: int, count_tokens: Callable[[str], int]) -> Sequence[RepoFile]:
-            return snippets_for(index, path, text, offset, language, budget, count_tokens)
+            found = snippets_for(index, path, text, offset, language, budget, count_tokens)
+            # The index holds no excluded file; this guards the prompt should one slip in regardless.
+            return [snippet for snippet in found if not index.exclusions.matches(snippet.path)]
 
         return WorkspaceContext(
             repo=os.path.basename(root.root),

@@ -25,6 +25,8 @@ class Editor:
     def __init__(self, client: LanguageClient) -> None:
         self.client = client
         self.statuses: list[dict[str, Any]] = []
+        #: The acceptance counts each status carried, in order.
+        self.acceptance: list[Any] = []
         self._changed = asyncio.Event()
         self.versions: dict[str, int] = {}
         self.server_capabilities: types.ServerCapabilities | None = None
@@ -32,6 +34,7 @@ class Editor:
 
     def on_status(self, params: Any) -> None:
         self.statuses.append({"state": params.state, "message": params.message})
+        self.acceptance.append(getattr(params, "acceptance", None))
         self._changed.set()
 
     async def wait_until(self, *states: str, timeout: float = 300) -> dict[str, Any]:

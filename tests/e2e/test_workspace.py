@@ -37,17 +37,21 @@ def order_total_in_cents(prices: list[Decimal]) -> int:
     return money.'''
 
 
-async def indexing_ended(client: LanguageClient, timeout: float = 120) -> None:
-    """Wait for the end of the `$/progress` whose title says the workspace is indexed."""
+async def indexing_ended(client: LanguageClient, timeout: float = 120, times: int = 1) -> None:
+    """Wait for the end of the `$/progress` whose title says the workspace is indexed (the `times`th
+    such end: the workspace is indexed again after some settings change)."""
 
     async def ended() -> None:
         while True:
+            ends = 0
             for reports in list(client.progress_reports.values()):
                 titles = [getattr(r, "title", "") for r in reports]
                 if any("indexing workspace" in (t or "") for t in titles) and isinstance(
                     reports[-1], types.WorkDoneProgressEnd
                 ):
-                    return
+                    ends += 1
+            if ends >= times:
+                return
             await asyncio.sleep(0.1)
 
     await asyncio.wait_for(ended(), timeout)

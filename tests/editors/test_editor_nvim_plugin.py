@@ -7,16 +7,19 @@ command is missing or the server dies. The real model is exercised in test_edito
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from editor_support import REPO
 from nvim_session import NvimSession
 
 pytestmark = pytest.mark.slow
 
 WAIT = 20.0
+SCRIPTED_FIM_LSP = REPO / "tests" / "fakes" / "scripted_fim_lsp.py"
 
 
 def namespace_for(nvim: NvimSession) -> str:
@@ -246,3 +249,77 @@ def test_server_dying_mid_session_leaves_the_editor_usable(
     time.sleep(1.0)
     notes = [n["msg"] for n in nvim.notes()]
     assert len(notes) == 1 and "exit code 7" in notes[0], notes
+
+
+# -- several candidates and what became of them, with the real server around scripted candidates --------
+
+CANDIDATES = ("sum(values)", "max(values)", "max(values, default=0)")
+
+
+@pytest.fixture
+def counting_nvim(
+    nvim_binary: Path, open_nvim: Callable[..., NvimSession], tmp_path: Path
+) -> Callable[..., NvimSession]:
+    """A Neovim editing `return ` in a function, served by the real fim-lsp whose pipeline answers
+    CANDIDATES or the given ones (tests/fakes/scripted_fim_lsp.py): typed-through answers and the counts
+    are the server's."""
+
+    def start(*candidates: str) -> NvimSession:
+        nvim = open_nvim(nvim_binary)
+        args = [a for s in candidates or CANDIDATES for a in ("--suggest", s)]
+        nvim.setup(cmd=[sys.executable, str(SCRIPTED_FIM_LSP), *args, "--stdio"])
+        nvim.edit(write(tmp_path / "largest.py", "def largest(values):\n    return \n"))
+        nvim.wait_for("the server to be ready", lambda: nvim.status()["state"] == "ready", WAIT)
+        return nvim
+
+    return start
+
+
+def stats(nvim: NvimSession) -> dict[str, int]:
+    return nvim.lua("return require('fim_lsp').stats()")
+
+
+def test_cycling_word_and_whole_accepts_are_counted(counting_nvim: Callable[..., NvimSession]) -> None:
+    nvim = counting_nvim()
+    nvim.keys("2GA")
+    ghost(nvim, "sum(values)")
+    nvim.keys("<M-]>")
+    ghost(nvim, "max(values)")
+    nvim.keys("<M-]>")
+    ghost(nvim, "max(values, default=0)")
+    # Typing what two candidates begin with: the server's typed-through answer follows the one on
+    # screen (without the plugin saying which, it would answer the first that agrees, `values)`).
+    nvim.keys("max(")
+    ghost(nvim, "values, default=0)")
+    time.sleep(0.5)  # the request after the keystrokes, answered by typing through
+    ghost(nvim, "values, default=0)")
+    nvim.keys("<M-Right>")
+    nvim.wait_for("a word accepted", lambda: nvim.lines()[1] == "    return max(values", WAIT)
+    ghost(nvim, ", default=0)")
+    nvim.keys("<Tab>")
+    nvim.wait_for("the rest accepted", lambda: nvim.lines()[1] == "    return max(values, default=0)", WAIT)
+    expected = {
+        "shown": 1,
+        "accepted": 1,
+        "partly_accepted": 1,
+        "accepted_chars": len("values, default=0)"),
+        "accepted_alternatives": 1,
+    }
+    nvim.wait_for("the counts", lambda: stats(nvim) == expected, WAIT)
+    said = nvim.nvim.api.exec2("FimLsp stats", {"output": True})["output"]
+    assert "1 shown, 1 accepted (100%), 1 partly accepted, 18 characters accepted" in said, said
+
+
+def test_a_line_accept_is_counted_as_partial(counting_nvim: Callable[..., NvimSession]) -> None:
+    nvim = counting_nvim("biggest = max(values)\n    return biggest")
+    nvim.keys("2GA")
+    ghost(nvim, "biggest = max(values)\n    return biggest")
+    nvim.keys("<M-C-Right>")
+    nvim.wait_for("the line accepted", lambda: nvim.lines()[1] == "    return biggest = max(values)", WAIT)
+    expected = {
+        "shown": 1,
+        "partly_accepted": 1,
+        "accepted": 0,
+        "accepted_chars": len("biggest = max(values)"),
+    }
+    nvim.wait_for("the counts", lambda: expected.items() <= (stats(nvim) or {}).items(), WAIT)

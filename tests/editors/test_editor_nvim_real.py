@@ -143,3 +143,41 @@ def test_starts_without_setup_when_fim_lsp_is_on_path(
     # No settings given: they must reach the server as an empty object, which it accepts silently.
     assert [n["msg"] for n in nvim.notes() if "settings" in n["msg"]] == []
     assert nvim.lua("return require('fim_lsp.config').resolve_cmd()")[0] == str(fim_lsp_bin)
+
+
+AVERAGE = (
+    'def average(xs):\n    """The mean of xs, 0 when there are none."""\n'
+    "    if not xs:\n        return 0\n    return \n\n\nprint(average([1, 2]))\n"
+)
+
+
+def test_next_brings_another_suggestion_from_the_model_and_it_is_counted(
+    real_nvim: Callable[..., NvimSession], tmp_path: Path
+) -> None:
+    """Typing gets the model's first middle; <M-]> asks for the alternatives and shows another, distinct
+    one (the place tests/e2e/test_alternatives.py finds two or more at); accepting it is counted."""
+    nvim = real_nvim(workspaceContext=False, alternatives=3)
+    path = tmp_path / "average.py"
+    path.write_text(AVERAGE)
+    nvim.edit(path)
+    nvim.wait_for("the model to load", lambda: nvim.status()["state"] == "ready", READY)
+    nvim.keys("5GA")
+    ns = namespace_for(nvim)
+    first = nvim.wait_for("ghost text from the model", lambda: nvim.ghost_text(ns), GHOST)
+    nvim.keys("<M-]>")
+
+    def another() -> str | None:
+        text = nvim.ghost_text(ns)
+        return text if text and text != first else None
+
+    second = nvim.wait_for("another suggestion", another, GHOST)
+    nvim.keys("<Tab>")
+    nvim.wait_for("the second suggestion in the buffer", lambda: nvim.lines()[4] != "    return ", 10)
+    assert nvim.lines()[4].startswith("    return " + second.split("\n")[0].rstrip()), nvim.lines()
+
+    def counted() -> dict[str, int] | None:
+        counts = nvim.lua("return require('fim_lsp').stats()")
+        return counts if counts and counts["accepted"] else None
+
+    counts = nvim.wait_for("the acceptance counted", counted, 20)
+    assert (counts["shown"], counts["accepted"], counts["accepted_alternatives"]) == (1, 1, 1), counts

@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 import typing
 import urllib.request
@@ -330,3 +331,43 @@ def test_bad_input_in_vscode_gives_one_message_each_and_recovers(
     assert "error" in result["modelStatus"]["label"], context
     # A settings change reaches the running server: the good model loads without a restart.
     assert result["readyStatus"]["icon"] == "codicon-sparkle", context
+
+
+SCRIPTED_FIM_LSP = REPO / "tests" / "fakes" / "scripted_fim_lsp.py"
+# After `a ` is typed on the `return` line, the real server (its pipeline scripted) answers the rests of
+# these: `* b`, then `* b * 1` with a second line.
+CANDIDATES = ["a * b", "a * b * 1\n    print(a)"]
+
+
+@pytest.mark.slow
+def test_vscode_cycles_accepts_a_word_and_a_line_and_counts_them(
+    start_code_server: Callable[..., CodeServer],
+) -> None:
+    suggest = [a for c in CANDIDATES for a in ("--suggest", c)]
+    # Only on the `return` line: after the acceptance, nothing new is suggested (and counted as shown).
+    args = [str(SCRIPTED_FIM_LSP), *suggest, "--line-has", "return a", "--stdio"]
+    vscode = start_code_server(**{"fimLsp.server.command": sys.executable, "fimLsp.server.args": args})
+    ARTIFACTS.mkdir(exist_ok=True)
+    expected = ["* b", "* b * 1\n    print(a)"]
+    result = vscode.drive(
+        ARTIFACTS / "vscode-cycle.png",
+        MODE="cycle",
+        FILE_NAME="arith.py",
+        LINE=str(LINE),
+        TYPE="a ",
+        EXPECT=json.dumps(expected),
+    )
+    context = result["context"]
+    assert "error" not in result, context
+    assert (result["first"], result["second"]) == (expected[0], expected[1]), context
+    # A word, then the rest of the line: each left less of the second candidate on screen.
+    assert expected[1].endswith(result["afterWord"]) and len(result["afterWord"]) < len(expected[1]), context
+    assert result["afterLine"] == "    print(a)", context  # VS Code's line accept takes the line break
+    saved = (vscode.workspace / "arith.py").read_text().splitlines()
+    assert saved[LINE - 1 : LINE + 1] == ["    return a * b * 1", "    print(a)"], (saved, context)
+    (counts,) = [row for row in result["menu"] if "shown" in row]
+    assert "1 shown" in counts and "1 accepted" in counts and "1 partly accepted" in counts, (counts, context)
+    # `* ` and `b * 1` with its line break by the partial accepts, `print(a)` by Tab (the indentation
+    # before it Tab typed, as VS Code does where a suggestion starts with less than a tab of it).
+    accepted_chars = len("* ") + len("b * 1\n") + len("print(a)")
+    assert f"{accepted_chars} characters accepted" in counts, (counts, context)

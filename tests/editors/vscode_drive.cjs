@@ -4,7 +4,8 @@
 //
 // Environment: PUPPETEER_MODULE (path of puppeteer-core), CHROMIUM, URL (code-server with ?folder=),
 // FILE_NAME (to open from the explorer), LINE (1-based), TYPE (keys typed there), SCREENSHOT (png path),
-// TIMEOUT_MS.
+// TIMEOUT_MS. MODE=cycle: with several candidates, show the next one, accept a word of it, then a line,
+// then the rest, and read the status menu's counts; MODE=bad-input: see badInput.
 "use strict";
 
 const puppeteer = require(process.env.PUPPETEER_MODULE);
@@ -25,15 +26,19 @@ async function statusText(page) {
   );
 }
 
-/** The ghost text VS Code draws: inline decorations on the cursor line, then preview lines below. */
+/** The ghost text VS Code draws: inline decorations on the cursor line, then preview lines below (in
+ * VS Code 1.99 these are syntax-highlighted `span.ghost-text` tokens, one `.view-line` per line). */
 async function ghostText(page) {
   return page.evaluate(() => {
     const inline = [...document.querySelectorAll(".monaco-editor .ghost-text-decoration")]
       .map((e) => e.textContent)
       .join("");
-    const below = [...document.querySelectorAll(".monaco-editor .ghost-text .view-line")]
-      .map((e) => e.textContent)
-      .join("\n");
+    const lines = new Map();
+    for (const token of document.querySelectorAll(".monaco-editor span.ghost-text")) {
+      const line = token.closest(".view-line") || token.parentElement;
+      lines.set(line, (lines.get(line) || "") + token.textContent);
+    }
+    const below = [...lines.values()].join("\n");
     const text = below ? `${inline}\n${below}` : inline;
     return text.replace(/\u00a0/g, " ");
   });
@@ -124,6 +129,118 @@ async function badInput(page, result) {
   step("done");
 }
 
+/** Press `key` with the modifiers held, as a person does. */
+async function chord(page, modifiers, key) {
+  for (const m of modifiers) await page.keyboard.down(m);
+  await page.keyboard.press(key);
+  for (const m of [...modifiers].reverse()) await page.keyboard.up(m);
+}
+
+/** Open FILE_NAME from the explorer and wait for its editor. */
+async function openFile(page) {
+  step("open the file from the explorer");
+  const row = await waitFor("the file in the explorer", async () => {
+    for (const r of await page.$$(".explorer-folders-view .monaco-list-row")) {
+      const label = await r.evaluate((e) => e.textContent.trim());
+      if (label === process.env.FILE_NAME) return r;
+    }
+    return null;
+  });
+  await row.click({ count: 2 });
+  await page.waitForSelector(".monaco-editor .view-lines .view-line", { visible: true, timeout });
+}
+
+/** Open the workbench and the file, wait for the server to be ready, put the cursor at LINE's end. */
+async function openAtLineEnd(page, result) {
+  step("open workbench");
+  await page.goto(process.env.URL, { waitUntil: "domcontentloaded", timeout });
+  await page.waitForSelector(".monaco-workbench", { timeout });
+  await page.waitForSelector(".statusbar", { timeout });
+  await openFile(page);
+  step("wait for the server to be ready");
+  result.statusReady = await waitFor("fim-lsp ready in the status bar", async () => {
+    const s = await statusItem(page);
+    return s && s.icon === "codicon-sparkle" ? s : null;
+  });
+  await page.click(".monaco-editor .view-lines");
+  await chord(page, ["Control"], "Home");
+  for (let i = 1; i < line; i++) await page.keyboard.press("ArrowDown");
+  await page.keyboard.press("End");
+}
+
+/** Wait until the ghost text on screen is `expected` (or, given a function, satisfies it). */
+async function ghostBecomes(page, what, expected) {
+  const ok = typeof expected === "function" ? expected : (g) => g === expected;
+  let last = "";
+  try {
+    return await waitFor(
+      what,
+      async () => {
+        last = await ghostText(page);
+        return ok(last) ? last || true : null;
+      },
+      20000,
+    );
+  } catch (error) {
+    throw new Error(`${error.message}; the ghost text was ${JSON.stringify(last)}`);
+  }
+}
+
+/**
+ * Several candidates: the first appears, Alt+] shows the second, Ctrl+Right accepts a word of it,
+ * Ctrl+Alt+Right the rest of its line (with the line break, as VS Code's accept-line does), Tab the
+ * rest; then the status menu's counts are read.
+ */
+async function cycle(page, result) {
+  const expected = JSON.parse(process.env.EXPECT);
+  await openAtLineEnd(page, result);
+  step("type, and wait for the first candidate");
+  await page.keyboard.type(process.env.TYPE || "", { delay: 50 });
+  result.first = await ghostBecomes(page, "the first candidate", expected[0]);
+  step("next suggestion");
+  await chord(page, ["Alt"], "BracketRight");
+  result.second = await ghostBecomes(page, "the second candidate", expected[1]);
+  await page.screenshot({ path: process.env.SCREENSHOT });
+  step("accept a word");
+  await chord(page, ["Control"], "ArrowRight");
+  result.afterWord = await ghostBecomes(
+    page,
+    "what the word accept left",
+    (g) => g !== "" && g.length < expected[1].length && expected[1].endsWith(g),
+  );
+  await new Promise((r) => setTimeout(r, 1000)); // the answer VS Code asks for after the change
+  step("accept a line");
+  await chord(page, ["Control", "Alt"], "ArrowRight");
+  result.afterLine = await ghostBecomes(
+    page,
+    "what the line accept left",
+    (g) => g !== "" && g.length < result.afterWord.length && expected[1].endsWith(g),
+  );
+  await new Promise((r) => setTimeout(r, 1000));
+  step("accept the rest with Tab and save");
+  // Where what is left starts with indentation, VS Code's Tab indents first (as VS Code does for any
+  // inline suggestion whose indentation is less than a tab); the next Tab accepts the rest.
+  for (let tabs = 0; tabs < 3 && (await ghostText(page)) !== ""; tabs++) {
+    await page.keyboard.press("Tab");
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  await ghostBecomes(page, "the ghost text to be accepted", "");
+  await chord(page, ["Control"], "s");
+  await new Promise((r) => setTimeout(r, 1500));
+  step("open the status menu");
+  const item = await page.$$(".statusbar-item").then(async (items) => {
+    for (const i of items) if ((await i.evaluate((e) => e.textContent)).includes("fim-lsp")) return i;
+    return null;
+  });
+  await item.click();
+  result.menu = await waitFor("the status menu", async () => {
+    const rows = await page.$$eval(".quick-input-list .monaco-list-row", (rs) => rs.map((r) => r.textContent));
+    return rows.some((r) => r.includes("shown")) ? rows : null;
+  });
+  await page.keyboard.press("Escape");
+  step("done");
+}
+
 async function main() {
   const result = { steps };
   const browser = await puppeteer.launch({
@@ -139,6 +256,10 @@ async function main() {
       await badInput(page, result);
       return;
     }
+    if (process.env.MODE === "cycle") {
+      await cycle(page, result);
+      return;
+    }
     step("open workbench");
     await page.goto(process.env.URL, { waitUntil: "domcontentloaded", timeout });
     await page.waitForSelector(".monaco-workbench", { timeout });
@@ -149,16 +270,7 @@ async function main() {
       statusText(page).then((t) => (t.length ? t : null)),
     );
 
-    step("open the file from the explorer");
-    const row = await waitFor("the file in the explorer", async () => {
-      for (const r of await page.$$(".explorer-folders-view .monaco-list-row")) {
-        const label = await r.evaluate((e) => e.textContent.trim());
-        if (label === process.env.FILE_NAME) return r;
-      }
-      return null;
-    });
-    await row.click({ count: 2 });
-    await page.waitForSelector(".monaco-editor .view-lines .view-line", { visible: true, timeout });
+    await openFile(page);
 
     step("wait for the model to be ready");
     result.statusReady = await waitFor("fim-lsp ready in the status bar", () =>

@@ -358,9 +358,16 @@ def fake_engine_systems(monkeypatch):
 
     @contextmanager
     def fake(
-        model: str, order: str = "auto", threads: int | None = None, settings_json=None, compare="baseline"
+        model: str,
+        order: str = "auto",
+        threads: int | None = None,
+        settings_json=None,
+        compare="baseline",
+        alternatives: int = 1,
     ):
         asked.append(model)
+        if alternatives != 1:
+            asked.append(f"alternatives {alternatives}")
         if settings_json:
             asked.append(f"settings {json.dumps(settings_json, sort_keys=True)}")
         if compare != "baseline":

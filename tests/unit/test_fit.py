@@ -61,3 +61,12 @@ def test_a_measured_speed_is_remembered_per_model_and_machine(monkeypatch, tmp_p
     assert fit.known_speed(manifest, threads=2) == fit.Speed(250.0, 40.0)
     assert fit.known_speed(manifest, threads=1) is None  # another thread count is another measurement
     assert fit.known_speed(known_models()[BEST], threads=2) is None
+
+
+def test_the_fastest_speed_measured_is_kept(monkeypatch, tmp_path):
+    monkeypatch.setenv("FIM_LSP_CACHE_DIR", str(tmp_path))
+    manifest = known_models()[FAST]
+    fit.remember_speed(manifest, 2, fit.Speed(80.0, 20.0))  # measured while other work ran
+    fit.remember_speed(manifest, 2, fit.Speed(250.0, 18.0))
+    fit.remember_speed(manifest, 2, fit.Speed(120.0, 40.0))
+    assert fit.known_speed(manifest, threads=2) == fit.Speed(250.0, 40.0)

@@ -19,7 +19,7 @@ from fim_lsp.syntax import LINE_WINDOW_CHARS
         pytest.param("def f():\n    █\n", Shape.BLOCK, id="empty-line-in-body"),
         pytest.param("def f():█\n", Shape.BLOCK, id="end-of-block-opener"),
         pytest.param("x = max(a, █)\n", Shape.LINE, id="inside-argument-list"),
-        pytest.param("tot█al = 1\n", Shape.NONE, id="inside-identifier"),
+        pytest.param("tot█al = 1\n", Shape.LINE, id="inside-identifier"),
         pytest.param("total█ = 1\n", Shape.LINE, id="end-of-identifier-with-text-after"),
     ],
 )

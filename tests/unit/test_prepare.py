@@ -118,7 +118,7 @@ def test_with_reuse_off_nothing_is_prepared():
 
 async def test_after_an_answer_its_window_is_evaluated_in_the_files_order():
     engine = RecordingEngine()
-    service = _service(engine, prefetch=False)
+    service = _service(engine, prefetch=False, fim_order="psm")
     try:
         completion = await service.complete("doc", REQUEST)
         assert completion.text == "sum(values)"
@@ -187,5 +187,17 @@ async def test_after_a_shortened_answer_the_whole_prompt_is_evaluated_and_the_an
         assert isinstance(whole, pipeline.Plan)
         assert [w.prompt for w in engine.warmed] == [whole.prompt]  # after the answer
         assert len(service.cache) == 0
+    finally:
+        service.shutdown()
+
+
+async def test_an_spm_prompt_has_no_window_evaluated_after_it():
+    """An SPM prompt starts with the suffix: a window of the file in its order would serve no request."""
+    engine = RecordingEngine()
+    service = _service(engine, prefetch=False, fim_order="spm")
+    try:
+        await service.complete("doc", REQUEST)
+        service.wait_ready(timeout=10)
+        assert engine.warmed == [] and service.stats["streamed"] == 0
     finally:
         service.shutdown()

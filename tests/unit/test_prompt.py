@@ -93,10 +93,24 @@ def test_the_start_of_a_prompt_that_typing_on_the_cursor_line_keeps(order, stabl
     assert qwen.render(typed).startswith(stable)
 
 
-def test_the_suffix_from_its_second_line_is_a_piece_of_its_own():
+@pytest.mark.parametrize(
+    ("suffix", "first", "rest"),
+    [
+        pytest.param("1\ny = 2\n", "1\n", "y = 2\n", id="next-line"),
+        pytest.param("1  \n\n  \ny = 2\n", "1  \n\n  \n", "y = 2\n", id="over-blank-lines"),
+        pytest.param("1\n    y = 2\n", "1\n", "    y = 2\n", id="with-its-indentation"),
+    ],
+)
+def test_the_suffix_from_its_next_line_with_text_is_a_piece_of_its_own(suffix, first, rest):
     qwen = template_for_family("qwen2.5-coder")
-    pieces = qwen.pieces(FimPrompt("x = ", "1  \n\ny = 2\n", "psm"))
-    assert pieces == ("<|fim_prefix|>x = <|fim_suffix|>1  \n", "\ny = 2\n<|fim_middle|>")
+    pieces = qwen.pieces(FimPrompt("x = ", suffix, "psm"))
+    assert pieces == (f"<|fim_prefix|>x = <|fim_suffix|>{first}", f"{rest}<|fim_middle|>")
+
+
+@pytest.mark.parametrize("suffix", ["1\n", "1\n\n  \n", "1"], ids=["one-line", "then-blank", "no-break"])
+def test_a_suffix_without_a_second_line_with_text_is_not_cut(suffix):
+    qwen = template_for_family("qwen2.5-coder")
+    assert len(qwen.pieces(FimPrompt("x = ", suffix, "psm"))) == 1
 
 
 def test_codestral_has_no_psm_layout():

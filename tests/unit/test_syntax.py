@@ -250,13 +250,13 @@ def test_count_errors(language, text, errors):
 @pytest.mark.parametrize(
     ("language", "marked", "shape"),
     [
-        # nothing: inside a word
-        pytest.param("python", "tot█al = compute(items)\n", Shape.NONE, id="python-inside-identifier"),
-        pytest.param("go", "func main() {\n\tfmt.Pri█ntln(x)\n}\n", Shape.NONE, id="go-inside-call-name"),
+        # one line inside a word: the model finishes it, or says it is whole
+        pytest.param("python", "tot█al = compute(items)\n", Shape.LINE, id="python-inside-identifier"),
+        pytest.param("go", "func main() {\n\tfmt.Pri█ntln(x)\n}\n", Shape.LINE, id="go-inside-call-name"),
         pytest.param(
             "c",
             'int main(void) {\n  puts("hel█lo");\n}\n',
-            Shape.NONE,
+            Shape.LINE,
             id="c-inside-word-in-string",
         ),
         # one line
@@ -310,7 +310,7 @@ def test_classify(language, marked, shape):
 @pytest.mark.parametrize(
     ("marked", "shape"),
     [
-        pytest.param("tot█al = 1\n", Shape.NONE, id="inside-word"),
+        pytest.param("tot█al = 1\n", Shape.LINE, id="inside-word"),
         pytest.param("f(a, █)\n", Shape.LINE, id="text-after"),
         pytest.param("x = 1  # why█\n", Shape.LINE, id="comment-at-eol"),
         pytest.param("if x {█\n", Shape.BLOCK, id="brace-at-eol"),
@@ -419,7 +419,7 @@ LONG_LINE_CASES = [
     pytest.param('a=[1,"x"];', "x=1;", "", Shape.BLOCK, id="finished-statement"),
     pytest.param('a=[1,"x"];', "x=1; // why", "", Shape.LINE, id="ends-in-a-comment"),
     pytest.param('a=[1,"x"];', "f(a, ", "b);", Shape.LINE, id="text-after-the-cursor"),
-    pytest.param('a=[1,"x"];', "x=tot", "al;", Shape.NONE, id="inside-a-word"),
+    pytest.param('a=[1,"x"];', "x=tot", "al;", Shape.LINE, id="inside-a-word"),
     pytest.param("f(a)(b)", "if(a){", "", Shape.BLOCK, id="window-cut-between-brackets"),
     pytest.param("a = {'k': [1, 2]}; ", "if x:", "", Shape.BLOCK, id="colon-ends-the-line"),
 ]

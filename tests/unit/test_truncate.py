@@ -685,11 +685,21 @@ def test_pipeline_single_line_mid_line():
     assert completion.text == "u.name"
 
 
-def test_pipeline_shows_nothing_inside_a_word():
-    engine = ScriptedEngine("never", True)
-    completion = complete(CompletionRequest("total = 1\n", 2, "python"), Settings(), engine)
-    assert completion.text is None and completion.shape is Shape.NONE
-    assert engine.written == ""
+def test_inside_a_word_the_model_is_asked_and_may_say_the_word_is_whole():
+    class Recording(ScriptedEngine):
+        def generate(self, request: GenerationRequest) -> Generation:
+            self.request = request
+            return super().generate(request)
+
+    whole = Recording("", True)
+    completion = complete(CompletionRequest("total = 1\n", 2, "python"), Settings(), whole)
+    assert completion.shape is Shape.LINE and completion.text is None
+    # An end of text at once is the model saying the word is whole: not overridden there.
+    assert not whole.request.write_something
+    finished = Recording("a", True)
+    text = "totl = 1\nprint(total)\n"
+    assert complete(CompletionRequest(text, 3, "python"), Settings(), finished).text == "a"
+    assert finished.request.write_something is False
 
 
 def test_pipeline_types_the_indentation_the_code_above_fixes():
@@ -818,10 +828,11 @@ def test_the_prompt_is_split_for_tokenization_at_the_suffixs_second_line():
     offset = text.index("3.14")
     engine = Splits("3.14159\n", True)
     complete(CompletionRequest(text, offset, "python", "shapes.py"), Settings(), engine)
-    # The spaces before the first line break tokenize with it; the next line starts afresh.
+    # The spaces before the first line break tokenize with it, the blank lines after it are one run of
+    # breaks; the next line with text starts afresh.
     first, rest = engine.pieces
-    assert first.endswith("3.14 * r * r    \n")
-    assert rest.startswith("\n\ndef main():")
+    assert first.endswith("3.14 * r * r    \n\n\n")
+    assert rest.startswith("def main():")
 
 
 def test_with_nothing_after_the_cursor_the_prompt_is_psm():

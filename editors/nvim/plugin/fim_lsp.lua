@@ -49,6 +49,11 @@ local subcommands = {
   log = function()
     vim.cmd.tabedit(vim.fn.fnameescape(vim.lsp.get_log_path()))
   end,
+  stats = function()
+    local stats = fim().stats()
+    local line = stats and require('fim_lsp.acceptance').describe(stats) or 'no server is running'
+    vim.api.nvim_echo({ { 'fim-lsp: ' .. line } }, false, {})
+  end,
 }
 
 vim.api.nvim_create_user_command('FimLsp', function(args)
@@ -60,7 +65,7 @@ vim.api.nvim_create_user_command('FimLsp', function(args)
   action()
 end, {
   nargs = '?',
-  desc = 'fim-lsp: enable | disable | toggle | trigger | restart | status | log',
+  desc = 'fim-lsp: enable | disable | toggle | trigger | restart | status | stats | log',
   complete = function(lead)
     return vim.tbl_filter(function(name)
       return name:find(lead, 1, true) == 1

@@ -19,9 +19,10 @@ import {
   TransportKind,
 } from "vscode-languageclient/node";
 
+import { Acceptance } from "./acceptance";
 import { findServer, isFound } from "./server";
 import { affectsServer, completionsEnabled, SECTION, serverSettings } from "./settings";
-import { type StatusParams, StatusItem } from "./status";
+import { describeAcceptance, type StatusParams, StatusItem } from "./status";
 
 /** A server that dies twice within this window is left stopped rather than restarted again. */
 const CRASH_WINDOW_MS = 3 * 60 * 1000;
@@ -30,6 +31,7 @@ class Controller implements vscode.Disposable {
   private client: LanguageClient | undefined;
   private crashes: number[] = [];
   private starting: Promise<void> | undefined;
+  readonly acceptance = new Acceptance(() => this.client);
 
   constructor(
     private readonly log: vscode.LogOutputChannel,
@@ -70,8 +72,14 @@ class Controller implements vscode.Disposable {
         return false;
       },
       middleware: {
-        provideInlineCompletionItems: (document, position, context, token, next) =>
-          completionsEnabled() ? next(document, position, context, token) : null,
+        provideInlineCompletionItems: async (document, position, context, token, next) => {
+          if (!completionsEnabled()) {
+            return null;
+          }
+          const answer = await next(document, position, context, token);
+          this.acceptance.answered(document, answer, token);
+          return answer;
+        },
         // The server's plain completion item repeats the ghost text for clients without inline
         // completion; here it would only duplicate it in the suggest widget and double the work.
         provideCompletionItem: () => null,
@@ -183,6 +191,11 @@ class Controller implements vscode.Disposable {
         label: "$(gear) Settings",
         run: () => vscode.commands.executeCommand("workbench.action.openSettings", SECTION),
       },
+      {
+        label: `$(graph) ${describeAcceptance(this.status.acceptance)}`,
+        description: "counted by the server, in memory only",
+        run: () => undefined,
+      },
     ];
     const title = `fim-lsp: ${detail.state}${detail.message !== "" ? ` — ${detail.message}` : ""}`;
     const choice = await vscode.window.showQuickPick(items, { title, placeHolder: "fim-lsp" });
@@ -217,6 +230,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand("fimLsp.restart", () => ctl.restart()),
     vscode.commands.registerCommand("fimLsp.showLog", () => log.show()),
     vscode.commands.registerCommand("fimLsp.showMenu", () => ctl.showMenu()),
+    vscode.commands.registerCommand("fimLsp.showNext", () => ctl.acceptance.cycle(1)),
+    vscode.commands.registerCommand("fimLsp.showPrevious", () => ctl.acceptance.cycle(-1)),
+    vscode.commands.registerCommand("fimLsp.acceptNextWord", () => ctl.acceptance.acceptPart("word")),
+    vscode.commands.registerCommand("fimLsp.acceptNextLine", () => ctl.acceptance.acceptPart("line")),
     vscode.workspace.onDidChangeConfiguration((event) => ctl.onConfigurationChanged(event)),
   );
   await ctl.start();

@@ -28,6 +28,7 @@ const SERVER_KEYS = [
   "alternatives",
   "fimOrder",
   "enabledLanguages",
+  "exclude",
   "logLevel",
   "workspaceContext",
   "workspaceContextShare",

@@ -6,12 +6,34 @@ import * as vscode from "vscode";
 
 export type State = "starting" | "loading" | "ready" | "error" | "stopped" | "missing" | "off";
 
+/** What became of the suggestions, as the server counts them (in memory only). */
+export interface AcceptanceCounts {
+  shown: number;
+  accepted: number;
+  partlyAccepted: number;
+  acceptedChars: number;
+  acceptedAlternatives?: number;
+}
+
 /** The params of the server's `fimLsp/status` notification. */
 export interface StatusParams {
   /** `loading`, `ready` or `error` are shown; anything else (the server's `idle`) is ignored. */
   state: string;
   message?: string;
   latencyMs?: number | null;
+  acceptance?: AcceptanceCounts;
+}
+
+/** One line for people: `12 shown · 5 accepted (42%) · 3 partly accepted · 310 characters accepted`. */
+export function describeAcceptance(counts: AcceptanceCounts | undefined): string {
+  if (counts === undefined || counts.shown === 0) {
+    return "No suggestion shown yet";
+  }
+  const rate = Math.round((100 * counts.accepted) / counts.shown);
+  return (
+    `${counts.shown} shown · ${counts.accepted} accepted (${rate}%) · ` +
+    `${counts.partlyAccepted} partly accepted · ${counts.acceptedChars} characters accepted`
+  );
 }
 
 const ICONS: Record<State, string> = {
@@ -40,6 +62,8 @@ export class StatusItem implements vscode.Disposable {
   private message = "";
   private latencyMs: number | undefined;
   private enabled = true;
+  /** The server's last acceptance counts. */
+  acceptance: AcceptanceCounts | undefined;
 
   constructor(enabled: boolean) {
     this.enabled = enabled;
@@ -77,6 +101,9 @@ export class StatusItem implements vscode.Disposable {
       return;
     }
     const latency = typeof params.latencyMs === "number" ? params.latencyMs : undefined;
+    if (typeof params.acceptance === "object" && typeof params.acceptance.shown === "number") {
+      this.acceptance = params.acceptance;
+    }
     this.set(state, params.message ?? "", latency);
   }
 
@@ -103,6 +130,10 @@ export class StatusItem implements vscode.Disposable {
     if (this.message !== "") {
       tooltip.appendMarkdown("\n\n");
       tooltip.appendText(this.message);
+    }
+    if (this.acceptance !== undefined) {
+      tooltip.appendMarkdown("\n\n");
+      tooltip.appendText(`Suggestions: ${describeAcceptance(this.acceptance)}`);
     }
     const settings = encodeURIComponent(JSON.stringify(["fimLsp"]));
     tooltip.appendMarkdown(

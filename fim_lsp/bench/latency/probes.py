@@ -216,10 +216,13 @@ def cold_rows(text: str, asked_rows: set[int], rng: random.Random, spacing: int 
 
 
 async def _first_ghost(pending: Pending, wait_s: float) -> bool:
-    """Whether `pending` is answered with text within `wait_s`."""
+    """Whether `pending` is answered with text within `wait_s`. A request not answered by then is left to
+    the caller (the next key cancels it): its answer, or its error, is then read by nobody."""
+    answered = pending.awaitable()
     try:
-        answer = await asyncio.wait_for(asyncio.shield(pending.awaitable()), wait_s)
+        answer = await asyncio.wait_for(asyncio.shield(answered), wait_s)
     except TimeoutError:
+        answered.add_done_callback(lambda future: future.cancelled() or future.exception())
         return False
     texts = insert_texts(answer)
     return bool(texts and texts[0].strip())

@@ -77,7 +77,7 @@ class RunSummary:
 
 def served(record: RequestRecord) -> bool:
     """Whether the server worked out an answer: the model ran, or the cache or typed-through answered.
-    Not served: answers refused at once (a cursor inside a word) and superseded ones."""
+    Not served: answers refused at once (nothing asked of the model) and superseded ones."""
     return record.outcome in ("answered", "empty") and record.source not in (None, "none")
 
 

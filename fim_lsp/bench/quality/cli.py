@@ -90,7 +90,9 @@ def _run_model(
 ) -> tuple[str, list[SetReport]]:
     """One model (on one engine) through the run: its description and its reports."""
     compare: Comparison = "workspace" if task_sets and not args.served else "baseline"
-    systems = engine_systems(name, args.order, args.threads, _settings_of(args, engine), compare)
+    systems = engine_systems(
+        name, args.order, args.threads, _settings_of(args, engine), compare, alternatives=args.alternatives
+    )
     with systems as (pipeline, second, description):
         if not args.served:
             return description, _run_all(args, task_sets, set_names, pipeline, second)
@@ -217,6 +219,14 @@ def _add_system_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--settings-json", type=json_object_arg, metavar="JSON", help="more settings, as a client sends them"
+    )
+    parser.add_argument(
+        "--alternatives",
+        type=int,
+        default=1,
+        metavar="N",
+        help="the pipeline offers N middles, as an invoked request does: pass@1 of the first and pass@N "
+        "of them all, and what they cost the first (1)",
     )
     parser.add_argument(
         "--served",

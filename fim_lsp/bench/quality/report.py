@@ -60,6 +60,15 @@ def format_report(model: str, reports: Sequence[SetReport], systems: str = "pipe
     lines = [f"model: {model}  (each cell: {systems})"]
     for row in rows:
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    for report in reports:
+        p = report.pipeline
+        if p.score_any is not None:
+            first = "-" if p.first_p50_ms is None else f"{p.first_p50_ms:.0f}"
+            lines.append(
+                f"{report.name}: with alternatives, the first right {p.score:.3f}, any right "
+                f"{p.score_any:.3f}; latency p50 of the first middle alone {first} ms, with the "
+                f"alternatives {p.latency_p50_ms:.0f} ms"
+            )
     return "\n".join(lines)
 
 

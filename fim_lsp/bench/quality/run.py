@@ -60,6 +60,8 @@ class TaskResult:
     """Whether the file parses with the middle inserted; None where the reference itself does not."""
     similarity: float = 0.0
     """Edit similarity of the middle to the reference (see `edit_similarity`)."""
+    any_correct: bool = False
+    """Whether the middle or one of its alternatives is right (pass@N)."""
 
 
 @dataclass
@@ -84,12 +86,18 @@ class Summary:
     """Share of tasks whose time budget ran out before the answer was whole."""
     latency_p50_ms: float = 0.0
     latency_p95_ms: float = 0.0
+    score_any: float | None = None
+    """Share of tasks where the middle or an alternative is right (pass@N), when alternatives came."""
+    first_p50_ms: float | None = None
+    """With alternatives: the p50 latency of the first middle alone."""
 
     @classmethod
     def of(cls, results: Sequence[TaskResult]) -> Summary:
         count = len(results) or 1
         judged = [r.parseable for r in results if r.parseable is not None and r.answer.text is not None]
         latencies = sorted(r.answer.latency_ms for r in results) or [0.0]
+        offered = any(r.answer.first_ms is not None for r in results)
+        firsts = sorted(r.answer.first_ms for r in results if r.answer.first_ms is not None)
         return cls(
             tasks=len(results),
             score=sum(r.correct for r in results) / count,
@@ -103,6 +111,8 @@ class Summary:
             out_of_time=sum(r.answer.out_of_time for r in results) / count,
             latency_p50_ms=latencies[(len(latencies) - 1) // 2],
             latency_p95_ms=latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))],
+            score_any=sum(r.any_correct for r in results) / count if offered else None,
+            first_p50_ms=firsts[(len(firsts) - 1) // 2] if firsts else None,
         )
 
 
@@ -138,12 +148,14 @@ def run_set(
             parseable = None
             if reference_parses:
                 parseable = _parses_clean(task.language, task.prefix + (answer.text or "") + task.suffix)
+            correct = score_answer(task, answer.text)
             result = TaskResult(
                 task.task_id,
                 answer,
-                score_answer(task, answer.text),
+                correct,
                 parseable,
                 edit_similarity(answer.text, task.canonical or task.reference),
+                any_correct=correct or any(score_answer(task, other) for other in answer.alternatives),
             )
             outcomes[name].append(result)
             pair.append(result)

@@ -28,9 +28,11 @@ def forget_cache(engine: Engine) -> None:
         forget()
 
 
-def pipeline_answer(task: Task, settings: Settings, engine: Engine, with_snippets: bool = True) -> Answer:
+def pipeline_answer(
+    task: Task, settings: Settings, engine: Engine, with_snippets: bool = True, alternatives: int = 1
+) -> Answer:
     """The server's pipeline on `task`, with the task's workspace snippets when it has some and
-    `with_snippets`."""
+    `with_snippets`; with `alternatives` over 1, as many middles as an invoked request gets."""
     from fim_lsp.completion import CompletionRequest, WorkspaceContext
     from fim_lsp.pipeline import complete, max_new_tokens
     from fim_lsp.syntax import LANGUAGES, DocumentSyntax
@@ -52,15 +54,19 @@ def pipeline_answer(task: Task, settings: Settings, engine: Engine, with_snippet
         settings,
         engine,
         deadline=time.monotonic() + 600,  # the benchmark measures quality, not the time budget
+        alternatives=alternatives - 1,
     )
     latency = (time.perf_counter() - started) * 1000
     generation = completion.generation
+    others_ms = generation.alternatives_ms if generation else 0.0
     return Answer(
         text=completion.text,
         reached_eot=bool(generation and generation.reached_eot),
         latency_ms=latency,
         tokens=generation.generated_tokens if generation else 0,
         max_tokens=max_new_tokens(settings, completion.shape),
+        alternatives=completion.alternatives,
+        first_ms=latency - others_ms if alternatives > 1 else None,
     )
 
 
@@ -94,6 +100,7 @@ def engine_systems(
     threads: int | None = None,
     settings_json: dict[str, Any] | None = None,
     compare: Comparison = "baseline",
+    alternatives: int = 1,
 ) -> Iterator[tuple[System, System, str]]:
     """Load `model` once and yield (pipeline, baseline, description) completion functions on it.
 
@@ -114,7 +121,7 @@ def engine_systems(
     try:
 
         def pipeline(task: Task, _max_tokens: int | None) -> Answer:
-            return pipeline_answer(task, settings, engine)
+            return pipeline_answer(task, settings, engine, alternatives=alternatives)
 
         def baseline(task: Task, max_tokens: int | None) -> Answer:
             return baseline_answer(task, settings, engine, max_tokens)

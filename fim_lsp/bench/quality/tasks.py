@@ -120,6 +120,10 @@ class Answer:
     """The cap on generated tokens this answer ran under (the baseline gets the same)."""
     out_of_time: bool = False
     """The time budget ran out before the answer was whole (what was whole by then, if anything, is it)."""
+    alternatives: tuple[str, ...] = ()
+    """Other middles offered after `text` (pass@N counts a task right when any of them is)."""
+    first_ms: float | None = None
+    """When alternatives were written: the latency of the first middle alone, without them."""
 
 
 #: What the second system of a run is: the raw baseline, or the pipeline without workspace snippets.

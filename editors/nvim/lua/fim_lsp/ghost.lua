@@ -5,6 +5,7 @@
 --- keeps it while what the user types matches it. A suggestion is anchored where it starts: the text
 --- between the anchor and the cursor must be a prefix of the suggestion for it to stay on screen.
 
+local acceptance = require('fim_lsp.acceptance')
 local config = require('fim_lsp.config')
 local text = require('fim_lsp.text')
 
@@ -30,6 +31,9 @@ M.namespace = api.nvim_create_namespace('fim_lsp.ghost')
 ---@field items fim_lsp.ghost.Item[]
 ---@field index integer which item is shown
 ---@field dismissed_tick? integer changedtick at which the user dismissed; no requests until it changes
+---@field reported? fim_lsp.ghost.Item the item last said to the server to be on screen
+---@field invoked? boolean whether the items answer a request made on purpose (which brings alternatives)
+---@field pending_step? integer how far next/prev moves once the answer to its request comes
 
 ---@type table<integer, fim_lsp.ghost.Buffer>
 local buffers = {}
@@ -114,6 +118,10 @@ local function render(bufnr)
     hl_mode = 'combine',
     priority = 200,
   })
+  if state.reported ~= item then
+    state.reported = item
+    acceptance.shown(item.client_id, item.insert_text, item.command)
+  end
   return true
 end
 
@@ -205,7 +213,10 @@ function M.request(bufnr, trigger_kind)
       return
     end
     state.items = to_items(bufnr, client, result, cursor)
-    state.index = 1
+    state.invoked = trigger_kind == 1
+    local step = state.pending_step
+    state.pending_step = nil
+    state.index = (step and #state.items > 0) and (step % #state.items) + 1 or 1
     render(bufnr)
   end, bufnr)
   state.pending = ok and id or nil
@@ -337,10 +348,11 @@ function M.accept(bufnr, part)
     if item.command then
       local client = vim.lsp.get_client_by_id(item.client_id)
       if client then
-        client:exec_cmd(item.command, { bufnr = bufnr })
+        client:exec_cmd(acceptance.accept_command(item.command, chunk), { bufnr = bufnr })
       end
     end
   else
+    acceptance.partly_accepted(item.client_id, item.insert_text, item.command, chunk)
     -- The rest stays on screen; the TextChangedI that follows finds it still matches.
     render(bufnr)
   end
@@ -353,6 +365,12 @@ end
 function M.select(bufnr, count)
   local state = buffers[bufnr]
   if not state or #state.items == 0 then
+    return
+  end
+  if #state.items == 1 and not state.invoked then
+    -- Typing got the first suggestion alone: ask on purpose, which brings the others, then move.
+    state.pending_step = count
+    M.request(bufnr, 1)
     return
   end
   state.index = (state.index - 1 + count) % #state.items + 1

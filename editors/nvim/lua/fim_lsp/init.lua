@@ -132,6 +132,13 @@ function M.status()
   return require('fim_lsp.status').get()
 end
 
+--- What became of the suggestions, counted by the running servers in memory (never on disk): shown,
+--- accepted whole, partly accepted, characters accepted. nil when no server answers.
+---@return fim_lsp.Stats?
+function M.stats()
+  return require('fim_lsp.acceptance').stats()
+end
+
 --- A short statusline component, e.g. `fim-lsp ✓ 212ms`; '' when no server runs.
 ---@return string
 function M.statusline()
