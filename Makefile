@@ -48,7 +48,7 @@ run: model ## set up, then complete sample files through the real LSP protocol
 	$(BIN)/fim-lsp demo $(if $(MODEL),--model $(MODEL))
 
 .PHONY: test
-test: model test-model editors-setup ## set up, then run every test (real models and real editors included)
+test: model test-model editors-setup warmup-setup ## set up, then run every test (real models, real editors and the warm-up included)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit

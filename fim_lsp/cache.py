@@ -33,6 +33,7 @@ def cache_key(
     digest = hashlib.blake2b(digest_size=16)
     shaping = (
         settings.model,
+        settings.adapter,
         settings.engine,
         settings.budget_cap,
         settings.suffix_share,

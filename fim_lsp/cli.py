@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     dataset.register_cli(commands)
     demo.register_cli(commands)
+    from fim_lsp.warmup import cli as warmup
+
+    warmup.register_cli(commands)
     return parser
 
 

@@ -81,6 +81,11 @@ class Settings:
     installed model whose prompts this machine evaluates in time (measured once per model, llama.cpp
     build and CPU; `fim-lsp doctor` says what was chosen and why)."""
 
+    adapter: str | None = None
+    """Path of a LoRA adapter (GGUF, made by `fim-lsp warmup`, or its name in fim-lsp's cache of
+    adapters) that the embedded engine applies over the model; it must have been trained on that very
+    model file. Remote engines run their own model and ignore it."""
+
     threads: int | None = attrs.field(default=None, validator=_positive)
     """CPU threads for the embedded engine; unset means one per core."""
 

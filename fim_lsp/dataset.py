@@ -22,7 +22,7 @@ import logging
 import random
 import re
 import sys
-from collections.abc import Callable, Container, Iterator, Sequence
+from collections.abc import Callable, Collection, Container, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -194,15 +194,32 @@ def estimate_tokens(text: str) -> int:
     return (len(text) + 3) // 4
 
 
-def cut_tasks(repo: Path, per_kind: int, seed: int = 1, kinds: Sequence[Kind] = KINDS) -> list[DatasetTask]:
-    """Up to `per_kind` tasks of each kind from the repository at `repo`, spread over its files."""
-    from fim_lsp.workspace.index import WorkspaceIndex
+def source_files(repo: Path) -> list[str]:
+    """The paths (relative to `repo`) of the source files the workspace index reads there, sorted."""
+    index, _root = _indexed(repo)
+    return sorted(entry.relative for entry in _source_entries(index))
 
-    index = WorkspaceIndex()
-    root = index.add_folder(repo)
-    index.build()
+
+def cut_tasks(
+    repo: Path,
+    per_kind: int,
+    seed: int = 1,
+    kinds: Sequence[Kind] = KINDS,
+    *,
+    leave_out: Collection[str] = (),
+    only: Collection[str] | None = None,
+) -> list[DatasetTask]:
+    """Up to `per_kind` tasks of each kind from the repository at `repo`, spread over its files.
+
+    `leave_out` names files (relative paths) the repository is taken without: no hole is cut in them and
+    no snippet shows them (held out from training). `only`, when given, names the files holes are cut
+    from; the others still serve snippets."""
+    index, root = _indexed(repo)
+    for entry in _source_entries(index):
+        if entry.relative in leave_out:
+            index.remove_file(entry.path)
     files = sorted(
-        (entry for entry in (index.get(p) for p in index.paths()) if entry is not None and entry.language),
+        (e for e in _source_entries(index) if only is None or e.relative in only),
         key=lambda entry: entry.relative,
     )
     if not files:
@@ -235,6 +252,21 @@ def cut_tasks(repo: Path, per_kind: int, seed: int = 1, kinds: Sequence[Kind] = 
                 )
             )
     return tasks
+
+
+def _indexed(repo: Path) -> tuple[Any, str]:
+    """A built workspace index of `repo`, and the folder's root as the index names it."""
+    from fim_lsp.workspace.index import WorkspaceIndex
+
+    index = WorkspaceIndex()
+    root = index.add_folder(repo)
+    index.build()
+    return index, root
+
+
+def _source_entries(index: Any) -> list[Any]:
+    """The index's files in a language it reads."""
+    return [entry for entry in (index.get(p) for p in index.paths()) if entry is not None and entry.language]
 
 
 def _candidates(

@@ -210,6 +210,9 @@ def run_checks(model: str, engine: Any = None) -> list[Check]:
     if all(verdict != "FAIL" for verdict, what, _ in checks if what in ("model", "llama-cpp-python")):
         checks.extend(_check_choice(model))
         checks.extend(_check_template(model))
+    from fim_lsp.warmup.adapters import doctor_checks
+
+    checks.extend(doctor_checks())
     return checks
 
 

@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 State = Literal["idle", "loading", "ready", "error"]
 
 #: Settings whose change means the engine must be built again.
-_ENGINE_FIELDS = ("model", "threads", "gpu_layers", "context_size", "prompt_memory_mb", "engine")
+_ENGINE_FIELDS = ("model", "adapter", "threads", "gpu_layers", "context_size", "prompt_memory_mb", "engine")
 #: How much nicer than the server's other threads the model's worker runs (Linux): when both want a core,
 #: answers that need no model (typed-through, the cache), cancels and the JSON-RPC traffic come first,
 #: and the model loses nothing while they are idle. llama.cpp's compute threads are started from the

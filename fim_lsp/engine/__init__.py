@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import CancelToken, Engine, Generation, GenerationRequest, StopReason
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["CancelToken", "Engine", "Generation", "GenerationRequest", "StopReason", "create_engine"]
 
@@ -16,5 +20,8 @@ def create_engine(settings: Settings) -> Engine:
 
         return LlamaCppEngine.from_settings(settings)
     from fim_lsp.engine.remote import create_remote_engine
+
+    if settings.adapter:
+        logger.warning("the adapter setting is ignored: the %s engine runs the model its server loaded", kind)
 
     return create_remote_engine(settings)

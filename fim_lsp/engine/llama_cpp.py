@@ -239,6 +239,12 @@ class LlamaCppEngine(Engine):
 
         choice = choose_model(settings)
         path = resolve_model(choice.model)
+        adapter = None
+        if settings.adapter:
+            from fim_lsp.warmup.adapters import check_adapter, resolve_adapter
+
+            adapter = resolve_adapter(settings.adapter)
+            check_adapter(adapter, path)
         engine = cls(
             path,
             n_ctx=settings.context_size,
@@ -247,6 +253,7 @@ class LlamaCppEngine(Engine):
             template_family=settings.engine.template,
             use_mmap=maps_safely(path),
             prompt_memory_mb=settings.prompt_memory_mb,
+            adapter=adapter,
         )
         engine.choice = choice.reason
         manifest = known_models().get(choice.model)

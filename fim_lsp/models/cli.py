@@ -109,13 +109,17 @@ def _handles_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[a
 def _list_command(args: argparse.Namespace) -> int:
     from fim_lsp.config import Settings
     from fim_lsp.fit import choose_model
+    from fim_lsp.warmup import adapters
 
     # The model `auto` loads here (its speed is measured once, loading each installed model).
-    report = model_report(choose_model(Settings()).model)
+    report = adapters.attach_to_report(model_report(choose_model(Settings()).model))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print(format_table(report))
+        listing = adapters.format_list(report)
+        if listing:
+            print(listing)
     return 0
 
 

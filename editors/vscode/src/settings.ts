@@ -13,6 +13,7 @@ export const SECTION = "fimLsp";
 /** Top-level server settings, in the order `fim_lsp/config.py` declares them. */
 const SERVER_KEYS = [
   "model",
+  "adapter",
   "threads",
   "gpuLayers",
   "contextSize",

@@ -1,0 +1,256 @@
+"""The warm-up's pure parts: held-out files, GGUF headers, adapter records and checks, the schedule.
+
+No torch here: these run in the server's own install. Training itself is tested in tests/warmup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fim_lsp.cache import cache_key
+from fim_lsp.config import Settings, parse_settings
+from fim_lsp.errors import ConfigurationError, ModelCorruptError, ModelMissingError
+from fim_lsp.warmup import adapters
+from fim_lsp.warmup.data import held_out_files
+from fim_lsp.warmup.gguf_file import read_header
+from fim_lsp.warmup.train import TrainConfig, learning_rate
+
+# --- a GGUF writer small enough to trust (the format's header, by hand) -------------------------------
+
+
+def _string(text: str) -> bytes:
+    data = text.encode()
+    return struct.pack("<Q", len(data)) + data
+
+
+def _value(value: Any) -> bytes:
+    if isinstance(value, bool):
+        return struct.pack("<I?", 7, value)
+    if isinstance(value, int):
+        return struct.pack("<IQ", 10, value)
+    if isinstance(value, float):
+        return struct.pack("<If", 6, value)
+    if isinstance(value, str):
+        return struct.pack("<I", 8) + _string(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return struct.pack("<IIQ", 9, 8, len(value)) + b"".join(_string(v) for v in value)
+    if isinstance(value, list):
+        return struct.pack("<IIQ", 9, 5, len(value)) + struct.pack(f"<{len(value)}i", *value)
+    raise TypeError(value)
+
+
+def write_gguf(path: Path, metadata: dict[str, Any], tensors: dict[str, tuple[tuple[int, ...], int]]) -> Path:
+    """A GGUF file with `metadata` and the tensor table of `tensors` ({name: (dims, byte offset)}, type
+    F32); the tensor data itself is zeros."""
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(metadata))
+    for key, value in metadata.items():
+        head += _string(key) + _value(value)
+    for name, (dims, offset) in tensors.items():
+        head += _string(name) + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims)
+        head += struct.pack("<IQ", 0, offset)
+    head += b"\0" * (-len(head) % 32)
+    path.write_bytes(head + b"\0" * 64)
+    return path
+
+
+def adapter_metadata(base_sha256: str, **more: Any) -> dict[str, Any]:
+    return {
+        adapters.ARCHITECTURE: "qwen2",
+        adapters.GENERAL_TYPE: "adapter",
+        adapters.ADAPTER_TYPE: "lora",
+        adapters.LORA_ALPHA: 32.0,
+        adapters.BASE_SHA256: base_sha256,
+        adapters.BASE_NAME: "a-model",
+        adapters.RANK: 16,
+        adapters.FIM_ORDER: "spm",
+        adapters.STEPS: 80,
+        adapters.SOURCES: "rich,click",
+        **more,
+    }
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """fim-lsp's cache in a temporary folder, with no known models."""
+    monkeypatch.setenv("FIM_LSP_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "manifests").mkdir()
+    monkeypatch.setenv("FIM_LSP_MANIFEST_PATH", str(tmp_path / "manifests"))
+    return tmp_path / "cache"
+
+
+# --- held-out files -----------------------------------------------------------------------------------
+
+
+def test_held_out_files_are_the_same_on_every_run_and_about_the_share() -> None:
+    files = [f"pkg/module_{i}.py" for i in range(400)]
+    chosen = held_out_files(files, 0.1, seed=1)
+    assert chosen == held_out_files(list(reversed(files)), 0.1, seed=1)
+    assert 20 <= len(chosen) <= 60
+    assert chosen != held_out_files(files, 0.1, seed=2)
+
+
+def test_a_file_keeps_its_place_when_others_are_added() -> None:
+    files = [f"a/{i}.py" for i in range(50)]
+    before = held_out_files(files, 0.2, seed=1)
+    after = held_out_files([*files, *(f"b/{i}.py" for i in range(50))], 0.2, seed=1)
+    assert before == {f for f in after if f.startswith("a/")}
+
+
+def test_at_least_one_file_is_held_out_of_a_small_folder() -> None:
+    assert len(held_out_files(["x.py", "y.py"], 0.01, seed=1)) == 1
+    assert held_out_files(["x.py", "y.py"], 0.0, seed=1) == set()
+    assert held_out_files(["only.py"], 0.5, seed=1) <= {"only.py"}
+
+
+# --- GGUF headers -------------------------------------------------------------------------------------
+
+
+def test_header_values_of_every_kind_are_read(tmp_path: Path) -> None:
+    metadata = {
+        "a.int": 7,
+        "a.float": 0.5,
+        "a.flag": True,
+        "a.text": "héllo",
+        "a.ids": [1, -2, 3],
+        "a.words": ["x", "yz"],
+    }
+    path = write_gguf(tmp_path / "m.gguf", metadata, {"t.weight": ((4, 2), 0), "u.weight": ((3,), 32)})
+    header = read_header(path)
+    assert header.metadata == metadata
+    table = header.tensors
+    assert table["t.weight"].dims == (4, 2)
+    assert table["u.weight"].offset - table["t.weight"].offset == 32
+    assert table["t.weight"].offset % 32 == 0  # data starts aligned after the header
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"GGML" + b"\0" * 20,
+        b"GGUF" + struct.pack("<I", 9) + b"\0" * 16,
+        b"GGUF" + struct.pack("<IQQ", 3, 0, 1),
+    ],
+    ids=["empty", "other-magic", "future-version", "cut-short"],
+)
+def test_a_file_that_is_no_gguf_is_refused(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "bad.gguf"
+    path.write_bytes(content)
+    with pytest.raises((ValueError, struct.error)):
+        read_header(path)
+
+
+# --- adapter records ----------------------------------------------------------------------------------
+
+
+def test_an_adapter_says_what_it_was_trained_on(tmp_path: Path) -> None:
+    path = write_gguf(tmp_path / "a.gguf", adapter_metadata("ab" * 32), {})
+    info = adapters.adapter_info(path)
+    assert (info.base_sha256, info.base_name, info.rank, info.steps, info.fim_order) == (
+        "ab" * 32,
+        "a-model",
+        16,
+        80,
+        "spm",
+    )
+
+
+def test_a_model_file_is_no_adapter(tmp_path: Path) -> None:
+    path = write_gguf(
+        tmp_path / "model.gguf", {adapters.ARCHITECTURE: "qwen2", adapters.GENERAL_TYPE: "model"}, {}
+    )
+    with pytest.raises(ModelCorruptError, match="not a LoRA adapter"):
+        adapters.adapter_info(path)
+
+
+def test_an_adapter_that_does_not_name_its_base_is_refused(tmp_path: Path) -> None:
+    metadata = adapter_metadata("ab" * 32)
+    del metadata[adapters.BASE_SHA256]
+    with pytest.raises(ModelCorruptError, match="does not record the model"):
+        adapters.adapter_info(write_gguf(tmp_path / "a.gguf", metadata, {}))
+
+
+def test_an_adapter_is_found_by_path_or_by_name_in_the_cache(cache: Path, tmp_path: Path) -> None:
+    (cache / "adapters").mkdir(parents=True)
+    named = write_gguf(cache / "adapters" / "mine.gguf", adapter_metadata("ab" * 32), {})
+    elsewhere = write_gguf(tmp_path / "other.gguf", adapter_metadata("ab" * 32), {})
+    assert adapters.resolve_adapter("mine") == named
+    assert adapters.resolve_adapter("mine.gguf") == named
+    assert adapters.resolve_adapter(str(elsewhere)) == elsewhere.resolve()
+    with pytest.raises(ModelMissingError, match="no adapter file"):
+        adapters.resolve_adapter("absent")
+
+
+def test_an_adapter_for_another_model_file_is_refused_naming_both(cache: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"GGUF one model")
+    other = tmp_path / "other.gguf"
+    other.write_bytes(b"GGUF another model")
+    adapter = write_gguf(
+        tmp_path / "a.gguf", adapter_metadata(hashlib.sha256(model.read_bytes()).hexdigest()), {}
+    )
+    assert adapters.check_adapter(adapter, model).base_name == "a-model"
+    with pytest.raises(ConfigurationError) as refused:
+        adapters.check_adapter(adapter, other)
+    message = str(refused.value)
+    assert "trained on a-model" in message and "other.gguf" in message and "warmup" in message
+
+
+def test_models_report_lists_each_models_adapters(cache: Path, tmp_path: Path) -> None:
+    (cache / "adapters").mkdir(parents=True)
+    write_gguf(cache / "adapters" / "for-a.gguf", adapter_metadata("aa" * 32), {})
+    write_gguf(cache / "adapters" / "for-b.gguf", adapter_metadata("bb" * 32, **{adapters.STEPS: 5}), {})
+    (cache / "adapters" / "broken.gguf").write_bytes(b"not a gguf")
+    report = adapters.attach_to_report(
+        [{"name": "a", "sha256": "aa" * 32}, {"name": "c", "sha256": "cc" * 32}]
+    )
+    assert [entry["path"].rsplit("/", 1)[-1] for entry in report[0]["adapters"]] == ["for-a.gguf"]
+    assert report[1]["adapters"] == []
+    listing = adapters.format_list(report)
+    assert "for-a.gguf: for a" in listing and "for-b.gguf: for an unknown model" in listing
+    assert [verdict for verdict, _what, _detail in adapters.doctor_checks()] == ["ok", "ok"]
+
+
+# --- settings -----------------------------------------------------------------------------------------
+
+
+def test_the_adapter_setting_is_a_string_and_part_of_the_cache_key() -> None:
+    settings, problems = parse_settings({"adapter": "/x/a.gguf"})
+    assert settings.adapter == "/x/a.gguf" and not problems
+    _, problems = parse_settings({"adapter": 3})
+    assert problems
+    assert cache_key("x = 1", 3, "python", Settings()) != cache_key("x = 1", 3, "python", settings)
+
+
+def test_a_remote_engine_says_it_ignores_the_adapter(caplog: pytest.LogCaptureFixture) -> None:
+    from fim_lsp.engine import create_engine
+
+    settings, _ = parse_settings(
+        {"adapter": "/x/a.gguf", "engine": {"kind": "openai", "url": "http://127.0.0.1:9/v1", "model": "m"}}
+    )
+    with caplog.at_level(logging.WARNING, logger="fim_lsp.engine"):
+        engine = create_engine(settings)
+    engine.close()
+    assert [r.message for r in caplog.records if "adapter" in r.message] == [
+        "the adapter setting is ignored: the openai engine runs the model its server loaded"
+    ]
+
+
+# --- the learning rate --------------------------------------------------------------------------------
+
+
+def test_the_learning_rate_rises_then_falls_to_a_tenth() -> None:
+    config = TrainConfig(steps=100, warmup_steps=10, learning_rate=1e-3)
+    rates = [learning_rate(config, step) for step in range(100)]
+    assert rates[0] == pytest.approx(1e-4)
+    assert max(rates) == pytest.approx(1e-3)
+    assert all(a <= b for a, b in itertools.pairwise(rates[:11]))
+    assert all(a >= b for a, b in itertools.pairwise(rates[10:]))
+    assert learning_rate(config, 100) == pytest.approx(1e-4)
