@@ -96,15 +96,10 @@ def load_model(model_path: Path, dtype: str = "float32", device: str = "cpu") ->
     import torch
     from transformers import AutoModelForCausalLM
 
-    try:
-        from transformers.initialization import no_init_weights
-    except ImportError:  # an older transformers: initializing first only costs time
-        no_init_weights = nullcontext  # type: ignore[assignment]
-
     header = read_header(model_path)
     architecture, blocks = architecture_of(header)
     config = config_of(header)
-    with no_init_weights():
+    with _skipping_initialization():
         model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
     names = gguf_name_map(architecture, blocks)
     data = np.memmap(model_path, dtype=np.uint8, mode="r")
@@ -125,3 +120,13 @@ def load_model(model_path: Path, dtype: str = "float32", device: str = "cpu") ->
     if config.tie_word_embeddings:
         model.tie_weights()
     return model.to(device)
+
+
+def _skipping_initialization() -> Any:
+    """transformers' context that skips initializing weights about to be overwritten; where it has none
+    (an older transformers), initializing first only costs time."""
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:
+        return nullcontext()
+    return no_init_weights()
