@@ -64,9 +64,13 @@ def opens_unfilled_block(middle: str, cursor: CursorLine, language: str | None) 
 
 
 def _restates_next_line(line: str, cursor: CursorLine) -> bool:
-    """Whether `line`, an answer that starts a new line after the cursor's, is the file's next line again:
-    the model skipped the hole and went on with what follows it (BLOCK cuts such lines the same way)."""
-    if not line.startswith("\n") or cursor.text_after:
+    """Whether `line` is what already follows the hole: the rest of the cursor's line again (shown, it
+    would repeat the text right of the cursor), or, for an answer that starts a new line after the
+    cursor's, the file's next line. The model skipped the hole and went on with what follows it (BLOCK
+    cuts such lines the same way)."""
+    if cursor.text_after:
+        return not line.startswith("\n") and line.strip() == cursor.after.strip()
+    if not line.startswith("\n"):
         return False
     following = cursor.next_suffix_line()
     return following is not None and same_line(line.strip("\n"), following)

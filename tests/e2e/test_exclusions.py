@@ -55,7 +55,8 @@ def workspace(tmp_path: Path) -> Path:
 
 async def remote_editor(start_editor: StartEditor, server: FaultServer, folder: Path) -> Editor:
     engine = {"kind": "openai", "url": f"{server.url}/v1", "model": MODEL, "template": "qwen2.5-coder"}
-    editor = await start_editor({"engine": engine}, progress=True, root_uri=folder.as_uri())
+    settings = {"engine": engine, "workspaceContext": True}
+    editor = await start_editor(settings, progress=True, root_uri=folder.as_uri())
     await editor.wait_until("ready", timeout=60)
     await indexing_ended(editor.client)
     return editor

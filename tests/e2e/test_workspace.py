@@ -88,10 +88,11 @@ async def test_a_function_from_another_file_of_the_workspace_is_used(start_edito
 
 
 async def start_with_folder(start_editor, folder: Path, settings: dict | None = None):
-    """Start the editor with `folder` as its workspace: the fixture's initialize carries the folder
-    through `rootUri`, which fim-lsp reads when `workspaceFolders` is absent."""
+    """Start the editor with `folder` as its workspace and snippets from it in prompts (off by default):
+    the fixture's initialize carries the folder through `rootUri`, which fim-lsp reads when
+    `workspaceFolders` is absent."""
     return await start_editor(
-        {"model": FAST_MODEL, "maxNewTokens": 24, **(settings or {})},
+        {"model": FAST_MODEL, "maxNewTokens": 24, "workspaceContext": True, **(settings or {})},
         progress=True,
         root_uri=folder.as_uri(),
     )

@@ -94,6 +94,15 @@ end
 @pytest.mark.parametrize(
     ("marked", "middle", "language", "shape", "eot", "expected"),
     [
+        pytest.param(
+            "def gr█eet(name):\n    return name\n",
+            "eet(name):",
+            "python",
+            LINE,
+            True,
+            None,
+            id="python-line-that-is-the-rest-of-the-line-again-is-nothing-to-insert",
+        ),
         # --- Python, blocks ---
         pytest.param(
             PY_LOOP,
