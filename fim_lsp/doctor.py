@@ -22,9 +22,6 @@ if TYPE_CHECKING:
 
 Check = tuple[str, str, str]  # (verdict, what, detail)
 
-#: Characters of real code doctor evaluates to time this machine (about 300 tokens): enough to fill a
-#: batch the way a prompt does, few enough that a slow machine answers in seconds.
-SPEED_PROMPT_CHARS = 1200
 #: Tokens doctor lets the model write to time its writing speed.
 SPEED_NEW_TOKENS = 24
 #: Tokens of a typical one-line answer, for the estimate of a keystroke with a warm cache.
@@ -112,6 +109,7 @@ def _check_speed(engine: Engine, model: str) -> Check:
 
     from fim_lsp.config import Settings
     from fim_lsp.engine.base import GenerationRequest
+    from fim_lsp.fit import SPEED_PROMPT_CHARS
     from fim_lsp.models import fast_model
     from fim_lsp.prompt import FimPrompt
 

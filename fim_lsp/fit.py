@@ -28,8 +28,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Characters of real code evaluated to time a model (about 400 tokens: several chunks, as a prompt is).
-SPEED_PROMPT_CHARS = 1600
+#: Characters of real code evaluated to time a model: about 1,000 tokens, a cold prompt's size. Each
+#: token costs more the more context is before it, so a shorter prompt overstates the rate a whole
+#: prompt gets, and a budget sized from it is not evaluated in time.
+SPEED_PROMPT_CHARS = 4000
+#: Marks how speeds are measured in their key, so that speeds measured another way are measured again.
+SPEED_METHOD = "p4000"
 #: Tokens written to time the writing speed.
 SPEED_NEW_TOKENS = 16
 #: The least context budget worth loading a model for: below it the larger model's answers, made from
@@ -73,7 +77,7 @@ def machine_key(model_sha256: str, threads: int | None) -> str:
     except (OSError, StopIteration):
         flags = os.uname().machine
     cpu = hashlib.sha256((system + flags).encode()).hexdigest()[:16]
-    return f"{model_sha256[:16]}/{llama_cpp.__version__}/{cpu}/{threads or os.cpu_count()}"
+    return f"{model_sha256[:16]}/{llama_cpp.__version__}/{cpu}/{threads or os.cpu_count()}/{SPEED_METHOD}"
 
 
 def _read_speeds() -> dict[str, dict[str, float]]:
@@ -85,8 +89,9 @@ def _read_speeds() -> dict[str, dict[str, float]]:
 
 
 def _write_speed(key: str, speed: Speed) -> None:
-    """Keep `speed` for `key`, each rate the fastest measured yet: other work on the machine only ever
-    slows a measurement down, so the fastest is the nearest to what the machine can do."""
+    """Keep `speed` for `key`, each rate the fastest measured yet (every measurement times the same
+    prompt): other work on the machine only ever slows a measurement down, so the fastest is the
+    nearest to what the machine can do."""
     speeds = _read_speeds()
     old = speeds.get(key) or {}
     with contextlib.suppress(KeyError, TypeError, ValueError):  # nothing kept yet, or not numbers
@@ -139,14 +144,6 @@ def measure_speed(path: Path, threads: int | None) -> Speed:
         return Speed(round(prompt_rate, 1), round(writing, 1))
     finally:
         engine.close()
-
-
-def remember_speed(manifest: ModelManifest, threads: int | None, speed: Speed) -> None:
-    """Keep a speed an engine saw while it worked (the fastest measured is what is kept)."""
-    try:
-        _write_speed(machine_key(manifest.sha256, threads), speed)
-    except OSError as exc:
-        logger.debug("cannot keep the speed of %s: %s", manifest.name, exc)
 
 
 def speed_of(manifest: ModelManifest, threads: int | None, *, measure: bool = True) -> Speed | None:

@@ -41,8 +41,10 @@ PROMPT_CHUNK_TOKENS = 128
 PROMPT_SLOTS = 4
 #: Most alternative middles written beside the first; each takes a sequence of its own after the slots'.
 MAX_ALTERNATIVES = 4
-#: Chunks this short are left out of the measured prompt speed: fixed costs dominate them.
-RATE_MIN_TOKENS = 32
+#: Evaluations shorter than this are left out of the measured prompt speed: the speed that sizes
+#: prompts is a whole cold prompt's, and a few tokens go faster (fixed costs aside, each token costs
+#: more the more context is before it).
+RATE_MIN_TOKENS = 512
 #: Weight of a new measurement in the running prompt and writing speeds.
 RATE_WEIGHT = 0.3
 #: Times a middle that ended before writing anything but spaces is made to go on (`write_something`):
@@ -113,14 +115,11 @@ class RunningRate:
     """A speed in tokens a second, measured as work is done (a running average)."""
 
     value: float | None = None
-    fastest: float = 0.0
-    """The fastest single measurement (what the machine does when nothing else runs on it)."""
 
     def observe(self, tokens: int, seconds: float) -> None:
         if seconds <= 0 or tokens <= 0:
             return
         seen = tokens / seconds
-        self.fastest = max(self.fastest, seen)
         self.value = seen if self.value is None else self.value + RATE_WEIGHT * (seen - self.value)
 
 
@@ -219,8 +218,6 @@ class LlamaCppEngine(Engine):
         self.write_speed = RunningRate()
         #: Why this model was loaded (the `auto` setting's choice, or the settings naming it).
         self.choice = "named by path"
-        #: Where the speeds seen while working are kept on close (a known model), for `fim_lsp.fit`.
-        self.speed_record: tuple[Any, int | None] | None = None
         logger.info(
             "loaded %s in %.2f s (%s, template %s, %d threads, gpu offload %s, %d cache cells)",
             model_path.name,
@@ -257,7 +254,6 @@ class LlamaCppEngine(Engine):
         )
         engine.choice = choice.reason
         manifest = known_models().get(choice.model)
-        engine.speed_record = (manifest, settings.threads) if manifest is not None else None
         speed = choice.speed
         if speed is None and manifest is not None:
             speed = known_speed(manifest, settings.threads)
@@ -473,10 +469,10 @@ class LlamaCppEngine(Engine):
 
     def _evaluate(self, slot: Slot, tokens: list[int], request: GenerationRequest) -> StopReason | None:
         """Decode `tokens[len(slot.tokens):-1]` into `slot`, chunk by chunk; stop early when interrupted."""
+        began, first = time.monotonic(), len(slot.tokens)
         while len(slot.tokens) < len(tokens) - 1:
             start = len(slot.tokens)
             chunk = tokens[start : min(start + PROMPT_CHUNK_TOKENS, len(tokens) - 1)]
-            began = time.monotonic()
             try:
                 self._decode(slot, chunk, logits=False)
             except _DecodeFailed:
@@ -484,8 +480,8 @@ class LlamaCppEngine(Engine):
                 if reason is None:
                     raise
                 return reason
-            if len(chunk) >= RATE_MIN_TOKENS:
-                self.prompt_speed.observe(len(chunk), time.monotonic() - began)
+        if len(slot.tokens) - first >= RATE_MIN_TOKENS:
+            self.prompt_speed.observe(len(slot.tokens) - first, time.monotonic() - began)
         return None
 
     def _forget_aborted_tokens(self) -> None:
@@ -788,16 +784,6 @@ class LlamaCppEngine(Engine):
 
     def close(self) -> None:
         import llama_cpp
-
-        if self.speed_record is not None and self.prompt_speed.fastest and self.write_speed.fastest:
-            from fim_lsp.fit import Speed, remember_speed
-
-            manifest, threads = self.speed_record
-            remember_speed(
-                manifest,
-                threads,
-                Speed(round(self.prompt_speed.fastest, 1), round(self.write_speed.fastest, 1)),
-            )
 
         if self._batch is not None:
             llama_cpp.llama_batch_free(self._batch)

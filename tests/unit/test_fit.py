@@ -66,7 +66,8 @@ def test_a_measured_speed_is_remembered_per_model_and_machine(monkeypatch, tmp_p
 def test_the_fastest_speed_measured_is_kept(monkeypatch, tmp_path):
     monkeypatch.setenv("FIM_LSP_CACHE_DIR", str(tmp_path))
     manifest = known_models()[FAST]
-    fit.remember_speed(manifest, 2, fit.Speed(80.0, 20.0))  # measured while other work ran
-    fit.remember_speed(manifest, 2, fit.Speed(250.0, 18.0))
-    fit.remember_speed(manifest, 2, fit.Speed(120.0, 40.0))
+    key = fit.machine_key(manifest.sha256, 2)
+    fit._write_speed(key, fit.Speed(80.0, 20.0))  # measured while other work ran
+    fit._write_speed(key, fit.Speed(250.0, 18.0))
+    fit._write_speed(key, fit.Speed(120.0, 40.0))
     assert fit.known_speed(manifest, threads=2) == fit.Speed(250.0, 40.0)
