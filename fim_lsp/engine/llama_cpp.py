@@ -13,8 +13,6 @@ import contextlib
 import ctypes
 import logging
 import os
-import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,12 +22,13 @@ from typing import Any
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import Alternative, Engine, Generation, GenerationRequest, StopReason
 from fim_lsp.engine.limits import first_stop
+from fim_lsp.engine.llama_library import aborting, check_gguf, maps_safely, route_llama_logs
 from fim_lsp.engine.slots import PromptSlots, Slot
-from fim_lsp.errors import ConfigurationError, ModelCorruptError, PromptTooLongError
-from fim_lsp.prompt import FimPrompt, FimTemplate, detect_template, known_templates, template_for_family
+from fim_lsp.engine.vocabulary import Vocabulary
+from fim_lsp.errors import ModelCorruptError, PromptTooLongError
+from fim_lsp.prompt import FimPrompt, template_for_family
 
 logger = logging.getLogger(__name__)
-llama_logger = logging.getLogger("fim_lsp.llama_cpp")
 
 #: Prompt tokens evaluated per llama_decode call. Cancellation does not wait for a chunk to finish
 #: (llama.cpp's abort callback stops a decode between graph nodes, see `_install_abort_callback`), but an
@@ -50,64 +49,6 @@ RATE_WEIGHT = 0.3
 #: Times a middle that ended before writing anything but spaces is made to go on (`write_something`):
 #: a model that still wants to end after its best other tokens has nothing to say here.
 MAX_EMPTY_RESTARTS = 2
-#: A token that is (a space and) part of a word: what `heal_word_end` takes off the end of a prompt.
-_WORD_PIECE = re.compile(rb" ?\w+")
-#: Word pieces whose tokens are remembered (`_tokens_starting_with`); past that the memory starts afresh.
-MAX_REMEMBERED_PIECES = 1024
-
-# ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the previous line).
-_GGML_TO_LOGGING = {3: logging.WARNING, 4: logging.ERROR}
-_log_callback: Any = None  # kept referenced: llama.cpp calls it from C for the life of the process
-#: Set while a decode is being aborted on purpose: llama.cpp then logs "failed to decode" as errors,
-#: which are no errors of ours.
-_aborting = threading.Event()
-
-
-def route_llama_logs() -> None:
-    """Send llama.cpp's own log lines to our logger (debug level) instead of the process's stderr."""
-    global _log_callback
-    import llama_cpp
-
-    if _log_callback is not None:
-        return
-
-    @llama_cpp.llama_log_callback
-    def callback(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
-        message = text.decode("utf-8", errors="replace").rstrip()
-        if message:
-            # llama.cpp is chatty at its INFO level; only its warnings and errors are more than debug to us.
-            severity = logging.DEBUG if _aborting.is_set() else _GGML_TO_LOGGING.get(level, logging.DEBUG)
-            llama_logger.log(severity, "%s", message)
-
-    _log_callback = callback
-    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
-
-
-def check_gguf(path: Path) -> None:
-    """Raise ModelCorruptError unless `path` is a readable GGUF file."""
-    try:
-        with path.open("rb") as handle:
-            magic = handle.read(4)
-    except OSError as exc:
-        raise ModelCorruptError(f"cannot read model file {path}: {exc.strerror}") from exc
-    if magic != b"GGUF":
-        raise ModelCorruptError(f"{path} is not a GGUF model file")
-
-
-def maps_safely(path: Path) -> bool:
-    """Whether the model file may be memory-mapped rather than read into the process's own memory.
-
-    A mapped model costs no load-time copy, and its pages are the page cache's: shared by every fim-lsp
-    process (one per editor window) and dropped by the kernel under memory pressure. But a mapped file
-    truncated or overwritten in place (`cp other.gguf model.gguf`) kills the process with SIGBUS on its
-    next read of a missing page. Files in fim-lsp's model cache are only ever replaced by a rename
-    (`models.py` writes a temporary file and renames it), which leaves the mapped inode intact: those
-    are mapped. A model given by any other path is a file fim-lsp does not control, and is read into
-    memory (0.5B: 587 MiB private instead of 486 MiB shared + 151 MiB private; load 0.3 s slower).
-    """
-    from fim_lsp.models import models_dir
-
-    return path.resolve().is_relative_to(models_dir().resolve())
 
 
 @dataclass
@@ -206,13 +147,13 @@ class LlamaCppEngine(Engine):
         self.load_seconds = time.monotonic() - started
         self._interrupt: Callable[[], bool] | None = None
         self._install_abort_callback()
-        self._vocab = self._model.vocab
-        self._vocab_size = llama_cpp.llama_vocab_n_tokens(self._vocab)
-        self.template = template_for_family(template_family) if template_family else self._detect_template()
-        self._stop_token_ids = self._single_token_ids(self.template.stop)
-        self._end_ids: list[int] | None = None
-        self._pieces: list[bytes] | None = None
-        self._starting_with: dict[bytes, list[int]] = {}
+        self.vocabulary = Vocabulary(self._model)
+        self.template = (
+            template_for_family(template_family)
+            if template_family
+            else self.vocabulary.fim_template(model_path.name)
+        )
+        self.vocabulary.stop_at(self.template)
         self.slots = PromptSlots(PROMPT_SLOTS, self.cache_cells)
         self.prompt_speed = RunningRate()
         self.write_speed = RunningRate()
@@ -300,66 +241,12 @@ class LlamaCppEngine(Engine):
         def should_abort(_data: ctypes.c_void_p) -> bool:
             interrupt = self._interrupt
             if interrupt is not None and interrupt():
-                _aborting.set()
+                aborting.set()
                 return True
             return False
 
         self._abort_callback = should_abort  # referenced for as long as llama.cpp may call it
         llama_cpp.llama_set_abort_callback(self._ctx, should_abort, None)
-
-    # -- vocabulary -------------------------------------------------------------------------------------
-
-    def _token_text(self, token: int) -> str:
-        import llama_cpp
-
-        return llama_cpp.llama_vocab_get_text(self._vocab, token).decode("utf-8", errors="replace")
-
-    def _single_token_ids(self, spellings: tuple[str, ...]) -> set[int]:
-        """Ids of those spellings that are one token in this vocabulary."""
-        ids = set()
-        for spelling in spellings:
-            tokens = self.tokenize(spelling)
-            if len(tokens) == 1 and self._token_text(tokens[0]).removeprefix("▁") == spelling:
-                ids.add(tokens[0])
-        return ids
-
-    def _detect_template(self) -> FimTemplate:
-        """The FIM template of this model, from its vocabulary and what llama.cpp read from its metadata."""
-        import llama_cpp
-
-        candidates = {m for t in known_templates().values() for m in t.markers}
-        vocabulary = {self._token_text(i) for i in self._single_token_ids(tuple(candidates))}
-        for getter in ("llama_vocab_fim_pre", "llama_vocab_fim_suf", "llama_vocab_fim_mid"):
-            token = getattr(llama_cpp, getter)(self._vocab)
-            if token >= 0:
-                vocabulary.add(self._token_text(token))
-        template = detect_template(vocabulary)
-        if template is None:
-            raise ConfigurationError(
-                f"{self.model_path.name} has no fill-in-the-middle tokens of a family we know; "
-                "choose a FIM-trained code model, or name its template family in engine.template"
-            )
-        return template
-
-    def _ends_middle(self, token: int) -> bool:
-        import llama_cpp
-
-        return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token)) or token in self._stop_token_ids
-
-    def detokenize(self, tokens: list[int]) -> bytes:
-        return self._model.detokenize(tokens)
-
-    def _tokens_starting_with(self, piece: bytes) -> list[int]:
-        """Every token whose text starts with `piece` (`piece`'s own token among them)."""
-        if self._pieces is None:
-            # Once per model, when first needed: 0.4 s for Qwen's 151,936 tokens here; control tokens
-            # detokenize to nothing and so never match.
-            self._pieces = [self.detokenize([token]) for token in range(self._vocab_size)]
-        if piece not in self._starting_with:
-            if len(self._starting_with) >= MAX_REMEMBERED_PIECES:
-                self._starting_with.clear()
-            self._starting_with[piece] = [t for t, text in enumerate(self._pieces) if text.startswith(piece)]
-        return self._starting_with[piece]
 
     def _logits(self, index: int = -1) -> Any:
         """A copy of the logits of the `index`th token of the last batch (the last one by default)."""
@@ -367,35 +254,15 @@ class LlamaCppEngine(Engine):
         import numpy as np
 
         row = llama_cpp.llama_get_logits_ith(self._ctx, index)
-        return np.ctypeslib.as_array(row, shape=(self._vocab_size,)).copy()
-
-    def _best_token(self, logits: Any, among: list[int] | None = None, *, no_end: bool = False) -> int:
-        """The model's first choice for the next token in `logits`: among `among`, or among all tokens but
-        the end-of-generation ones with `no_end`, or among all (greedy)."""
-        import numpy as np
-
-        if among is not None:
-            return among[int(np.argmax(logits[among]))]
-        if not no_end:
-            return int(np.argmax(logits))
-        if self._end_ids is None:
-            # Once per model, when first needed: ~150,000 quick calls (0.14 s for Qwen's vocabulary here).
-            self._end_ids = [token for token in range(self._vocab_size) if self._ends_middle(token)]
-        logits = logits.copy()
-        logits[self._end_ids] = -np.inf
-        return int(np.argmax(logits))
-
-    def _word_end_piece(self, tokens: list[int]) -> bytes:
-        """The text of the prompt's last token when it is part of a word, else nothing."""
-        if len(tokens) < 2:
-            return b""
-        piece = self.detokenize(tokens[-1:])
-        return piece if _WORD_PIECE.fullmatch(piece) else b""
+        return np.ctypeslib.as_array(row, shape=(self.vocabulary.size,)).copy()
 
     # -- tokens -----------------------------------------------------------------------------------------
 
     def tokenize(self, text: str) -> list[int]:
-        return self._model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        return self.vocabulary.tokenize(text)
+
+    def detokenize(self, tokens: list[int]) -> bytes:
+        return self.vocabulary.detokenize(tokens)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
@@ -501,14 +368,14 @@ class LlamaCppEngine(Engine):
         """Let llama.cpp abort a decode when `request` is cancelled or out of time, and keep our record of
         the cache true after an abort."""
         self._interrupt = lambda: request.interruption() is not None
-        _aborting.clear()
+        aborting.clear()
         try:
             yield
         except _DecodeFailed as exc:
             raise RuntimeError(f"llama_decode failed ({exc.args[0]})") from exc
         finally:
             self._interrupt = None
-            if _aborting.is_set():
+            if aborting.is_set():
                 self._forget_aborted_tokens()
 
     def forget(self) -> None:
@@ -530,7 +397,7 @@ class LlamaCppEngine(Engine):
 
     def generate(self, request: GenerationRequest) -> Generation:
         tokens = self._checked_tokens(request)
-        healing = self._word_end_piece(tokens) if request.heal_word_end else b""
+        healing = self.vocabulary.word_end_piece(tokens) if request.heal_word_end else b""
         if healing:
             tokens = tokens[:-1]
         started = time.monotonic()
@@ -672,11 +539,11 @@ class LlamaCppEngine(Engine):
         and whether it was written instead of the model's end (`write_something`, the first candidate
         only). The token's log-probability is added to the writing's."""
         if healing and not writing.tokens:
-            token = self._best_token(logits, self._tokens_starting_with(healing))
+            token = self.vocabulary.best(logits, self.vocabulary.starting_with(healing))
             writing.add_log_probability(logits, token)
             return token, False
-        token = self._best_token(logits)
-        if not self._ends_middle(token):
+        token = self.vocabulary.best(logits)
+        if not self.vocabulary.ends_middle(token):
             writing.add_log_probability(logits, token)
             return token, False
         first_candidate = writing.seq < PROMPT_SLOTS
@@ -684,7 +551,7 @@ class LlamaCppEngine(Engine):
         if not allowed or writing.text.strip() or writing.restarts >= MAX_EMPTY_RESTARTS:
             return None, False
         writing.restarts += 1
-        token = self._best_token(logits, no_end=True)
+        token = self.vocabulary.best(logits, no_end=True)
         writing.add_log_probability(logits, token)
         return token, True
 
@@ -706,12 +573,12 @@ class LlamaCppEngine(Engine):
         count = min(request.alternatives, MAX_ALTERNATIVES)
         if count <= 0:
             return []
-        among = self._tokens_starting_with(healing) if healing else None
+        among = self.vocabulary.starting_with(healing) if healing else None
         ranked = np.argsort(-logits[among]) if among is not None else np.argsort(-logits)
         firsts: list[int] = []
         for index in ranked[: 8 * count + 8]:
             token = int(among[index]) if among is not None else int(index)
-            if token != main and not self._ends_middle(token):
+            if token != main and not self.vocabulary.ends_middle(token):
                 firsts.append(token)
             if len(firsts) == count:
                 break

@@ -67,7 +67,7 @@ def served_example(
     if prompt.order != "psm" and pipeline._ends_in_word(prompt.prefix) and not planned.held:
         # The engine heals the word at the cursor (`complete` asks it to here): it takes the word's last
         # token off the prompt, and the model's first token must start with that token's text.
-        piece = engine._word_end_piece(tokens)
+        piece = engine.vocabulary.word_end_piece(tokens)
         if piece:
             tokens = tokens[:-1]
             written = piece.decode("utf-8", errors="replace") + written

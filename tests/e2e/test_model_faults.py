@@ -3,7 +3,7 @@
 llama.cpp memory-maps a model by default, and a mapped file truncated in place kills the process with
 SIGBUS on its next read of a page that is gone (measured: exit status -7 on the first completion after
 `truncate`). fim-lsp maps only the files in its own model cache, which it replaces by rename, never in
-place; a model given by path is read into memory (see `fim_lsp.engine.llama_cpp.maps_safely`). So the
+place; a model given by path is read into memory (see `fim_lsp.engine.llama_library.maps_safely`). So the
 running server keeps answering whatever happens to the file; a reload reports the missing file once; and
 when the file is back the next request notices and loads it.
 """

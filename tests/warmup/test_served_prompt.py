@@ -34,7 +34,7 @@ class RecordingEngine(LlamaCppEngine):
     def evaluated_tokens(self, request: GenerationRequest) -> list[int]:
         """The tokens the engine would evaluate for `request` before writing."""
         tokens = self._checked_tokens(request)
-        if request.heal_word_end and self._word_end_piece(tokens):
+        if request.heal_word_end and self.vocabulary.word_end_piece(tokens):
             tokens = tokens[:-1]
         return tokens
 
