@@ -15,7 +15,7 @@ from fim_lsp.syntax.lines import OPENERS, bracket_events, indent_width, opens_bl
 from fim_lsp.syntax.tree import point_of
 
 if TYPE_CHECKING:
-    from tree_sitter import Node
+    from tree_sitter import Node, Tree
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,16 @@ def _python_indent_errors(text: str, depth: int) -> int:
     return errors
 
 
+def _inside_string(tree: Tree, offset: int) -> bool:
+    """Whether byte `offset` is inside a string literal of `tree` (between its quotes)."""
+    node: Node | None = tree.root_node.descendant_for_byte_range(offset, offset)
+    while node is not None:
+        if node.type == "string":
+            return node.start_byte < offset < node.end_byte
+        node = node.parent
+    return False
+
+
 class InsertionChecker:
     """Counts syntax errors of `prefix + middle + suffix` for many middles, re-parsing incrementally."""
 
@@ -102,9 +112,11 @@ class InsertionChecker:
         self._base = self._parser.parse(self._prefix + self._suffix)
         self.base_errors = count_errors(self._base.root_node)
         self._start_point = point_of(self._prefix, len(self._prefix))
-        if language == "python":
-            # Indentation is checked around the insertion only: from the last code line before the
-            # cursor to the first one after the middle, with the bracket depth where that starts.
+        # Indentation is checked around the insertion only: from the last code line before the cursor
+        # to the first one after the middle, with the bracket depth where that starts. Not in a string
+        # (a docstring's lines are indented as its writer likes).
+        self._indentation = language == "python" and not _inside_string(self._base, len(self._prefix))
+        if self._indentation:
             last = prefix.rstrip().rfind("\n") + 1
             self._head, self._tail = prefix[last:], _first_code_lines(suffix)
             self._depth = sum(step for _, step in bracket_events(prefix[:last], "python"))
@@ -129,6 +141,7 @@ class InsertionChecker:
         errors = count_errors(root)
         if self._language == "python":
             errors += _python_empty_blocks(root, start, start + len(inserted))
+        if self._indentation:
             errors += _python_indent_errors(self._head + middle + self._tail, max(0, self._depth))
         return errors
 

@@ -103,6 +103,18 @@ end
             None,
             id="python-line-that-is-the-rest-of-the-line-again-is-nothing-to-insert",
         ),
+        pytest.param(
+            'def wait_writable(sock):\n    """\n    Wait until the socket can be written to.\n\n'
+            "    :raises BusyResourceError: if another task is already waiting for the socket\n"
+            "        to become writable\n    █\n        current thread\n\n"
+            '    """\n    return backend().wait_writable(sock)\n',
+            ":raises NoEventLoopError: if no event loop is running in the",
+            "python",
+            BLOCK,
+            True,
+            ":raises NoEventLoopError: if no event loop is running in the",
+            id="python-docstring-line-is-indented-as-the-docstring-likes",
+        ),
         # --- Python, blocks ---
         pytest.param(
             PY_LOOP,
