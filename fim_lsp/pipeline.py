@@ -245,16 +245,17 @@ def plan(request: CompletionRequest, settings: Settings, engine: Engine) -> Plan
     """The prompt for the cursor in `request`, or the empty completion when there is nothing to ask.
 
     Where the user is typing and the cache holds too little of the prompt to evaluate the rest within
-    `TYPING_LATENCY_S`, the prompt is cut to what fits (the cursor's block and the code nearest to it):
-    ghost text that keeps up with typing, from less context, rather than none until the user stops. The
-    whole prompt is evaluated afterwards, while the user reads or types on (`Plan.shortened`)."""
+    `TYPING_LATENCY_S`, the prompt is cut to what fits (the cursor's block and the code nearest to it),
+    and the answer to the cursor's line: ghost text that keeps up with typing, from less context, rather
+    than none until the user stops (a block would take seconds more to write). The whole prompt is
+    evaluated afterwards, while the user reads or types on, for the next request (`Plan.shortened`)."""
     whole = _plan(request, settings, engine, context_budget(settings, engine))
     if not request.typing or not isinstance(whole, Plan):
         return whole
     short = typing_budget(whole.prompt, settings, engine)
     if short is None:
         return whole
-    shortened = _plan(request, settings, engine, short, workspace=False)
+    shortened = _plan(request, settings, engine, short, workspace=False, line_only=True)
     return replace(shortened, shortened=True) if isinstance(shortened, Plan) else whole
 
 
@@ -273,7 +274,13 @@ def typing_budget(prompt: FimPrompt, settings: Settings, engine: Engine) -> int 
 
 
 def _plan(
-    request: CompletionRequest, settings: Settings, engine: Engine, budget: int, *, workspace: bool = True
+    request: CompletionRequest,
+    settings: Settings,
+    engine: Engine,
+    budget: int,
+    *,
+    workspace: bool = True,
+    line_only: bool = False,
 ) -> Plan | Completion:
     if not 0 <= request.offset <= len(request.text):
         return Completion(None, Shape.NONE, Reason.OUTSIDE_DOCUMENT)
@@ -283,6 +290,8 @@ def _plan(
     snippets = workspace_snippets(request, settings, engine, budget)
     context = build_context(request, settings, engine, budget)
     shape = _shape_in_context(request, context, language)
+    if line_only and shape is Shape.BLOCK:
+        shape = Shape.LINE
     # At column 0 where the code above fixes the indentation, the model is shown it as typed: it then
     # writes the body it should rather than a new top-level definition.
     typed = indentation_to_type(context.prefix, context.suffix, language) if shape is Shape.BLOCK else ""

@@ -501,16 +501,22 @@ class CompletionService:
             self._worker.submit(self._prepare_now, request, made, prepared)
 
     def _prepare_now(self, request: CompletionRequest, made: int, prepared: int) -> None:
-        engine = self._engine
-        if engine is None or made != self._requests_made or prepared != self._prepared:
-            return  # a request, or a newer keystroke, came first
-        try:
-            warm = pipeline.prepare(request, self.settings, engine)
-        except FimError as exc:
-            logger.info("preparing a prompt failed: %s", exc)
-            return
-        if warm is not None:
-            self._warm_up(warm, made, counter="prepared")
+        """The prompt the request after this keystroke will have: the one cut short for typing where the
+        cache holds little of the whole (the cursor just moved to a new place), and then the whole one."""
+        for typing in (True, False):
+            engine = self._engine
+            if engine is None or made != self._requests_made or prepared != self._prepared:
+                return  # a request, or a newer keystroke, came first
+            try:
+                planned = pipeline.plan(replace(request, typing=typing), self.settings, engine)
+            except FimError as exc:
+                logger.info("preparing a prompt failed: %s", exc)
+                return
+            if not isinstance(planned, pipeline.Plan):
+                return
+            self._warm_up(GenerationRequest(prompt=planned.prompt, max_tokens=0), made, counter="prepared")
+            if not planned.shortened:
+                return
 
     def _prefetch(
         self, key: str, request: CompletionRequest, shown: str, then: Callable[[], None] | None = None

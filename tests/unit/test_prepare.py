@@ -10,7 +10,7 @@ import time
 from dataclasses import replace
 
 from fim_lsp import pipeline
-from fim_lsp.completion import CompletionRequest
+from fim_lsp.completion import CompletionRequest, Shape
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import Engine, Generation, GenerationRequest
 from fim_lsp.prompt import template_for_family
@@ -164,6 +164,17 @@ def test_a_request_while_typing_gets_a_prompt_that_fits_the_typing_latency():
     assert typing.prompt.prefix.endswith("total =") and "value_299" in typing.prompt.prefix
 
 
+def test_a_shortened_prompt_is_answered_with_a_line():
+    """A block takes seconds more to write than a line; the block comes from the whole prompt."""
+    text = LONG + "\n\ndef report(values):\n    \n"
+    request = CompletionRequest(text, len(text) - 1, "python", "/w/long.py")
+    settings = Settings(workspace_context=False)
+    whole = pipeline.plan(request, settings, SlowEngine())
+    typing = pipeline.plan(replace(request, typing=True), settings, SlowEngine())
+    assert isinstance(whole, pipeline.Plan) and isinstance(typing, pipeline.Plan)
+    assert whole.shape is Shape.BLOCK and typing.shortened and typing.shape is Shape.LINE
+
+
 def test_a_prompt_the_cache_mostly_holds_is_not_cut_while_typing():
     class Warm(SlowEngine):
         def uncached_tokens(self, prompt) -> int:
@@ -172,6 +183,23 @@ def test_a_prompt_the_cache_mostly_holds_is_not_cut_while_typing():
     request = CompletionRequest(LONG, LONG_OFFSET, "python", "/w/long.py", typing=True)
     planned = pipeline.plan(request, Settings(workspace_context=False), Warm())
     assert isinstance(planned, pipeline.Plan) and not planned.shortened
+
+
+def test_a_keystroke_at_a_new_place_prepares_the_prompt_cut_for_typing_then_the_whole_one():
+    """The request after the keystroke will be cut short (the cache holds little of its whole prompt):
+    that prompt is the one to have ready; the whole one follows, for the requests after it."""
+    engine = SlowEngine()
+    service = _service(engine, prefetch=False)
+    try:
+        request = CompletionRequest(LONG, LONG_OFFSET, "python", "/w/long.py")
+        service.prepare("doc", request)
+        service.wait_ready(timeout=10)
+        short = pipeline.plan(replace(request, typing=True), service.settings, engine)
+        whole = pipeline.plan(request, service.settings, engine)
+        assert isinstance(short, pipeline.Plan) and isinstance(whole, pipeline.Plan) and short.shortened
+        assert [w.prompt for w in engine.warmed] == [short.prompt, whole.prompt]
+    finally:
+        service.shutdown()
 
 
 async def test_after_a_shortened_answer_the_whole_prompt_is_evaluated_and_the_answer_not_cached():
