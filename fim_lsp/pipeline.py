@@ -397,12 +397,18 @@ def complete(
 
 
 def _other_middles(planned: Plan, generation: Generation, first: str | None) -> tuple[str, ...]:
-    """The alternatives, each cut as the first middle is; those cut to nothing, or to a middle already
-    offered, are left out; the rest in the order of the model's own log-probability for them."""
+    """The alternatives, each cut as the first middle is; those cut to nothing, or to the code of a
+    middle already offered (the same lines but for indentation and blank lines: a model's next likeliest
+    first token is often only other whitespace), are left out; the rest in the order of the model's own
+    log-probability for them."""
     ranked = sorted(generation.alternatives, key=lambda other: -other.log_probability)
     offered: list[str] = [first] if first else []
     for other in ranked:
         text = planned.finish(other.text, other.stop_reason == "eot")
-        if text and text not in offered:
+        if text and all(_code_lines(text) != _code_lines(shown) for shown in offered):
             offered.append(text)
     return tuple(offered[1:] if first else offered)
+
+
+def _code_lines(middle: str) -> list[str]:
+    return [line.strip() for line in middle.split("\n") if line.strip()]

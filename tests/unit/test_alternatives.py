@@ -43,6 +43,7 @@ def test_alternatives_are_cut_deduplicated_and_ranked_by_log_probability():
         "sum(xs) / len(xs)\n",
         [
             Alternative("sum(xs) / len(xs)\n", "eot", -0.5),  # the first again: left out
+            Alternative("\n    sum(xs) / len(xs)\n", "eot", -0.4),  # only other whitespace: left out
             Alternative("0 if not xs else sum(xs) / len(xs)\n\nprint('more')", "length", -0.9),
             Alternative("statistics.mean(xs)\n", "eot", -0.3),
             Alternative("", "eot", -0.1),  # nothing: left out
