@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 from fim_lsp.syntax.languages import LANGUAGES, count_errors, new_parser, utf8
 from fim_lsp.syntax.lines import OPENERS, bracket_events, indent_width, opens_block, token_pattern
-from fim_lsp.syntax.tree import point_of
+from fim_lsp.syntax.tree import literal_at, point_of
 
 if TYPE_CHECKING:
-    from tree_sitter import Node, Tree
+    from tree_sitter import Node
 
 logger = logging.getLogger(__name__)
 
@@ -91,16 +91,6 @@ def _python_indent_errors(text: str, depth: int) -> int:
     return errors
 
 
-def _inside_string(tree: Tree, offset: int) -> bool:
-    """Whether byte `offset` is inside a string literal of `tree` (between its quotes)."""
-    node: Node | None = tree.root_node.descendant_for_byte_range(offset, offset)
-    while node is not None:
-        if node.type == "string":
-            return node.start_byte < offset < node.end_byte
-        node = node.parent
-    return False
-
-
 class InsertionChecker:
     """Counts syntax errors of `prefix + middle + suffix` for many middles, re-parsing incrementally."""
 
@@ -115,7 +105,9 @@ class InsertionChecker:
         # Indentation is checked around the insertion only: from the last code line before the cursor
         # to the first one after the middle, with the bracket depth where that starts. Not in a string
         # (a docstring's lines are indented as its writer likes).
-        self._indentation = language == "python" and not _inside_string(self._base, len(self._prefix))
+        self._indentation = (
+            language == "python" and literal_at(self._base.root_node, len(self._prefix)) != "string"
+        )
         if self._indentation:
             last = prefix.rstrip().rfind("\n") + 1
             self._head, self._tail = prefix[last:], _first_code_lines(suffix)

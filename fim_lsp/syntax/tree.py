@@ -163,9 +163,13 @@ def inside_comment_or_string(syntax: DocumentSyntax, text: str, offset: int) -> 
     """'comment' or 'string' when the cursor is inside one (per the tree), else None."""
     if syntax.text is not text and syntax.text != text:
         return None  # the tree is of another version of the text: do not trust it
-    position = syntax.byte_offset(offset)
+    return literal_at(syntax.tree.root_node, syntax.byte_offset(offset))
+
+
+def literal_at(root: Node, position: int) -> str | None:
+    """'comment' or 'string' when byte `position` of the tree under `root` is inside one, else None."""
     probe = max(0, position - 1)
-    node: Node | None = syntax.tree.root_node.descendant_for_byte_range(probe, position)
+    node: Node | None = root.descendant_for_byte_range(probe, position)
     while node is not None:
         if node.type in COMMENT_TYPES and node.start_byte < position <= node.end_byte:
             return "comment"
