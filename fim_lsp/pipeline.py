@@ -249,14 +249,22 @@ def plan(request: CompletionRequest, settings: Settings, engine: Engine) -> Plan
     and the answer to the cursor's line: ghost text that keeps up with typing, from less context, rather
     than none until the user stops (a block would take seconds more to write). The whole prompt is
     evaluated afterwards, while the user reads or types on, for the next request (`Plan.shortened`)."""
+    whole, shortened = _whole_and_shortened(request, settings, engine)
+    return shortened or whole
+
+
+def _whole_and_shortened(
+    request: CompletionRequest, settings: Settings, engine: Engine
+) -> tuple[Plan | Completion, Plan | None]:
+    """The request's whole plan, and the plan cut short for typing when `plan` answers from that."""
     whole = _plan(request, settings, engine, context_budget(settings, engine))
     if not request.typing or not isinstance(whole, Plan):
-        return whole
+        return whole, None
     short = typing_budget(whole.prompt, settings, engine)
     if short is None:
-        return whole
+        return whole, None
     shortened = _plan(request, settings, engine, short, workspace=False, line_only=True)
-    return replace(shortened, shortened=True) if isinstance(shortened, Plan) else whole
+    return whole, replace(shortened, shortened=True) if isinstance(shortened, Plan) else None
 
 
 def typing_budget(prompt: FimPrompt, settings: Settings, engine: Engine) -> int | None:
@@ -311,13 +319,13 @@ def _plan(
     return Plan(prompt, shape, context, language, typed, held)
 
 
-def prepare(request: CompletionRequest, settings: Settings, engine: Engine) -> GenerationRequest | None:
-    """What to evaluate into the engine's cache for a request that is likely to come (the user typed
-    there): its whole prompt, written nothing. None when there would be nothing to ask."""
-    planned = plan(request, settings, engine)
-    if isinstance(planned, Completion):
-        return None
-    return GenerationRequest(prompt=planned.prompt, max_tokens=0)
+def prepare(request: CompletionRequest, settings: Settings, engine: Engine) -> list[GenerationRequest]:
+    """What to evaluate into the engine's cache, in order, for a request that is likely to come (the
+    user typed there), written nothing: its whole prompt, and before it the prompt cut short for typing
+    when the request would be answered from that. Nothing when there would be nothing to ask."""
+    whole, shortened = _whole_and_shortened(request, settings, engine)
+    plans = [planned for planned in (shortened, whole) if isinstance(planned, Plan)]
+    return [GenerationRequest(prompt=planned.prompt, max_tokens=0) for planned in plans]
 
 
 def stream(planned: Plan) -> GenerationRequest | None:

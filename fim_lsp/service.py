@@ -411,8 +411,7 @@ class CompletionService:
             engine = self._engine
             if engine is None or made != self._requests_made:
                 return
-            warm = pipeline.prepare(replace(request, typing=False), self.settings, engine)
-            if warm is not None:
+            for warm in pipeline.prepare(replace(request, typing=False), self.settings, engine):
                 self._warm_up(warm, made, counter="prepared")
 
         with contextlib.suppress(RuntimeError):  # the worker was shut down: the server is exiting
@@ -503,20 +502,18 @@ class CompletionService:
     def _prepare_now(self, request: CompletionRequest, made: int, prepared: int) -> None:
         """The prompt the request after this keystroke will have: the one cut short for typing where the
         cache holds little of the whole (the cursor just moved to a new place), and then the whole one."""
-        for typing in (True, False):
-            engine = self._engine
-            if engine is None or made != self._requests_made or prepared != self._prepared:
-                return  # a request, or a newer keystroke, came first
-            try:
-                planned = pipeline.plan(replace(request, typing=typing), self.settings, engine)
-            except FimError as exc:
-                logger.info("preparing a prompt failed: %s", exc)
+        engine = self._engine
+        if engine is None or made != self._requests_made or prepared != self._prepared:
+            return  # a request, or a newer keystroke, came first
+        try:
+            warms = pipeline.prepare(replace(request, typing=True), self.settings, engine)
+        except FimError as exc:
+            logger.info("preparing a prompt failed: %s", exc)
+            return
+        for warm in warms:
+            if made != self._requests_made or prepared != self._prepared:
                 return
-            if not isinstance(planned, pipeline.Plan):
-                return
-            self._warm_up(GenerationRequest(prompt=planned.prompt, max_tokens=0), made, counter="prepared")
-            if not planned.shortened:
-                return
+            self._warm_up(warm, made, counter="prepared")
 
     def _prefetch(
         self, key: str, request: CompletionRequest, shown: str, then: Callable[[], None] | None = None
