@@ -53,15 +53,13 @@ def adapters_dir() -> Path:
 
 
 @dataclass(frozen=True)
-class AdapterInfo:
-    """An adapter file and what it records about its training."""
+class AdapterRecord:
+    """What `fim-lsp warmup` records in an adapter about its training."""
 
-    path: str
     base_sha256: str
     """sha256 of the GGUF model file the adapter was trained on."""
     base_name: str
     """That model as the warm-up was told it (a known model's name or a file name)."""
-    architecture: str
     rank: int
     alpha: float
     fim_order: str
@@ -72,6 +70,14 @@ class AdapterInfo:
     """Tokens of training sequences it saw."""
     sources: str
     """The folders its tasks were cut from."""
+
+
+@dataclass(frozen=True)
+class AdapterInfo(AdapterRecord):
+    """An adapter file: its record, the architecture it is for, and when it was written."""
+
+    path: str
+    architecture: str
     created: str
 
     def to_json(self) -> dict[str, Any]:

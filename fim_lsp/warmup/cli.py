@@ -218,7 +218,8 @@ def _train_and_export(
     work_dir: Path,
     recipe: dict[str, Any],
 ) -> int:
-    from fim_lsp.warmup.export import AdapterRecord, base_architecture, write_adapter
+    from fim_lsp.warmup.adapters import AdapterRecord
+    from fim_lsp.warmup.export import base_architecture, write_adapter
     from fim_lsp.warmup.train import TrainConfig, train
 
     config = TrainConfig(

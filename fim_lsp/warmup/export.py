@@ -16,31 +16,16 @@ from __future__ import annotations
 import datetime
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fim_lsp.warmup import adapters
+from fim_lsp.warmup.adapters import AdapterRecord
 
 #: Architectures (GGUF names) whose weights llama.cpp keeps in transformers' layout.
 UNPERMUTED_ARCHITECTURES = frozenset({"qwen2"})
-
-
-@dataclass(frozen=True)
-class AdapterRecord:
-    """What an adapter records about its training (see `adapters.AdapterInfo`)."""
-
-    base_sha256: str
-    base_name: str
-    rank: int
-    alpha: float
-    fim_order: str
-    context_budget: int
-    steps: int
-    tokens: int
-    sources: str
 
 
 def base_architecture(model_path: Path) -> tuple[str, int]:

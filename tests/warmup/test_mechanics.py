@@ -109,8 +109,8 @@ def test_llama_cpp_applies_the_exported_adapter_as_transformers_applies_the_lora
 ) -> None:
     """The export's names, shapes and scale are right, and the weights loaded from the GGUF are the
     ones llama.cpp runs: both compute the same logits, which the adapter moves far more than that."""
-    from fim_lsp.warmup.adapters import model_sha256
-    from fim_lsp.warmup.export import AdapterRecord, base_architecture, write_adapter
+    from fim_lsp.warmup.adapters import AdapterRecord, model_sha256
+    from fim_lsp.warmup.export import base_architecture, write_adapter
     from fim_lsp.warmup.train import TrainConfig, lora_weights, with_lora
     from fim_lsp.warmup.weights import load_model
 
