@@ -23,6 +23,7 @@ takes completion away until the editor is restarted. pygls, left alone:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -59,23 +60,24 @@ class _Refused:
 _REFUSED = _Refused()
 
 
-class FramedInput:
-    """The server's stdin, read the way pygls reads it (`readline` for headers, `read` for a body), made
-    to recover from broken framing: a header line is normalised to the one spelling pygls matches
+class _Framing:
+    """What the server's stdin readers share: pygls reads a message as header lines then a body, and
+    after a header it could not use reads every later body as header lines. Each line read is passed
+    through `_frame`: a header line is normalised to the one spelling pygls matches
     (`Content-Length: N\\r\\n`, whatever the case and spacing), a Content-Length over
-    MAX_MESSAGE_BYTES is refused, and when a body is read as header lines (after a header pygls could
-    not use) the next `Content-Length` in it starts a line of its own, so the message after it is read
-    as a message again."""
+    MAX_MESSAGE_BYTES is refused, and when a body is read as header lines the next `Content-Length` in
+    it starts a line of its own, so the message after it is read as a message again."""
 
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
+    def __init__(self) -> None:
         self._pending = b""
 
-    def readline(self) -> bytes:
-        if self._pending:
-            line, self._pending = self._pending, b""
-        else:
-            line = self._stream.readline(MAX_HEADER_READ)
+    def _take_pending(self) -> bytes:
+        line, self._pending = self._pending, b""
+        return line
+
+    def _frame(self, line: bytes) -> bytes | None:
+        """The header line pygls is to see for `line`, or None when none is to be seen yet (what is
+        left of it is kept for the next read)."""
         inside = _CONTENT_LENGTH_INSIDE.search(line, 1)
         if inside is not None:
             # A body that ran into the next message's header: hand back the body's rest as one (ignored)
@@ -84,7 +86,7 @@ class FramedInput:
             if head.strip():
                 logger.warning("skipped %d bytes that were not a well-framed message", len(head))
                 return head
-            return self.readline()
+            return None
         match = _CONTENT_LENGTH.fullmatch(line)
         if match is None:
             return line
@@ -94,8 +96,61 @@ class FramedInput:
             return b"X-Refused-Content-Length: %d\r\n" % length
         return b"Content-Length: %d\r\n" % length
 
+
+class FramedInput(_Framing):
+    """A blocking stream framed for pygls's thread-pool reader (`readline`, `read`)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def readline(self) -> bytes:
+        while True:
+            line = self._take_pending() or self._stream.readline(MAX_HEADER_READ)
+            framed = self._frame(line)
+            if framed is not None:
+                return framed
+
     def read(self, size: int) -> bytes:
         return self._stream.read(size)
+
+
+class FramedPipe(_Framing):
+    """A pipe the event loop watches itself (`asyncio.StreamReader`), framed for pygls's asynchronous
+    message loop (`readline`, `readexactly`). pygls reads stdin through a thread pool, one hand-over to
+    a thread and back per header line and per body: on two busy cores each hand-over waits for a core,
+    which showed as a tail of several milliseconds on answers computed in well under one."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        super().__init__()
+        self._reader = reader
+
+    async def readline(self) -> bytes:
+        # A handler pygls started for the last message (a request: a task) takes its first step before
+        # the next message is handled, as it does with pygls's reader: the request reads its document
+        # there, and a change read after it must not be seen by it. Buffered input is read without
+        # giving the loop a turn, so the turn is given here.
+        await asyncio.sleep(0)
+        while True:
+            line = self._take_pending() or await self._read_line()
+            framed = self._frame(line)
+            if framed is not None:
+                return framed
+
+    async def readexactly(self, size: int) -> bytes:
+        try:
+            return await self._reader.readexactly(size)
+        except asyncio.IncompleteReadError as exc:  # the end of input: what there was, as read() gives
+            return exc.partial
+
+    async def _read_line(self) -> bytes:
+        """A line, or its first part when it is longer than the reader's limit (MAX_HEADER_READ)."""
+        try:
+            return await self._reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial
+        except asyncio.LimitOverrunError:
+            return await self._reader.read(MAX_HEADER_READ)
 
 
 def _valid_id(value: Any) -> bool:

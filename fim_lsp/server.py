@@ -11,7 +11,9 @@ import asyncio
 import hashlib
 import logging
 import os
+import stat
 import sys
+import threading
 import urllib.parse
 import uuid
 from dataclasses import asdict
@@ -19,6 +21,7 @@ from typing import Any, BinaryIO
 
 from lsprotocol import types
 from pygls import uris
+from pygls.io_ import StdoutWriter, run_async
 from pygls.lsp.server import LanguageServer
 
 from fim_lsp import __version__
@@ -27,7 +30,7 @@ from fim_lsp.completion import Completion, CompletionRequest, Reason
 from fim_lsp.config import Settings, parse_settings
 from fim_lsp.documents import DocumentStore, InvalidPositionError, Position, TextDocument
 from fim_lsp.exclusions import Exclusions
-from fim_lsp.protocol import FimProtocol, FramedInput, is_parse_error
+from fim_lsp.protocol import MAX_HEADER_READ, FimProtocol, FramedInput, FramedPipe, is_parse_error
 from fim_lsp.service import CompletionService, Status
 from fim_lsp.syntax import language_of
 from fim_lsp.workspace.session import WorkspaceSession
@@ -94,8 +97,37 @@ class FimLanguageServer(LanguageServer):
     protocol: FimProtocol
 
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
-        """Serve on stdin/stdout, reading through FramedInput so a broken header costs one message."""
-        super().start_io(FramedInput(stdin or sys.stdin.buffer), stdout)  # type: ignore[arg-type]
+        """Serve on stdin/stdout, framed so that a broken header costs one message. A pipe, socket or
+        terminal is read by the event loop itself (`FramedPipe`); anything else through pygls's
+        thread-pool reader (`FramedInput`)."""
+        stdin = stdin or sys.stdin.buffer
+        if not _watchable(stdin):
+            super().start_io(FramedInput(stdin), stdout)  # type: ignore[arg-type]
+            return
+        # What pygls's own start_io sets up, but for the reader.
+        self._stop_event = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(self._serve_pipe(stdin))
+        except BrokenPipeError:
+            logger.error("the client's end of the connection is closed; shutting down")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
+
+    async def _serve_pipe(self, stdin: BinaryIO) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=MAX_HEADER_READ, loop=loop)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), stdin)
+        assert self._stop_event is not None
+        await run_async(
+            stop_event=self._stop_event,
+            reader=FramedPipe(reader),
+            protocol=self.protocol,
+            logger=logger,
+            error_handler=self.report_server_error,
+        )
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """pygls shows each error outside a request as a pop-up; a malformed message is not something
@@ -554,3 +586,15 @@ def _register_commands(ls: FimLanguageServer) -> None:
             "cache_entries": len(ls.service.cache),
             "state": ls.service.status.state,
         }
+
+
+def _watchable(stream: BinaryIO) -> bool:
+    """Whether the event loop can watch `stream` for input (a pipe, socket or terminal; not on
+    Windows, whose event loop reads pipes otherwise)."""
+    if sys.platform == "win32":
+        return False
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):  # no descriptor: an in-memory stream
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
