@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import logging
 import os
-import stat
+import selectors
 import sys
 import threading
 import urllib.parse
@@ -105,10 +105,10 @@ class FimLanguageServer(LanguageServer):
             super().start_io(FramedInput(stdin), stdout)  # type: ignore[arg-type]
             return
         # What pygls's own start_io sets up, but for the reader.
-        self._stop_event = threading.Event()
+        self._stop_event = stop = threading.Event()
         self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
         try:
-            asyncio.run(self._serve_pipe(stdin))
+            asyncio.run(self._serve_pipe(stdin, stop))
         except BrokenPipeError:
             logger.error("the client's end of the connection is closed; shutting down")
         except (KeyboardInterrupt, SystemExit):
@@ -116,13 +116,12 @@ class FimLanguageServer(LanguageServer):
         finally:
             self.shutdown()
 
-    async def _serve_pipe(self, stdin: BinaryIO) -> None:
+    async def _serve_pipe(self, stdin: BinaryIO, stop: threading.Event) -> None:
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=MAX_HEADER_READ, loop=loop)
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), stdin)
-        assert self._stop_event is not None
         await run_async(
-            stop_event=self._stop_event,
+            stop_event=stop,
             reader=FramedPipe(reader),
             protocol=self.protocol,
             logger=logger,
@@ -589,12 +588,15 @@ def _register_commands(ls: FimLanguageServer) -> None:
 
 
 def _watchable(stream: BinaryIO) -> bool:
-    """Whether the event loop can watch `stream` for input (a pipe, socket or terminal; not on
-    Windows, whose event loop reads pipes otherwise)."""
+    """Whether the event loop can watch `stream` for input: a pipe, socket or terminal can be, a regular
+    file or /dev/null cannot (epoll refuses them). Not on Windows, whose event loop reads pipes
+    otherwise."""
     if sys.platform == "win32":
         return False
     try:
-        mode = os.fstat(stream.fileno()).st_mode
-    except (AttributeError, OSError, ValueError):  # no descriptor: an in-memory stream
+        descriptor = stream.fileno()
+        with selectors.DefaultSelector() as selector:
+            selector.register(descriptor, selectors.EVENT_READ)
+    except (AttributeError, OSError, ValueError):  # no descriptor (an in-memory stream), or refused
         return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+    return True
