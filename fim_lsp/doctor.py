@@ -10,7 +10,6 @@ import argparse
 import platform
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,16 +42,19 @@ def _check_llama() -> list[Check]:
     ]
 
 
-def _check_model(model: str) -> list[Check]:
+def _check_model(model: str, measure: bool) -> list[Check]:
+    """The model the checks load: the one named, or the one `auto` chooses here. With `measure`, the
+    speeds `auto` chooses by are timed first where none are kept, so that on a new machine this line
+    and the choice's line name the same model."""
     from fim_lsp.config import AUTO_MODEL, Settings
     from fim_lsp.errors import FimError
     from fim_lsp.fit import choose_model
     from fim_lsp.models import resolve_model
 
     try:
-        started = time.monotonic()
         if model == AUTO_MODEL:
-            model = choose_model(Settings(), measure=False).model
+            model = choose_model(Settings(), measure=measure).model
+        started = time.monotonic()
         path = resolve_model(model)
     except FimError as exc:
         return [("FAIL", "model", str(exc))]
@@ -81,11 +83,15 @@ def _check_choice(model: str) -> list[Check]:
 
 
 def _check_template(model: str) -> list[Check]:
-    from fim_lsp.config import Settings
+    from fim_lsp.config import AUTO_MODEL, Settings
     from fim_lsp.engine.llama_cpp import LlamaCppEngine
     from fim_lsp.errors import FimError
+    from fim_lsp.fit import choose_model
 
     try:
+        if model == AUTO_MODEL:
+            # By name, so that the speed's advice knows whether the fast model is the one loaded.
+            model = choose_model(Settings(), measure=False).model
         engine = LlamaCppEngine.from_settings(Settings(model=model, context_size=1024, prompt_memory_mb=1))
     except FimError as exc:
         return [("FAIL", "model loads", str(exc))]
@@ -202,9 +208,10 @@ def run_checks(model: str, engine: Any = None) -> list[Check]:
 
         # A remote engine loads no local model: check its server, and the grammars we still need.
         return [*checks, *check_remote(Settings(engine=engine)), *_check_grammars()]
-    steps: list[Callable[[], list[Check]]] = [_check_llama, lambda: _check_model(model), _check_grammars]
-    for step in steps:
-        checks.extend(step())
+    checks.extend(_check_llama())
+    # Timing the models needs llama.cpp; without it the choice falls back to the best installed model.
+    checks.extend(_check_model(model, measure=all(verdict != "FAIL" for verdict, _, _ in checks)))
+    checks.extend(_check_grammars())
     if all(verdict != "FAIL" for verdict, what, _ in checks if what in ("model", "llama-cpp-python")):
         checks.extend(_check_choice(model))
         checks.extend(_check_template(model))

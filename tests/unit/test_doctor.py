@@ -1,11 +1,15 @@
-"""doctor's speed line: rates from one timed generation, and what they mean for the default settings."""
+"""doctor's speed line: rates from one timed generation, and what they mean for the default settings;
+and the model it checks."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from fim_lsp.config import Settings
-from fim_lsp.doctor import speed_estimate
+from fim_lsp import fit, models
+from fim_lsp.config import AUTO_MODEL, Settings
+from fim_lsp.doctor import _check_choice, _check_model, speed_estimate
 
 FAST = "qwen2.5-coder-0.5b"
 DEFAULT = "qwen2.5-coder-1.5b"
@@ -67,3 +71,35 @@ def test_a_generation_too_short_to_time_is_a_warning_not_a_division_by_zero(
         evaluated, prompt_ms, generated, generate_ms, Settings(), FAST, DEFAULT
     )
     assert verdict == "warn" and "could not be timed" in detail
+
+
+def test_on_a_new_machine_the_model_checked_is_the_one_auto_chooses(monkeypatch):
+    # No speed kept yet, and a machine where the best model reads too little in time: the model line
+    # times the models before naming one, so it names the model the choice's line names.
+    manifests = models.known_models()
+    timed = {DEFAULT: fit.Speed(33, 7), FAST: fit.Speed(80, 18)}
+    kept: dict[str, fit.Speed] = {}
+
+    def speed_of(manifest, threads, measure=True):
+        if measure and manifest.name not in kept:
+            kept[manifest.name] = timed[manifest.name]
+        return kept.get(manifest.name)
+
+    monkeypatch.setattr(fit, "installed_models", lambda: [manifests[DEFAULT], manifests[FAST]])
+    monkeypatch.setattr(fit, "speed_of", speed_of)
+    monkeypatch.setattr(models, "resolve_model", lambda name: Path(f"/models/{name}.gguf"))
+
+    [(verdict, what, detail)] = _check_model(AUTO_MODEL, measure=True)
+    assert (verdict, what) == ("ok", "model") and detail.startswith(f"{FAST}: /models/{FAST}.gguf")
+    [(_, _, choice)] = _check_choice(AUTO_MODEL)
+    assert choice.startswith(f"{FAST} chosen for this machine")
+
+
+def test_without_llama_cpp_to_time_them_the_best_installed_model_is_checked(monkeypatch):
+    manifests = models.known_models()
+    monkeypatch.setattr(fit, "installed_models", lambda: [manifests[DEFAULT], manifests[FAST]])
+    monkeypatch.setattr(fit, "speed_of", lambda manifest, threads, measure=True: None)
+    monkeypatch.setattr(models, "resolve_model", lambda name: Path(f"/models/{name}.gguf"))
+
+    [(_, _, detail)] = _check_model(AUTO_MODEL, measure=False)
+    assert detail.startswith(f"{DEFAULT}: ")
