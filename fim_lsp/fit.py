@@ -38,7 +38,7 @@ SPEED_METHOD = "p4000"
 SPEED_NEW_TOKENS = 16
 #: The least context budget worth loading a model for. Below it the larger model still answers a cold
 #: request a little better than the smaller one reading more of the file, but it writes too slowly for
-#: typing: the first ghost text at a new place takes it about twice as long (measured on a machine that
+#: typing: the first ghost text at a new place takes it nearly twice as long (measured on a machine that
 #: gives the 1.5B 256 tokens; see docs/design/fitting-the-machine.md).
 MIN_USEFUL_BUDGET = 768
 
