@@ -42,10 +42,10 @@ def _check_llama() -> list[Check]:
     ]
 
 
-def _check_model(model: str, measure: bool) -> list[Check]:
-    """The model the checks load: the one named, or the one `auto` chooses here. With `measure`, the
-    speeds `auto` chooses by are timed first where none are kept, so that on a new machine this line
-    and the choice's line name the same model."""
+def _check_model(model: str, measure: bool) -> tuple[str, list[Check]]:
+    """The model the checks load (the one named, or the one `auto` chooses here), and its line. With
+    `measure`, the speeds `auto` chooses by are timed first where none are kept, so that on a new
+    machine this line and the choice's line name the same model."""
     from fim_lsp.config import AUTO_MODEL, Settings
     from fim_lsp.errors import FimError
     from fim_lsp.fit import choose_model
@@ -57,8 +57,8 @@ def _check_model(model: str, measure: bool) -> list[Check]:
         started = time.monotonic()
         path = resolve_model(model)
     except FimError as exc:
-        return [("FAIL", "model", str(exc))]
-    return [("ok", "model", f"{model}: {path} (verified, {time.monotonic() - started:.1f} s)")]
+        return model, [("FAIL", "model", str(exc))]
+    return model, [("ok", "model", f"{model}: {path} (verified, {time.monotonic() - started:.1f} s)")]
 
 
 def _check_choice(model: str) -> list[Check]:
@@ -83,15 +83,11 @@ def _check_choice(model: str) -> list[Check]:
 
 
 def _check_template(model: str) -> list[Check]:
-    from fim_lsp.config import AUTO_MODEL, Settings
+    from fim_lsp.config import Settings
     from fim_lsp.engine.llama_cpp import LlamaCppEngine
     from fim_lsp.errors import FimError
-    from fim_lsp.fit import choose_model
 
     try:
-        if model == AUTO_MODEL:
-            # By name, so that the speed's advice knows whether the fast model is the one loaded.
-            model = choose_model(Settings(), measure=False).model
         engine = LlamaCppEngine.from_settings(Settings(model=model, context_size=1024, prompt_memory_mb=1))
     except FimError as exc:
         return [("FAIL", "model loads", str(exc))]
@@ -210,11 +206,13 @@ def run_checks(model: str, engine: Any = None) -> list[Check]:
         return [*checks, *check_remote(Settings(engine=engine)), *_check_grammars()]
     checks.extend(_check_llama())
     # Timing the models needs llama.cpp; without it the choice falls back to the best installed model.
-    checks.extend(_check_model(model, measure=all(verdict != "FAIL" for verdict, _, _ in checks)))
+    loaded, model_checks = _check_model(model, measure=all(verdict != "FAIL" for verdict, _, _ in checks))
+    checks.extend(model_checks)
     checks.extend(_check_grammars())
     if all(verdict != "FAIL" for verdict, what, _ in checks if what in ("model", "llama-cpp-python")):
         checks.extend(_check_choice(model))
-        checks.extend(_check_template(model))
+        # By name, so that the speed's advice knows whether the fast model is the one loaded.
+        checks.extend(_check_template(loaded))
     from fim_lsp.warmup.adapters import doctor_checks
 
     checks.extend(doctor_checks())

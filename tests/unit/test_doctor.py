@@ -89,7 +89,8 @@ def test_on_a_new_machine_the_model_checked_is_the_one_auto_chooses(monkeypatch)
     monkeypatch.setattr(fit, "speed_of", speed_of)
     monkeypatch.setattr(models, "resolve_model", lambda name: Path(f"/models/{name}.gguf"))
 
-    [(verdict, what, detail)] = _check_model(AUTO_MODEL, measure=True)
+    loaded, [(verdict, what, detail)] = _check_model(AUTO_MODEL, measure=True)
+    assert loaded == FAST
     assert (verdict, what) == ("ok", "model") and detail.startswith(f"{FAST}: /models/{FAST}.gguf")
     [(_, _, choice)] = _check_choice(AUTO_MODEL)
     assert choice.startswith(f"{FAST} chosen for this machine")
@@ -101,5 +102,5 @@ def test_without_llama_cpp_to_time_them_the_best_installed_model_is_checked(monk
     monkeypatch.setattr(fit, "speed_of", lambda manifest, threads, measure=True: None)
     monkeypatch.setattr(models, "resolve_model", lambda name: Path(f"/models/{name}.gguf"))
 
-    [(_, _, detail)] = _check_model(AUTO_MODEL, measure=False)
-    assert detail.startswith(f"{DEFAULT}: ")
+    loaded, [(_, _, detail)] = _check_model(AUTO_MODEL, measure=False)
+    assert loaded == DEFAULT and detail.startswith(f"{DEFAULT}: ")
