@@ -245,6 +245,17 @@ def test_exact_match_sets(bench_dir):
     assert report.baseline.score == 0.5
 
 
+def test_run_set_without_a_baseline_runs_the_pipeline_alone(bench_dir):
+    tasks = load_set(bench_dir, "single-line", limit=2)
+    seen = []
+    report = run_set(
+        tasks, fixed_system("    y = x * 2\n"), None, progress=lambda task, p, b: seen.append((p.correct, b))
+    )
+    assert report.pipeline.score == 1.0 and report.baseline is None
+    assert list(report.results) == ["pipeline"]
+    assert seen == [(True, None), (True, None)]
+
+
 def test_run_set_rejects_an_empty_set():
     with pytest.raises(ValueError):
         run_set([], fixed_system("x"), fixed_system("x"))
@@ -300,6 +311,16 @@ def test_report_json_is_serialisable_and_has_each_task(bench_dir):
         "out_of_time": False,
     }
     assert "tasks" not in report_json("m", [report], details=False)["sets"]["single-line"]
+
+
+def test_reports_without_a_baseline_leave_its_figures_out(bench_dir):
+    report = run_set(load_set(bench_dir, "single-line", limit=2), fixed_system("    y = x * 2\n"), None)
+    row = format_report("fake-model", [report]).splitlines()[2]
+    assert "1.000 / -" in row and "(2/-)" in row
+    entry = json.loads(json.dumps(report_json("fake-model", [report])))["sets"]["single-line"]
+    assert entry["pipeline"]["score"] == 1.0 and entry["baseline"] is None
+    assert [task["baseline"] for task in entry["tasks"]] == [None, None]
+    assert entry["tasks"][0]["pipeline"]["correct"] is True
 
 
 def test_plain_context_keeps_the_nearest_whole_lines():
@@ -411,6 +432,25 @@ def test_command_json(bench_dir, fake_engine_systems, capsys):
     run = document["runs"][0]
     assert run["model"] == "m1 (fake)"
     assert run["sets"]["random-span-light"]["baseline"]["eot"] == 0.0
+
+
+def test_command_without_a_baseline(bench_dir, fake_engine_systems, capsys):
+    args = build_parser().parse_args(
+        [
+            "bench",
+            "quality",
+            str(bench_dir),
+            "--sets",
+            "single-line",
+            "--limit",
+            "2",
+            "--no-baseline",
+            "--json",
+        ]
+    )
+    assert args.handler(args) == 0
+    entry = json.loads(capsys.readouterr().out)["runs"][0]["sets"]["single-line"]
+    assert entry["pipeline"]["tasks"] == 2 and entry["baseline"] is None
 
 
 def test_command_reports_a_missing_benchmark_folder(tmp_path, fake_engine_systems, capsys):

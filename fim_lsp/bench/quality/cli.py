@@ -36,14 +36,15 @@ from fim_lsp.config import FimOrder
 logger = logging.getLogger(__name__)
 
 
-def _log_progress(task: Task, pipeline: TaskResult, baseline: TaskResult) -> None:
+def _log_progress(task: Task, pipeline: TaskResult, baseline: TaskResult | None) -> None:
     logger.info(
-        "%s: pipeline %s (%s tokens), baseline %s (%s tokens)",
+        "%s: pipeline %s (%s tokens), baseline %s",
         task.task_id,
         "ok" if pipeline.correct else "--",
         pipeline.answer.tokens,
-        "ok" if baseline.correct else "--",
-        baseline.answer.tokens,
+        "not run"
+        if baseline is None
+        else f"{'ok' if baseline.correct else '--'} ({baseline.answer.tokens} tokens)",
     )
 
 
@@ -72,7 +73,7 @@ def _run_all(
     task_sets: dict[str, list[Task]],
     set_names: list[str],
     first: System,
-    second: System,
+    second: System | None,
 ) -> list[SetReport]:
     """Every set of the run (dataset tasks, or the named benchmark sets) through both systems."""
     if task_sets:
@@ -89,19 +90,30 @@ def _run_model(
     set_names: list[str],
 ) -> tuple[str, list[SetReport]]:
     """One model (on one engine) through the run: its description and its reports."""
+    if args.served and args.no_baseline:
+        # The server loads its own model: nothing to load here.
+        return f"fim-lsp --stdio ({_served_settings(args)})", _run_served(args, task_sets, set_names, None)
     compare: Comparison = "workspace" if task_sets and not args.served else "baseline"
     systems = engine_systems(
         name, args.order, args.threads, _settings_of(args, engine), compare, alternatives=args.alternatives
     )
     with systems as (pipeline, second, description):
         if not args.served:
-            return description, _run_all(args, task_sets, set_names, pipeline, second)
-        from fim_lsp.bench.served import served_system
-
-        # The server's own pipeline answers, in its own process, with its own settings.
-        with served_system(args.settings_json or {}, args.open_wait) as served:
-            reports = _run_all(args, task_sets, set_names, served, second)
+            return description, _run_all(
+                args, task_sets, set_names, pipeline, None if args.no_baseline else second
+            )
+        reports = _run_served(args, task_sets, set_names, second)
         return f"fim-lsp --stdio ({_served_settings(args)}); raw baseline: {description}", reports
+
+
+def _run_served(
+    args: argparse.Namespace, task_sets: dict[str, list[Task]], set_names: list[str], baseline: System | None
+) -> list[SetReport]:
+    """The run with the server's own pipeline answering, in its own process, with its own settings."""
+    from fim_lsp.bench.served import served_system
+
+    with served_system(args.settings_json or {}, args.open_wait) as served:
+        return _run_all(args, task_sets, set_names, served, baseline)
 
 
 def _systems_names(args: argparse.Namespace, task_sets: dict[str, list[Task]]) -> tuple[list[str], str]:
@@ -241,6 +253,13 @@ def _add_system_arguments(parser: argparse.ArgumentParser) -> None:
         default=2.0,
         metavar="SECONDS",
         help="with --served: seconds between opening a task's file and asking (2)",
+    )
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="run the pipeline (or with --served, the server) alone: no raw baseline, or with --tasks no "
+        "run without workspace snippets; for comparing settings, where the second system costs as "
+        "much again",
     )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument("--no-details", action="store_true", help="leave each task's middle out of the JSON")

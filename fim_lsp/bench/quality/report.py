@@ -6,9 +6,10 @@ import os
 import platform
 from collections.abc import Sequence
 from dataclasses import asdict
+from functools import partial
 from typing import Any
 
-from fim_lsp.bench.quality.run import SetReport
+from fim_lsp.bench.quality.run import SetReport, Summary, TaskResult
 
 
 def _pair(pipeline: float | None, baseline: float | None, fmt: str) -> str:
@@ -18,9 +19,13 @@ def _pair(pipeline: float | None, baseline: float | None, fmt: str) -> str:
     return f"{one(pipeline)} / {one(baseline)}"
 
 
+def _cell(pipeline: Summary, baseline: Summary | None, figure: str, fmt: str) -> str:
+    return _pair(getattr(pipeline, figure), None if baseline is None else getattr(baseline, figure), fmt)
+
+
 def format_report(model: str, reports: Sequence[SetReport], systems: str = "pipeline / baseline") -> str:
-    """A table for people: one row per set, each cell `pipeline / baseline`; after the parseable share,
-    how many middles each share is of."""
+    """A table for people: one row per set, each cell `pipeline / baseline` (`-` for a baseline not
+    run); after the parseable share, how many middles each share is of."""
     header = (
         "set",
         "metric",
@@ -39,21 +44,22 @@ def format_report(model: str, reports: Sequence[SetReport], systems: str = "pipe
     rows = [header]
     for report in reports:
         p, b = report.pipeline, report.baseline
+        cell = partial(_cell, p, b)
         rows.append(
             (
                 report.name,
                 report.metric,
                 str(p.tasks),
-                _pair(p.score, b.score, ".3f"),
-                _pair(p.similarity, b.similarity, ".2f"),
-                _pair(p.eot, b.eot, ".2f"),
-                _pair(p.parseable, b.parseable, ".2f") + f" ({p.parse_tasks}/{b.parse_tasks})",
-                _pair(p.dropped, b.dropped, ".2f"),
-                _pair(p.out_of_time, b.out_of_time, ".2f"),
-                _pair(p.latency_ms, b.latency_ms, ".0f"),
-                _pair(p.latency_p50_ms, b.latency_p50_ms, ".0f"),
-                _pair(p.latency_p95_ms, b.latency_p95_ms, ".0f"),
-                _pair(p.tokens, b.tokens, ".1f"),
+                cell("score", ".3f"),
+                cell("similarity", ".2f"),
+                cell("eot", ".2f"),
+                cell("parseable", ".2f") + f" ({p.parse_tasks}/{'-' if b is None else b.parse_tasks})",
+                cell("dropped", ".2f"),
+                cell("out_of_time", ".2f"),
+                cell("latency_ms", ".0f"),
+                cell("latency_p50_ms", ".0f"),
+                cell("latency_p95_ms", ".0f"),
+                cell("tokens", ".1f"),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -79,9 +85,11 @@ def report_json(model: str, reports: Sequence[SetReport], *, details: bool = Tru
         entry: dict[str, Any] = {
             "metric": report.metric,
             "pipeline": asdict(report.pipeline),
-            "baseline": asdict(report.baseline),
+            "baseline": None if report.baseline is None else asdict(report.baseline),
         }
         if details:
+            pipelines = report.results["pipeline"]
+            baselines: list[TaskResult | None] = list(report.results.get("baseline", [None] * len(pipelines)))
             entry["tasks"] = [
                 {
                     "task_id": p.task_id,
@@ -94,7 +102,9 @@ def report_json(model: str, reports: Sequence[SetReport], *, details: bool = Tru
                         "latency_ms": round(p.answer.latency_ms),
                         "out_of_time": p.answer.out_of_time,
                     },
-                    "baseline": {
+                    "baseline": None
+                    if b is None
+                    else {
                         "text": b.answer.text,
                         "correct": b.correct,
                         "parseable": b.parseable,
@@ -103,7 +113,7 @@ def report_json(model: str, reports: Sequence[SetReport], *, details: bool = Tru
                         "latency_ms": round(b.answer.latency_ms),
                     },
                 }
-                for p, b in zip(report.results["pipeline"], report.results["baseline"], strict=True)
+                for p, b in zip(pipelines, baselines, strict=True)
             ]
         sets[report.name] = entry
     return {"model": model, "sets": sets}

@@ -118,33 +118,38 @@ class Summary:
 
 @dataclass
 class SetReport:
-    """A set's figures for the pipeline and the baseline, and each task's outcome."""
+    """A set's figures for the pipeline and the baseline (None: not run), and each task's outcome."""
 
     name: str
     metric: Metric
     pipeline: Summary
-    baseline: Summary
+    baseline: Summary | None
     results: dict[str, list[TaskResult]] = field(default_factory=dict)
 
 
 def run_set(
     tasks: Sequence[Task],
     pipeline: System,
-    baseline: System,
+    baseline: System | None,
     *,
-    progress: Callable[[Task, TaskResult, TaskResult], None] | None = None,
+    progress: Callable[[Task, TaskResult, TaskResult | None], None] | None = None,
 ) -> SetReport:
-    """Complete and score every task with both systems. The baseline runs under the pipeline's cap."""
+    """Complete and score every task with both systems (the pipeline alone when `baseline` is None).
+    The baseline runs under the pipeline's cap."""
     task_list = list(tasks)
     if not task_list:
         raise ValueError("a set needs at least one task")
-    outcomes: dict[str, list[TaskResult]] = {"pipeline": [], "baseline": []}
+    outcomes: dict[str, list[TaskResult]] = (
+        {"pipeline": []} if baseline is None else {"pipeline": [], "baseline": []}
+    )
     for task in task_list:
         reference_parses = _parses_clean(task.language, task.prefix + task.reference + task.suffix)
         pipeline_answer = pipeline(task, None)
-        baseline_answer = baseline(task, pipeline_answer.max_tokens)
+        answers = [("pipeline", pipeline_answer)]
+        if baseline is not None:
+            answers.append(("baseline", baseline(task, pipeline_answer.max_tokens)))
         pair = []
-        for name, answer in (("pipeline", pipeline_answer), ("baseline", baseline_answer)):
+        for name, answer in answers:
             parseable = None
             if reference_parses:
                 parseable = _parses_clean(task.language, task.prefix + (answer.text or "") + task.suffix)
@@ -160,13 +165,13 @@ def run_set(
             outcomes[name].append(result)
             pair.append(result)
         if progress:
-            progress(task, pair[0], pair[1])
+            progress(task, pair[0], pair[1] if len(pair) > 1 else None)
     first = task_list[0]
     return SetReport(
         name=first.set_name,
         metric=first.metric,
         pipeline=Summary.of(outcomes["pipeline"]),
-        baseline=Summary.of(outcomes["baseline"]),
+        baseline=Summary.of(outcomes["baseline"]) if "baseline" in outcomes else None,
         results=outcomes,
     )
 
@@ -176,11 +181,11 @@ def run_benchmark(
     set_names: Iterable[str],
     limit: int | None,
     pipeline: System,
-    baseline: System,
+    baseline: System | None,
     *,
-    progress: Callable[[Task, TaskResult, TaskResult], None] | None = None,
+    progress: Callable[[Task, TaskResult, TaskResult | None], None] | None = None,
 ) -> list[SetReport]:
-    """Every named set through both systems."""
+    """Every named set through both systems (the pipeline alone when `baseline` is None)."""
     reports = []
     for name in set_names:
         tasks = load_set(bench_dir, name, limit)
