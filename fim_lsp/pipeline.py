@@ -319,13 +319,16 @@ def _plan(
     return Plan(prompt, shape, context, language, typed, held)
 
 
-def prepare(request: CompletionRequest, settings: Settings, engine: Engine) -> list[GenerationRequest]:
+def prepare(
+    request: CompletionRequest, settings: Settings, engine: Engine
+) -> list[tuple[GenerationRequest, bool]]:
     """What to evaluate into the engine's cache, in order, for a request that is likely to come (the
     user typed there), written nothing: its whole prompt, and before it the prompt cut short for typing
-    when the request would be answered from that. Nothing when there would be nothing to ask."""
+    when the request would be answered from that; each with whether it is the one cut short. Nothing
+    when there would be nothing to ask."""
     whole, shortened = _whole_and_shortened(request, settings, engine)
     plans = [planned for planned in (shortened, whole) if isinstance(planned, Plan)]
-    return [GenerationRequest(prompt=planned.prompt, max_tokens=0) for planned in plans]
+    return [(GenerationRequest(prompt=planned.prompt, max_tokens=0), planned.shortened) for planned in plans]
 
 
 def stream(planned: Plan) -> GenerationRequest | None:

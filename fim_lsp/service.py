@@ -109,6 +109,9 @@ class CompletionService:
         self._requests_made = 0
         #: Stops the running warm-up, if any: every new request does, since it needs the worker.
         self._warming: CancelToken | None = None
+        #: The place (document, line start) whose prompt cut short for typing the running warm-up
+        #: evaluates, if it does: a keystroke or request there lets it finish (`_warming_at_another_place`).
+        self._warming_place: tuple[str, int] | None = None
         #: Counts the prompts prepared after keystrokes, so that only the newest one is evaluated.
         self._prepared = 0
         self.stats = {
@@ -349,7 +352,7 @@ class CompletionService:
         With `alternatives` (the user asked for suggestions, or to see the next one), other middles come
         with the first, up to the `alternatives` setting's count."""
         self.stats["requests"] += 1
-        made = self._stop_warming()
+        made = self._stop_warming((key, _line_start(request)))
         typed = self._typing.get(key)
         if typed is not None and typed[0] == _line_start(request) and time.monotonic() - typed[1] < TYPING_S:
             request = replace(request, typing=True)
@@ -411,7 +414,7 @@ class CompletionService:
             engine = self._engine
             if engine is None or made != self._requests_made:
                 return
-            for warm in pipeline.prepare(replace(request, typing=False), self.settings, engine):
+            for warm, _shortened in pipeline.prepare(replace(request, typing=False), self.settings, engine):
                 self._warm_up(warm, made, counter="prepared")
 
         with contextlib.suppress(RuntimeError):  # the worker was shut down: the server is exiting
@@ -436,14 +439,24 @@ class CompletionService:
         for token in prefetches:
             token.cancel()
 
-    def _stop_warming(self) -> int:
-        """Count a new request and stop the running warm-up; returns the request's number."""
+    def _stop_warming(self, place: tuple[str, int]) -> int:
+        """Count a new request at `place` (document, line start) and stop the running warm-up, unless it
+        evaluates the prompt cut short for typing there; returns the request's number."""
         with self._lock:
             self._requests_made += 1
-            made, warming = self._requests_made, self._warming
+            made, warming = self._requests_made, self._warming_at_another_place(place)
         if warming is not None:
             warming.cancel()
         return made
+
+    def _warming_at_another_place(self, place: tuple[str, int]) -> CancelToken | None:
+        """The running warm-up's token, unless it evaluates the prompt cut short for typing at `place`.
+        That prompt is the start of the one the next keystroke or request there needs, and it is sized
+        to take about `pipeline.TYPING_LATENCY_S`: stopped, it would lose the chunk in progress (on a slow
+        machine all of it), again at every key, and the request would evaluate it from nothing."""
+        if self._warming_place == place:
+            return None
+        return self._warming
 
     def _complete_then_warm(
         self, request: CompletionRequest, cancel: CancelToken, made: int, alternatives: int = 0
@@ -458,15 +471,22 @@ class CompletionService:
                 self._worker.submit(self._warm_up, completion.warm_up, made)
         return completion
 
-    def _warm_up(self, request: GenerationRequest, made: int, counter: str = "warm_ups") -> None:
+    def _warm_up(
+        self,
+        request: GenerationRequest,
+        made: int,
+        counter: str = "warm_ups",
+        shortened_at: tuple[str, int] | None = None,
+    ) -> None:
         """Evaluate `request` into the engine's cache, unless a request came after the one it is for; any
-        request that comes meanwhile stops it. `counter` names the statistic it counts in."""
+        request that comes meanwhile stops it, except one at `shortened_at`, the place whose prompt cut
+        short for typing this is. `counter` names the statistic it counts in."""
         token = CancelToken()
         with self._lock:
             engine = self._engine
             if made != self._requests_made or engine is None:
                 return
-            self._warming = token
+            self._warming, self._warming_place = token, shortened_at
         try:
             evaluated = engine.warm(replace(request, cancel=token))
         except FimError as exc:
@@ -478,7 +498,7 @@ class CompletionService:
         finally:
             with self._lock:
                 if self._warming is token:
-                    self._warming = None
+                    self._warming, self._warming_place = None, None
         if evaluated:  # engines that keep no cache of their own (remote ones) warm nothing
             self.stats[counter] += 1
             self.stats[_EVALUATED_BY[counter]] += evaluated
@@ -486,20 +506,28 @@ class CompletionService:
     def prepare(self, key: str, request: CompletionRequest) -> None:
         """Evaluate the prompt for `request` into the engine's cache before it is asked for: the user
         just typed there, and the editor asks after its debounce (Neovim 200 ms, VS Code about as long).
-        Any request stops it, as it stops a warm-up; so does the next keystroke's."""
-        self._typing[key] = (_line_start(request), time.monotonic())
+        Any request stops it, as it stops a warm-up; so does the next keystroke's, unless both are on
+        the line whose prompt cut short for typing it evaluates (see `_warming_at_another_place`)."""
+        place = (key, _line_start(request))
+        self._typing[key] = (place[1], time.monotonic())
         if not self.settings.reuse or self._engine is None:
             return
+        if not _follows_shown(self._shown.get(key), request):
+            # The ghost text is gone from the screen: what accepting it would lead to will not be asked
+            # for, and the keystroke's prompt would wait for that prefetch on the one worker.
+            self._stop_prefetches()
         with self._lock:
-            made, warming = self._requests_made, self._warming
+            made, warming = self._requests_made, self._warming_at_another_place(place)
             self._prepared += 1
             prepared = self._prepared
         if warming is not None:
             warming.cancel()
         with contextlib.suppress(RuntimeError):  # the worker was shut down: the server is exiting
-            self._worker.submit(self._prepare_now, request, made, prepared)
+            self._worker.submit(self._prepare_now, place, request, made, prepared)
 
-    def _prepare_now(self, request: CompletionRequest, made: int, prepared: int) -> None:
+    def _prepare_now(
+        self, place: tuple[str, int], request: CompletionRequest, made: int, prepared: int
+    ) -> None:
         """The prompt the request after this keystroke will have: the one cut short for typing where the
         cache holds little of the whole (the cursor just moved to a new place), and then the whole one."""
         engine = self._engine
@@ -510,10 +538,10 @@ class CompletionService:
         except FimError as exc:
             logger.info("preparing a prompt failed: %s", exc)
             return
-        for warm in warms:
+        for warm, shortened in warms:
             if made != self._requests_made or prepared != self._prepared:
                 return
-            self._warm_up(warm, made, counter="prepared")
+            self._warm_up(warm, made, counter="prepared", shortened_at=place if shortened else None)
 
     def _prefetch(
         self, key: str, request: CompletionRequest, shown: str, then: Callable[[], None] | None = None
@@ -652,6 +680,15 @@ def _model_file(settings: Settings) -> Path | None:
     if name in models:
         return cached_path(models[name])
     return Path(name).expanduser()
+
+
+def _follows_shown(shown: ShownCompletion | None, request: CompletionRequest) -> bool:
+    """Whether the edit just made (the document and cursor of `request`) typed, or accepted, the start
+    of a candidate `shown` on screen, and changed nothing else near it."""
+    if shown is None:
+        return False
+    typed = typed_since(shown, request.text, request.offset)
+    return typed is not None and any(candidate.startswith(typed) for candidate in shown.candidates)
 
 
 def _line_start(request: CompletionRequest) -> int:

@@ -229,3 +229,128 @@ async def test_an_spm_prompt_has_no_window_evaluated_after_it():
         assert engine.warmed == [] and service.stats["streamed"] == 0
     finally:
         service.shutdown()
+
+
+class HeldSlowEngine(SlowEngine):
+    """A slow engine whose every warm-up runs until the test releases it or it is cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def warm(self, request: GenerationRequest) -> int:
+        self.warmed.append(request)
+        self.warming.set()
+        while not request.cancel.cancelled and not self.release.wait(0.005):
+            pass
+        return 5
+
+
+def _typed(request: CompletionRequest, text: str) -> CompletionRequest:
+    """`request` after `text` is typed at its cursor."""
+    offset = request.offset
+    return replace(
+        request, text=request.text[:offset] + text + request.text[offset:], offset=offset + len(text)
+    )
+
+
+NEW_PLACE = CompletionRequest(LONG, LONG_OFFSET, "python", "/w/long.py")
+
+
+async def _started(engine: HeldSlowEngine) -> None:
+    assert await asyncio.get_running_loop().run_in_executor(None, engine.warming.wait, 10)
+
+
+async def test_a_keystroke_on_the_line_lets_its_shortened_prompt_finish_then_prepares_its_own():
+    """The next key's prompt starts with the one cut short for typing: stopped, it would be evaluated
+    again from its start at every key (the chunk in progress is lost), and never be ready."""
+    engine = HeldSlowEngine()
+    service = _service(engine, prefetch=False)
+    try:
+        service.prepare("doc", NEW_PLACE)
+        await _started(engine)
+        typed = _typed(NEW_PLACE, "s")
+        service.prepare("doc", typed)
+        await asyncio.sleep(0.05)
+        assert not engine.warmed[0].cancel.cancelled
+        engine.release.set()
+        service.wait_ready(timeout=10)
+        first = pipeline.plan(replace(NEW_PLACE, typing=True), service.settings, engine)
+        short = pipeline.plan(replace(typed, typing=True), service.settings, engine)
+        whole = pipeline.plan(typed, service.settings, engine)
+        assert isinstance(first, pipeline.Plan) and first.shortened
+        assert isinstance(short, pipeline.Plan) and isinstance(whole, pipeline.Plan)
+        assert [w.prompt for w in engine.warmed] == [first.prompt, short.prompt, whole.prompt]
+        assert not any(w.cancel.cancelled for w in engine.warmed)
+    finally:
+        service.shutdown()
+
+
+async def test_a_request_on_the_line_waits_for_its_shortened_prompt():
+    engine = HeldSlowEngine()
+    service = _service(engine, prefetch=False)
+    try:
+        service.prepare("doc", NEW_PLACE)
+        await _started(engine)
+        asked = asyncio.ensure_future(service.complete("doc", NEW_PLACE))
+        await asyncio.sleep(0.05)
+        assert not engine.warmed[0].cancel.cancelled and not asked.done()
+        engine.release.set()
+        completion = await asked
+        assert completion.text == "sum(values)" and completion.plan is not None and completion.plan.shortened
+        assert not engine.warmed[0].cancel.cancelled
+    finally:
+        service.shutdown()
+
+
+async def test_a_keystroke_or_request_on_another_line_stops_the_shortened_prompt():
+    above = LONG.index("value_299")
+    for act in ("keystroke", "request"):
+        engine = HeldSlowEngine()
+        service = _service(engine, prefetch=False)
+        try:
+            service.prepare("doc", NEW_PLACE)
+            await _started(engine)
+            elsewhere = replace(NEW_PLACE, offset=above)
+            if act == "keystroke":
+                service.prepare("doc", elsewhere)
+                await asyncio.sleep(0.05)
+            else:
+                await service.complete("doc", elsewhere)
+            assert engine.warmed[0].cancel.cancelled, act
+        finally:
+            service.shutdown()
+
+
+class PrefetchHeldEngine(RecordingEngine):
+    """Answers the first request at once; holds every later generation (the prefetch) until cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generations: list[GenerationRequest] = []
+        self.prefetching = threading.Event()
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        self.generations.append(request)
+        if len(self.generations) > 1:
+            self.prefetching.set()
+            deadline = time.monotonic() + 30
+            while not request.cancel.cancelled and time.monotonic() < deadline:
+                time.sleep(0.005)
+        return super().generate(request)
+
+
+async def test_a_keystroke_away_from_the_ghost_text_stops_the_prefetch_of_accepting_it():
+    """The ghost text is gone from the screen, and the keystroke's own prompt would wait for the
+    prefetch on the one worker. Typing along the ghost text keeps it."""
+    for typed, stopped in (("su", False), ("x", True)):
+        engine = PrefetchHeldEngine()
+        service = _service(engine)
+        try:
+            assert (await service.complete("doc", REQUEST)).text == "sum(values)"
+            assert await asyncio.get_running_loop().run_in_executor(None, engine.prefetching.wait, 10)
+            service.prepare("doc", _typed(REQUEST, typed))
+            await asyncio.sleep(0.05)
+            assert engine.generations[1].cancel.cancelled is stopped, typed
+        finally:
+            service.shutdown()
