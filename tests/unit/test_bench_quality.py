@@ -435,19 +435,8 @@ def test_command_json(bench_dir, fake_engine_systems, capsys):
 
 
 def test_command_without_a_baseline(bench_dir, fake_engine_systems, capsys):
-    args = build_parser().parse_args(
-        [
-            "bench",
-            "quality",
-            str(bench_dir),
-            "--sets",
-            "single-line",
-            "--limit",
-            "2",
-            "--no-baseline",
-            "--json",
-        ]
-    )
+    options = ["--sets", "single-line", "--limit", "2", "--no-baseline", "--json"]
+    args = build_parser().parse_args(["bench", "quality", str(bench_dir), *options])
     assert args.handler(args) == 0
     entry = json.loads(capsys.readouterr().out)["runs"][0]["sets"]["single-line"]
     assert entry["pipeline"]["tasks"] == 2 and entry["baseline"] is None
