@@ -61,7 +61,7 @@ def test_served_without_a_baseline_asks_the_server_alone(tmp_path, monkeypatch, 
     capsys.readouterr()
     assert args.handler(args) == 0
     run = json.loads(capsys.readouterr().out)["runs"][0]
-    assert run["model"].startswith("fim-lsp --stdio (settings")
+    assert run["model"].startswith("fim-lsp --stdio (settings") and run["systems"] == ["served"]
     entry = run["sets"]["repo:single-line"]
     assert entry["baseline"] is None
     assert entry["pipeline"]["tasks"] == 2

@@ -438,8 +438,13 @@ def test_command_without_a_baseline(bench_dir, fake_engine_systems, capsys):
     options = ["--sets", "single-line", "--limit", "2", "--no-baseline", "--json"]
     args = build_parser().parse_args(["bench", "quality", str(bench_dir), *options])
     assert args.handler(args) == 0
-    entry = json.loads(capsys.readouterr().out)["runs"][0]["sets"]["single-line"]
+    run = json.loads(capsys.readouterr().out)["runs"][0]
+    assert run["systems"] == ["pipeline"]
+    entry = run["sets"]["single-line"]
     assert entry["pipeline"]["tasks"] == 2 and entry["baseline"] is None
+    args = build_parser().parse_args(["bench", "quality", str(bench_dir), *options[:-1]])
+    assert args.handler(args) == 0
+    assert "(each cell: pipeline / baseline, not run)" in capsys.readouterr().out
 
 
 def test_command_reports_a_missing_benchmark_folder(tmp_path, fake_engine_systems, capsys):

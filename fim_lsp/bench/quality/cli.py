@@ -117,12 +117,17 @@ def _run_served(
 
 
 def _systems_names(args: argparse.Namespace, task_sets: dict[str, list[Task]]) -> tuple[list[str], str]:
-    """The two systems' names in the JSON report, and in the table's header."""
+    """The systems' names in the JSON report, and in the table's header (the second one's `-` where
+    it was not run)."""
     if args.served:
-        return ["served", "baseline"], "served / raw baseline"
-    if task_sets:
-        return ["with workspace", "without"], "with workspace context / without"
-    return ["pipeline", "baseline"], "pipeline / baseline"
+        names, label = ["served", "baseline"], "served / raw baseline"
+    elif task_sets:
+        names, label = ["with workspace", "without"], "with workspace context / without"
+    else:
+        names, label = ["pipeline", "baseline"], "pipeline / baseline"
+    if args.no_baseline:
+        return names[:1], f"{label}, not run"
+    return names, label
 
 
 def quality_command(args: argparse.Namespace) -> int:
