@@ -352,9 +352,10 @@ class CompletionService:
         With `alternatives` (the user asked for suggestions, or to see the next one), other middles come
         with the first, up to the `alternatives` setting's count."""
         self.stats["requests"] += 1
-        made = self._stop_warming((key, _line_start(request)))
+        line = _line_start(request)
+        made = self._stop_warming((key, line))
         typed = self._typing.get(key)
-        if typed is not None and typed[0] == _line_start(request) and time.monotonic() - typed[1] < TYPING_S:
+        if typed is not None and typed[0] == line and time.monotonic() - typed[1] < TYPING_S:
             request = replace(request, typing=True)
         digest = self._cache_key(request)
         others = max(0, self.settings.alternatives - 1) if alternatives else 0
