@@ -39,7 +39,26 @@ def _check_llama() -> list[Check]:
     return [
         ("ok", "llama-cpp-python", f"{llama_cpp.__version__}, backend: {backend}"),
         ("ok", "llama.cpp features", ", ".join(wanted) or features.strip()[:100]),
+        _check_weight_buffers(),
     ]
+
+
+def _check_weight_buffers() -> Check:
+    """Where the model's weights go: repacked for this CPU's kernels, or plain where this build offers a
+    buffer type known to crash (see `extra_buffers_are_safe`)."""
+    from fim_lsp.engine.llama_library import cpu_extra_buffer_types, extra_buffers_are_safe
+
+    offered = cpu_extra_buffer_types()
+    if not extra_buffers_are_safe(offered):
+        return (
+            "warn",
+            "weight buffers",
+            f"this llama.cpp build offers {', '.join(offered)}; AMX crashes on some CPUs, so the weights"
+            " stay in plain CPU buffers (slower): `make setup` builds llama.cpp without AMX",
+        )
+    if not offered:
+        return ("ok", "weight buffers", "plain CPU buffers")
+    return ("ok", "weight buffers", f"repacked for this CPU's kernels ({', '.join(offered)})")
 
 
 def _check_model(model: str, measure: bool) -> tuple[str, list[Check]]:

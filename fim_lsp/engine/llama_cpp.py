@@ -22,7 +22,14 @@ from typing import Any
 from fim_lsp.config import Settings
 from fim_lsp.engine.base import Alternative, Engine, Generation, GenerationRequest, StopReason
 from fim_lsp.engine.limits import first_stop
-from fim_lsp.engine.llama_library import aborting, check_gguf, maps_safely, route_llama_logs
+from fim_lsp.engine.llama_library import (
+    aborting,
+    check_gguf,
+    cpu_extra_buffer_types,
+    extra_buffers_are_safe,
+    maps_safely,
+    route_llama_logs,
+)
 from fim_lsp.engine.slots import PromptSlots, Slot
 from fim_lsp.engine.vocabulary import Vocabulary
 from fim_lsp.errors import ModelCorruptError, PromptTooLongError
@@ -118,6 +125,14 @@ class LlamaCppEngine(Engine):
         model_params.load_mode = (
             llama_cpp.LLAMA_LOAD_MODE_MMAP if use_mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
         )
+        extra_buffers = cpu_extra_buffer_types()
+        model_params.use_extra_bufts = extra_buffers_are_safe(extra_buffers)
+        if not model_params.use_extra_bufts:
+            logger.warning(
+                "this llama.cpp build offers the %s buffer types here, and AMX crashes on some CPUs"
+                " (llama.cpp issue 20824): the weights stay in plain CPU buffers, slower but safe",
+                ", ".join(extra_buffers),
+            )
         try:
             # verbose=True only stops llama-cpp-python from pointing file descriptors 1 and 2 at
             # /dev/null while it loads; llama.cpp's log lines reach our logger (route_llama_logs).

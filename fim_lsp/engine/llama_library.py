@@ -66,3 +66,49 @@ def maps_safely(path: Path) -> bool:
     from fim_lsp.models import models_dir
 
     return path.resolve().is_relative_to(models_dir().resolve())
+
+
+#: Extra CPU buffer types of llama.cpp that crash on CPUs which report them usable. AMX: the first
+#: evaluation of Q4_K weights repacked for it ends in a segmentation fault in
+#: `ggml_backend_amx_mul_mat` on some Intel Xeons (ggml-org/llama.cpp#20824, not fixed; every time on
+#: a 2-core Xeon with AMX-INT8 of the reference kind), which would take the server down with it.
+UNSAFE_BUFFER_TYPES = frozenset({"AMX"})
+
+
+def cpu_extra_buffer_types() -> list[str]:
+    """Names of the extra buffer types llama.cpp's CPU backend offers for weights on this machine,
+    best first (say `AMX`, `CPU_REPACK`); [] where this build cannot be asked."""
+    from llama_cpp import _ggml
+
+    lib = _ggml.libggml
+    try:
+        lib.ggml_backend_dev_by_type.argtypes = [ctypes.c_int]
+        lib.ggml_backend_dev_by_type.restype = ctypes.c_void_p
+        lib.ggml_backend_dev_backend_reg.argtypes = [ctypes.c_void_p]
+        lib.ggml_backend_dev_backend_reg.restype = ctypes.c_void_p
+        lib.ggml_backend_reg_get_proc_address.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.ggml_backend_reg_get_proc_address.restype = ctypes.c_void_p
+        lib.ggml_backend_buft_name.argtypes = [ctypes.c_void_p]
+        lib.ggml_backend_buft_name.restype = ctypes.c_char_p
+    except AttributeError:  # a ggml without the device registry
+        return []
+    device = lib.ggml_backend_dev_by_type(0)  # GGML_BACKEND_DEVICE_TYPE_CPU
+    if not device:
+        return []
+    address = lib.ggml_backend_reg_get_proc_address(
+        lib.ggml_backend_dev_backend_reg(device), b"ggml_backend_dev_get_extra_bufts"
+    )
+    if not address:
+        return []
+    extra_bufts = ctypes.CFUNCTYPE(ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p)(address)(device)
+    names: list[str] = []
+    while extra_bufts and extra_bufts[len(names)]:
+        names.append(lib.ggml_backend_buft_name(extra_bufts[len(names)]).decode())
+    return names
+
+
+def extra_buffers_are_safe(names: list[str]) -> bool:
+    """Whether weights may go to llama.cpp's extra CPU buffer types (`names`, see
+    `cpu_extra_buffer_types`): not where one of them is known to crash. Without them every weight stays
+    in the plain CPU buffer, slower to multiply but correct."""
+    return not UNSAFE_BUFFER_TYPES.intersection(names)

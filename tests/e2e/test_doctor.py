@@ -21,7 +21,7 @@ def test_doctor_checks_the_set_up_and_times_the_model():
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for check in ("llama-cpp-python", "model", "tree-sitter grammars", "model loads"):
+    for check in ("llama-cpp-python", "weight buffers", "model", "tree-sitter grammars", "model loads"):
         assert re.search(rf"^\s*ok  {check}\s{{2}}", result.stdout, re.MULTILINE), (check, result.stdout)
     line = re.search(r"^\s*(?:ok|warn)  speed\s{2}(.*)$", result.stdout, re.MULTILINE)
     assert line is not None, result.stdout
