@@ -1,5 +1,5 @@
-"""llama.cpp as a library of this process: where its log lines go, and which model files it is given
-and how (mapped or read)."""
+"""llama.cpp as a library of this process: where its log lines go, which model files it is given and how
+(mapped or read), and which of its buffer types the weights may go to."""
 
 from __future__ import annotations
 
