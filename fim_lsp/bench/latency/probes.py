@@ -31,7 +31,8 @@ class ProbeRecord:
     finished_first: bool = False
     """The first request was answered before the newer one went out: nothing was superseded."""
     stop_ms: float | None = None
-    """From the newer request to its answer: the worker was busy with the old generation until then."""
+    """From the newer request to the superseded one's (empty) answer, which the server sends once the old
+    generation has stopped; only where no `$/cancelRequest` was sent, since that is answered at once."""
     first_outcome: Outcome = "pending"
     late_ghost: bool = False
     """The superseded request still came back with ghost text (it must not)."""
@@ -83,12 +84,12 @@ async def probe_supersession(
             newer = client.ask_inline_at(uri, words[number])
             try:
                 await asyncio.wait_for(asyncio.shield(newer.awaitable()), timeout_s)
-            except Exception:  # an error answer still marks the moment the worker was free
+            except Exception:
                 logger.debug("probe's newer request failed", exc_info=True)
-            if newer.arrived is not None:
-                probe.stop_ms = round((newer.arrived - newer_sent) * 1000, 1)
         record = RequestRecord(probe.file, 0, 0, 0.0)
         await settle(client, record, first, timeout_s)
+        if variant == "supersede" and not probe.finished_first and first.arrived is not None:
+            probe.stop_ms = round((first.arrived - newer_sent) * 1000, 1)
         probe.first_outcome = record.outcome
         probe.late_ghost = not probe.finished_first and record.outcome == "answered"
         probes.append(probe)

@@ -285,7 +285,8 @@ def _run_notes(run: dict[str, Any]) -> list[str]:
     sup = run["supersession"]
     out.append(
         f"  superseded generation stopped: p50 {_fmt(sup['stop_p50_ms'])} ms, "
-        f"max {_fmt(sup['stop_max_ms'])} ms ({sup['superseded']} of {sup['probes']} probes; "
+        f"max {_fmt(sup['stop_max_ms'])} ms ({sup['superseded']} of {sup['probes']} probes superseded "
+        "without a cancel; "
         f"{sup['late_ghost']} late ghost texts)"
     )
     out.append(
