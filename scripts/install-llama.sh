@@ -35,17 +35,21 @@ esac
 if grep -qw amx_int8 /proc/cpuinfo 2>/dev/null; then
     cmake_args="-DCMAKE_C_FLAGS=-mno-amx-int8 -DCMAKE_CXX_FLAGS=-mno-amx-int8 $cmake_args"
 fi
-build_key=$(printf '%s' "$cmake_args" | sha256sum | cut -c1-8)
+# Builds with other arguments are kept apart; a plain build keeps the names it always had (no rebuild).
+build_key=""
+if [ -n "$cmake_args" ]; then
+    build_key="-$(printf '%s' "$cmake_args" | sha256sum | cut -c1-8)"
+fi
 
 if "$python" -c "import llama_cpp, sys; sys.exit(0 if llama_cpp.__version__ == '$version' else 1)" 2>/dev/null \
-    && [ -f "$("$python" -c 'import sys; print(sys.prefix)')/.llama-backend-$backend-$build_key" ]; then
+    && [ -f "$("$python" -c 'import sys; print(sys.prefix)')/.llama-backend-$backend$build_key" ]; then
     echo "llama-cpp-python $version ($backend) already installed"
     exit 0
 fi
 
 cpu_key=$( (grep -m1 '^flags' /proc/cpuinfo || uname -m) | sha256sum | cut -c1-12)
 cache_root=${XDG_CACHE_HOME:-$HOME/.cache}/fim-lsp/wheels
-wheel_dir="$cache_root/llama-cpp-python-$version-$backend-$cpu_key-$build_key-$("$python" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')"
+wheel_dir="$cache_root/llama-cpp-python-$version-$backend-$cpu_key$build_key-$("$python" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')"
 
 if ! ls "$wheel_dir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
     echo "Building llama-cpp-python $version for $backend (once per machine; several minutes)..."
@@ -57,5 +61,5 @@ fi
 
 "$python" -m pip install --no-deps --force-reinstall "$wheel_dir"/llama_cpp_python-*.whl
 rm -f "$("$python" -c 'import sys; print(sys.prefix)')"/.llama-backend-*
-touch "$("$python" -c 'import sys; print(sys.prefix)')/.llama-backend-$backend-$build_key"
+touch "$("$python" -c 'import sys; print(sys.prefix)')/.llama-backend-$backend$build_key"
 echo "llama-cpp-python $version ($backend) installed from $wheel_dir"
