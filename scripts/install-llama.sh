@@ -29,9 +29,12 @@ case "$backend" in
     *) echo "install-llama.sh: backend must be cpu, cuda or auto, not '$backend'" >&2; exit 2 ;;
 esac
 
-# llama.cpp's AMX kernels crash on some CPUs that have AMX (ggml-org/llama.cpp#20824): built without
-# them, llama.cpp repacks the weights for AVX-512 instead. (The engine also refuses AMX at run time, in
-# builds made elsewhere, at the cost of the repacking.)
+# llama.cpp's AMX kernels crash when GCC 12 compiles them (ggml-org/llama.cpp#20824): that GCC's
+# `_tile_loadconfig` tells the optimiser it reads 8 bytes of the 64-byte tile configuration, the stores
+# of the tiles' shapes are dropped as dead, and `ldtilecfg` faults. Built without them, llama.cpp
+# repacks the weights for AVX-512 instead, which is faster for the shipped Q4_K weights than llama.cpp's
+# AMX path (docs/design/models.md). (The engine also refuses AMX at run time, in builds made
+# elsewhere, at the cost of the repacking.)
 if grep -qw amx_int8 /proc/cpuinfo 2>/dev/null; then
     cmake_args="-DCMAKE_C_FLAGS=-mno-amx-int8 -DCMAKE_CXX_FLAGS=-mno-amx-int8 $cmake_args"
 fi

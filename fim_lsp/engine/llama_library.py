@@ -68,10 +68,11 @@ def maps_safely(path: Path) -> bool:
     return path.resolve().is_relative_to(models_dir().resolve())
 
 
-#: Extra CPU buffer types of llama.cpp that crash on CPUs which report them usable. AMX: the first
-#: evaluation of Q4_K weights repacked for it ends in a segmentation fault in
-#: `ggml_backend_amx_mul_mat` on some Intel Xeons (ggml-org/llama.cpp#20824, not fixed; every time on
-#: a 2-core Xeon with AMX-INT8 of the reference kind), which would take the server down with it.
+#: Extra CPU buffer types of llama.cpp that crash on CPUs which report them usable. AMX: built by GCC 12,
+#: llama.cpp's AMX matrix multiplication loads a tile configuration whose shapes the compiler dropped
+#: (its `_tile_loadconfig` declares an 8-byte read of the 64-byte configuration), and `ldtilecfg` ends
+#: in a segmentation fault on the first evaluation (ggml-org/llama.cpp#20824), which would take the
+#: server down with it. Whether a given build has the fault cannot be asked of the library.
 UNSAFE_BUFFER_TYPES = frozenset({"AMX"})
 
 
