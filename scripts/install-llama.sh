@@ -44,8 +44,9 @@ if [ -n "$cmake_args" ]; then
     build_key="-$(printf '%s' "$cmake_args" | sha256sum | cut -c1-8)"
 fi
 
+marker_dir=$("$python" -c 'import sys; print(sys.prefix)')
 if "$python" -c "import llama_cpp, sys; sys.exit(0 if llama_cpp.__version__ == '$version' else 1)" 2>/dev/null \
-    && [ -f "$("$python" -c 'import sys; print(sys.prefix)')/.llama-backend-$backend$build_key" ]; then
+    && [ -f "$marker_dir/.llama-backend-$backend$build_key" ]; then
     echo "llama-cpp-python $version ($backend) already installed"
     exit 0
 fi
@@ -63,6 +64,6 @@ if ! ls "$wheel_dir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
 fi
 
 "$python" -m pip install --no-deps --force-reinstall "$wheel_dir"/llama_cpp_python-*.whl
-rm -f "$("$python" -c 'import sys; print(sys.prefix)')"/.llama-backend-*
-touch "$("$python" -c 'import sys; print(sys.prefix)')/.llama-backend-$backend$build_key"
+rm -f "$marker_dir"/.llama-backend-*
+touch "$marker_dir/.llama-backend-$backend$build_key"
 echo "llama-cpp-python $version ($backend) installed from $wheel_dir"
