@@ -45,20 +45,31 @@ def _check_llama() -> list[Check]:
 
 def _check_weight_buffers() -> Check:
     """Where the model's weights go: repacked for this CPU's kernels, or plain where this build offers a
-    buffer type known to crash (see `extra_buffers_are_safe`)."""
-    from fim_lsp.engine.llama_library import cpu_extra_buffer_types, extra_buffers_are_safe
+    buffer type that crashes in some builds and it failed here (see `extra_buffers_work`)."""
+    from fim_lsp.engine.llama_library import cpu_extra_buffer_types, extra_buffers_are_safe, tried_verdict
 
     offered = cpu_extra_buffer_types()
-    if not extra_buffers_are_safe(offered):
+    if not offered:
+        return ("ok", "weight buffers", "plain CPU buffers")
+    if extra_buffers_are_safe(offered):
+        return ("ok", "weight buffers", f"repacked for this CPU's kernels ({', '.join(offered)})")
+    verdict = tried_verdict()
+    if verdict is None:
+        return (
+            "ok",
+            "weight buffers",
+            f"this llama.cpp build offers {', '.join(offered)}; the first model load tries AMX in a child"
+            " process before using it",
+        )
+    if not verdict:
         return (
             "warn",
             "weight buffers",
-            f"this llama.cpp build offers {', '.join(offered)}; AMX crashes on some CPUs, so the weights"
-            " stay in plain CPU buffers (slower): `make setup` builds llama.cpp without AMX",
+            f"this llama.cpp build offers {', '.join(offered)}, and its AMX kernels crashed here, so the"
+            " weights stay in plain CPU buffers (slower): `make setup` builds llama.cpp so that they run",
         )
-    if not offered:
-        return ("ok", "weight buffers", "plain CPU buffers")
-    return ("ok", "weight buffers", f"repacked for this CPU's kernels ({', '.join(offered)})")
+    offers = ", ".join(offered)
+    return ("ok", "weight buffers", f"AMX, tried here (offered: {offers}); `auto` loads Q4_0 copies")
 
 
 def _check_model(model: str, measure: bool) -> tuple[str, list[Check]]:
@@ -71,10 +82,12 @@ def _check_model(model: str, measure: bool) -> tuple[str, list[Check]]:
     from fim_lsp.models import resolve_model
 
     try:
+        weights = None
         if model == AUTO_MODEL:
-            model = choose_model(Settings(), measure=measure).model
+            choice = choose_model(Settings(), measure=measure)
+            model, weights = choice.model, choice.weights
         started = time.monotonic()
-        path = resolve_model(model)
+        path = weights or resolve_model(model)
     except FimError as exc:
         return model, [("FAIL", "model", str(exc))]
     return model, [("ok", "model", f"{model}: {path} (verified, {time.monotonic() - started:.1f} s)")]
@@ -101,13 +114,14 @@ def _check_choice(model: str) -> list[Check]:
     return [("ok", "model choice", f"{choice.model} {what}: {choice.reason}{measured}")]
 
 
-def _check_template(model: str) -> list[Check]:
+def _check_template(model: str, setting: str) -> list[Check]:
+    """Load what the `model` setting `setting` loads (`model` by name: the one `auto` chose)."""
     from fim_lsp.config import Settings
     from fim_lsp.engine.llama_cpp import LlamaCppEngine
     from fim_lsp.errors import FimError
 
     try:
-        engine = LlamaCppEngine.from_settings(Settings(model=model, context_size=1024, prompt_memory_mb=1))
+        engine = LlamaCppEngine.from_settings(Settings(model=setting, context_size=1024, prompt_memory_mb=1))
     except FimError as exc:
         return [("FAIL", "model loads", str(exc))]
     try:
@@ -231,7 +245,7 @@ def run_checks(model: str, engine: Any = None) -> list[Check]:
     if all(verdict != "FAIL" for verdict, what, _ in checks if what in ("model", "llama-cpp-python")):
         checks.extend(_check_choice(model))
         # By name, so that the speed's advice knows whether the fast model is the one loaded.
-        checks.extend(_check_template(loaded))
+        checks.extend(_check_template(loaded, model))
     from fim_lsp.warmup.adapters import doctor_checks
 
     checks.extend(doctor_checks())

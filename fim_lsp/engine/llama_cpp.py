@@ -26,7 +26,7 @@ from fim_lsp.engine.llama_library import (
     aborting,
     check_gguf,
     cpu_extra_buffer_types,
-    extra_buffers_are_safe,
+    extra_buffers_work,
     maps_safely,
     route_llama_logs,
 )
@@ -126,11 +126,11 @@ class LlamaCppEngine(Engine):
             llama_cpp.LLAMA_LOAD_MODE_MMAP if use_mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
         )
         extra_buffers = cpu_extra_buffer_types()
-        model_params.use_extra_bufts = extra_buffers_are_safe(extra_buffers)
+        model_params.use_extra_bufts = extra_buffers_work(model_path, extra_buffers)
         if not model_params.use_extra_bufts:
             logger.warning(
-                "this llama.cpp build offers the %s buffer types here, and AMX crashes on some CPUs"
-                " (llama.cpp issue 20824): the weights stay in plain CPU buffers, slower but safe",
+                "this llama.cpp build offers the %s buffer types here, and its AMX kernels crash on this"
+                " CPU (llama.cpp issue 20824): the weights stay in plain CPU buffers, slower but safe",
                 ", ".join(extra_buffers),
             )
         try:
@@ -191,7 +191,7 @@ class LlamaCppEngine(Engine):
         from fim_lsp.models import known_models, resolve_model
 
         choice = choose_model(settings)
-        path = resolve_model(choice.model)
+        path = choice.weights or resolve_model(choice.model)
         adapter = None
         if settings.adapter:
             from fim_lsp.warmup.adapters import check_adapter, resolve_adapter

@@ -4,13 +4,20 @@
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import json
 import logging
+import os
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from fim_lsp.errors import ModelCorruptError
 
+logger = logging.getLogger(__name__)
 llama_logger = logging.getLogger("fim_lsp.llama_cpp")
 
 # ggml.h: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the previous line).
@@ -68,12 +75,15 @@ def maps_safely(path: Path) -> bool:
     return path.resolve().is_relative_to(models_dir().resolve())
 
 
-#: Extra CPU buffer types of llama.cpp that crash on CPUs which report them usable. AMX: built by GCC 12,
-#: llama.cpp's AMX matrix multiplication loads a tile configuration whose shapes the compiler dropped
-#: (its `_tile_loadconfig` declares an 8-byte read of the 64-byte configuration), and `ldtilecfg` ends
-#: in a segmentation fault on the first evaluation (ggml-org/llama.cpp#20824), which would take the
-#: server down with it. Whether a given build has the fault cannot be asked of the library.
+#: Extra CPU buffer types of llama.cpp that crash in some builds. AMX: built by GCC 12, llama.cpp's AMX
+#: matrix multiplication loads a tile configuration whose shapes the compiler dropped (its
+#: `_tile_loadconfig` declares an 8-byte read of the 64-byte configuration), and `ldtilecfg` ends in a
+#: segmentation fault on the first evaluation (ggml-org/llama.cpp#20824), which would take the server
+#: down with it. Whether a build has the fault cannot be asked of the library: it is tried in a child
+#: process (`buffer_probe`) before the server's own process relies on it.
 UNSAFE_BUFFER_TYPES = frozenset({"AMX"})
+#: Seconds a probe may take: loading the larger model and evaluating a short prompt takes a few.
+PROBE_TIMEOUT_SECONDS = 120
 
 
 def cpu_extra_buffer_types() -> list[str]:
@@ -110,6 +120,119 @@ def cpu_extra_buffer_types() -> list[str]:
 
 def extra_buffers_are_safe(names: list[str]) -> bool:
     """Whether weights may go to llama.cpp's extra CPU buffer types (`names`, see
-    `cpu_extra_buffer_types`): not where one of them is known to crash. Without them every weight stays
-    in the plain CPU buffer, slower to multiply but correct."""
+    `cpu_extra_buffer_types`) without trying them first: none of them is known to crash in some builds."""
     return not UNSAFE_BUFFER_TYPES.intersection(names)
+
+
+def extra_buffers_work(model_path: Path, names: list[str]) -> bool:
+    """Whether weights may go to the extra buffer types `names` here. Where one of them crashes in some
+    builds, the answer is this build's on this CPU, found once by loading `model_path` with them in a
+    child process and kept (`buffers.json` in fim-lsp's cache). Without them every weight stays in the
+    plain CPU buffer: slower to multiply, but correct."""
+    if extra_buffers_are_safe(names):
+        return True
+    key = _library_key()
+    verdicts = _read_verdicts()
+    if key in verdicts:
+        return verdicts[key]
+    verdict = _probe(model_path)
+    if verdict is None:
+        return False
+    verdicts[key] = verdict
+    _write_verdicts(verdicts)
+    return verdict
+
+
+def amx_runs_here(probe_model: Path | None) -> bool:
+    """Whether this llama.cpp build multiplies weights with AMX on this CPU: it offers the AMX buffer
+    type, and its kernels were found to run (tried with `probe_model` if not known yet and one is
+    given)."""
+    names = cpu_extra_buffer_types()
+    if "AMX" not in names:
+        return False
+    if probe_model is not None:
+        return extra_buffers_work(probe_model, names)
+    return bool(tried_verdict())
+
+
+def tried_verdict() -> bool | None:
+    """Whether this build's extra buffer types were found to work on this CPU; None if never tried."""
+    return _read_verdicts().get(_library_key())
+
+
+def _library_key() -> str:
+    """This llama.cpp build (its CPU library, by content) on this CPU."""
+    import llama_cpp
+
+    hasher = hashlib.sha256(llama_cpp.__version__.encode())
+    for library in sorted(Path(llama_cpp.__file__).parent.glob("lib/libggml-cpu*")):
+        hasher.update(library.name.encode())
+        hasher.update(library.read_bytes())
+    hasher.update(_cpu_flags().encode())
+    return hasher.hexdigest()[:16]
+
+
+def _cpu_flags() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line for line in lines if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return os.uname().machine
+
+
+def _verdicts_file() -> Path:
+    from fim_lsp.models import cache_root
+
+    return cache_root() / "buffers.json"
+
+
+def _read_verdicts() -> dict[str, bool]:
+    try:
+        raw = json.loads(_verdicts_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    return {key: value for key, value in raw.items() if isinstance(value, bool)}
+
+
+def _write_verdicts(verdicts: dict[str, bool]) -> None:
+    path = _verdicts_file()
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(verdicts, indent=1, sort_keys=True))
+        temporary.replace(path)
+    except OSError as exc:  # only a saving: the probe runs again next time
+        logger.warning("could not keep the verdict on llama.cpp's buffer types in %s: %s", path, exc)
+
+
+def _probe(model_path: Path) -> bool | None:
+    """Load `model_path` with the extra buffer types in a child process and evaluate a prompt: True if
+    it ran, False if it died of a signal (the crash), None if it could not tell (the model would not
+    load, the child could not start or took too long)."""
+    started = time.monotonic()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "fim_lsp.engine.buffer_probe", str(model_path)],
+            capture_output=True,
+            timeout=PROBE_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        logger.warning("could not try llama.cpp's extra buffer types: %s", exc)
+        return None
+    seconds = time.monotonic() - started
+    if result.returncode == 0:
+        logger.info("llama.cpp's extra buffer types work here (tried in %.1f s)", seconds)
+        return True
+    if result.returncode < 0:
+        logger.warning(
+            "llama.cpp's extra buffer types crash here (signal %d, tried in %.1f s)",
+            -result.returncode,
+            seconds,
+        )
+        return False
+    tail = result.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+    logger.warning("could not try llama.cpp's extra buffer types with %s: %s", model_path, tail[0])
+    return None

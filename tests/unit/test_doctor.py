@@ -88,6 +88,7 @@ def test_on_a_new_machine_the_model_checked_is_the_one_auto_chooses(monkeypatch)
     monkeypatch.setattr(fit, "installed_models", lambda: [manifests[DEFAULT], manifests[FAST]])
     monkeypatch.setattr(fit, "speed_of", speed_of)
     monkeypatch.setattr(models, "resolve_model", lambda name: Path(f"/models/{name}.gguf"))
+    monkeypatch.setattr(fit, "auto_weights", lambda manifest, prepare: fit.Weights(manifest.sha256, None))
 
     loaded, [(verdict, what, detail)] = _check_model(AUTO_MODEL, measure=True)
     assert loaded == FAST
@@ -101,6 +102,7 @@ def test_without_llama_cpp_to_time_them_the_best_installed_model_is_checked(monk
     monkeypatch.setattr(fit, "installed_models", lambda: [manifests[DEFAULT], manifests[FAST]])
     monkeypatch.setattr(fit, "speed_of", lambda manifest, threads, measure=True: None)
     monkeypatch.setattr(models, "resolve_model", lambda name: Path(f"/models/{name}.gguf"))
+    monkeypatch.setattr(fit, "auto_weights", lambda manifest, prepare: fit.Weights(manifest.sha256, None))
 
     loaded, [(_, _, detail)] = _check_model(AUTO_MODEL, measure=False)
     assert loaded == DEFAULT and detail.startswith(f"{DEFAULT}: ")

@@ -18,6 +18,7 @@ def machine(monkeypatch: pytest.MonkeyPatch):
     manifests = known_models()
     monkeypatch.setattr(fit, "installed_models", lambda: [manifests[BEST], manifests[FAST]])
     monkeypatch.setattr(fit, "speed_of", lambda manifest, threads, measure=True: speeds.get(manifest.name))
+    monkeypatch.setattr(fit, "auto_weights", lambda manifest, prepare: fit.Weights(manifest.sha256, None))
     return speeds
 
 
@@ -71,3 +72,51 @@ def test_the_fastest_speed_measured_is_kept(monkeypatch, tmp_path):
     fit._write_speed(key, fit.Speed(250.0, 18.0))
     fit._write_speed(key, fit.Speed(120.0, 40.0))
     assert fit.known_speed(manifest, threads=2) == fit.Speed(250.0, 40.0)
+
+
+@pytest.fixture
+def amx(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """A machine whose llama.cpp offers AMX (whether it runs: the test sets `runs`), a fresh cache, and
+    a Q4_0 copy that `requantize` makes without a quantizer."""
+    from fim_lsp import models
+    from fim_lsp.engine import llama_library
+    from fim_lsp.models import requantize
+
+    monkeypatch.setenv("FIM_LSP_CACHE_DIR", str(tmp_path))
+    state = {"runs": True}
+    monkeypatch.setattr(llama_library, "cpu_extra_buffer_types", lambda: ["AMX", "CPU_REPACK"])
+    monkeypatch.setattr(llama_library, "amx_runs_here", lambda probe_model: state["runs"])
+    monkeypatch.setattr(models, "resolve_model", lambda name: tmp_path / f"{name}.gguf")
+    monkeypatch.setattr(requantize, "requantize", lambda manifest: requantize.requantized_path(manifest))
+    return state
+
+
+def test_where_amx_runs_auto_loads_the_q4_0_copy_and_keeps_its_speed_apart(amx, monkeypatch) -> None:
+    from fim_lsp.models.requantize import requantized_id, requantized_path
+
+    manifest = known_models()[FAST]
+    weights = fit.auto_weights(manifest, prepare=True)
+    assert weights == fit.Weights(requantized_id(manifest), requantized_path(manifest))
+    timed: list = []
+    monkeypatch.setattr(fit, "measure_speed", lambda path, threads: timed.append(path) or fit.Speed(200, 30))
+    assert fit.speed_of(manifest, 2) == fit.Speed(200, 30)
+    assert timed == [requantized_path(manifest)]
+    assert fit.known_speed(manifest, 2) is None  # the shipped file's speed is another one
+
+
+def test_where_amx_does_not_run_auto_loads_the_shipped_file(amx) -> None:
+    amx["runs"] = False
+    manifest = known_models()[FAST]
+    assert fit.auto_weights(manifest, prepare=True) == fit.Weights(manifest.sha256, None)
+
+
+def test_where_the_copy_cannot_be_made_auto_loads_the_shipped_file(amx, monkeypatch) -> None:
+    from fim_lsp.errors import FimError
+    from fim_lsp.models import requantize
+
+    def fail(manifest):
+        raise FimError("no room")
+
+    monkeypatch.setattr(requantize, "requantize", fail)
+    manifest = known_models()[FAST]
+    assert fit.auto_weights(manifest, prepare=True) == fit.Weights(manifest.sha256, None)
