@@ -82,14 +82,10 @@ def machine_key(model_sha256: str, threads: int | None) -> str:
     """What a measured speed holds for: the model file, the llama.cpp build, this CPU, the threads."""
     import llama_cpp
 
+    from fim_lsp.engine.llama_library import cpu_flags
+
     system = llama_cpp.llama_print_system_info().decode(errors="replace")
-    try:
-        flags = next(
-            line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
-        )
-    except (OSError, StopIteration):
-        flags = os.uname().machine
-    cpu = hashlib.sha256((system + flags).encode()).hexdigest()[:16]
+    cpu = hashlib.sha256((system + cpu_flags()).encode()).hexdigest()[:16]
     return f"{model_sha256[:16]}/{llama_cpp.__version__}/{cpu}/{threads or os.cpu_count()}/{SPEED_METHOD}"
 
 

@@ -168,11 +168,12 @@ def _library_key() -> str:
     for library in sorted(Path(llama_cpp.__file__).parent.glob("lib/libggml-cpu*")):
         hasher.update(library.name.encode())
         hasher.update(library.read_bytes())
-    hasher.update(_cpu_flags().encode())
+    hasher.update(cpu_flags().encode())
     return hasher.hexdigest()[:16]
 
 
-def _cpu_flags() -> str:
+def cpu_flags() -> str:
+    """This CPU's feature flags as /proc/cpuinfo lists them (the machine's name where it cannot)."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
         return next(line for line in lines if line.startswith("flags"))
