@@ -117,7 +117,7 @@ class LlamaCppEngine(Engine):
         check_gguf(model_path)
         self.model_path = model_path
         self.n_ctx = n_ctx
-        threads = n_threads or os.cpu_count() or 1
+        self.threads = threads = n_threads or os.cpu_count() or 1
         self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
         started = time.monotonic()
         model_params = llama_cpp.llama_model_default_params()

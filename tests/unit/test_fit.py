@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fim_lsp import fit
+from fim_lsp import fit, models
 from fim_lsp.config import Settings
 from fim_lsp.models import known_models
 
@@ -32,7 +32,8 @@ def test_the_best_model_is_chosen_when_a_useful_prompt_fits_the_time_budget(mach
 
 
 def test_the_fast_model_is_chosen_where_the_best_one_could_read_too_little_in_time(machine):
-    machine.update({BEST: fit.Speed(60, 15), FAST: fit.Speed(150, 30)})
+    # 50 tokens/s for 60% of 15 s: 450 tokens, 384 in steps of 128, under `MIN_USEFUL_BUDGET`.
+    machine.update({BEST: fit.Speed(50, 9), FAST: fit.Speed(150, 30)})
     choice = fit.choose_model(Settings(workspace_context=False))
     assert (choice.model, choice.budget) == (FAST, 1280)
 
@@ -44,9 +45,9 @@ def test_where_no_model_fits_the_fastest_is_chosen(machine):
 
 
 def test_a_longer_time_budget_lets_the_best_model_in(machine):
-    machine.update({BEST: fit.Speed(60, 15), FAST: fit.Speed(150, 30)})
+    machine.update({BEST: fit.Speed(50, 9), FAST: fit.Speed(150, 30)})
     choice = fit.choose_model(Settings(workspace_context=False, time_budget_ms=30_000))
-    assert (choice.model, choice.budget) == (BEST, 1024)
+    assert (choice.model, choice.budget) == (BEST, 896)
 
 
 def test_a_model_named_in_the_settings_is_taken_as_named(machine):
@@ -58,7 +59,7 @@ def test_a_measured_speed_is_remembered_per_model_and_machine(monkeypatch, tmp_p
     monkeypatch.setenv("FIM_LSP_CACHE_DIR", str(tmp_path))
     manifest = known_models()[FAST]
     assert fit.known_speed(manifest, threads=2) is None
-    fit._write_speed(fit.machine_key(manifest.sha256, 2), fit.Speed(250.0, 40.0))
+    fit._write_speed(fit.machine_key(manifest.sha256, 2), fit.Measurement(fit.Speed(250.0, 40.0)))
     assert fit.known_speed(manifest, threads=2) == fit.Speed(250.0, 40.0)
     assert fit.known_speed(manifest, threads=1) is None  # another thread count is another measurement
     assert fit.known_speed(known_models()[BEST], threads=2) is None
@@ -68,10 +69,49 @@ def test_the_fastest_speed_measured_is_kept(monkeypatch, tmp_path):
     monkeypatch.setenv("FIM_LSP_CACHE_DIR", str(tmp_path))
     manifest = known_models()[FAST]
     key = fit.machine_key(manifest.sha256, 2)
-    fit._write_speed(key, fit.Speed(80.0, 20.0))  # measured while other work ran
-    fit._write_speed(key, fit.Speed(250.0, 18.0))
-    fit._write_speed(key, fit.Speed(120.0, 40.0))
+    fit._write_speed(key, fit.Measurement(fit.Speed(80.0, 20.0)))  # measured while other work ran
+    fit._write_speed(key, fit.Measurement(fit.Speed(250.0, 18.0)))
+    fit._write_speed(key, fit.Measurement(fit.Speed(120.0, 40.0)))
     assert fit.known_speed(manifest, threads=2) == fit.Speed(250.0, 40.0)
+
+
+def test_a_model_timed_on_a_busy_machine_is_timed_again_at_later_starts(monkeypatch, tmp_path):
+    monkeypatch.setenv("FIM_LSP_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(fit, "auto_weights", lambda manifest, prepare: fit.Weights(manifest.sha256, None))
+    monkeypatch.setattr(models, "resolve_model", lambda name: tmp_path / f"{name}.gguf")
+    manifest = known_models()[BEST]
+    # The host took half the CPU each time: timed once, then again at each of `BUSY_RETRIES` starts.
+    rates = iter([44.0, 80.0, 61.0, 70.0, 99.0])
+    timed: list[float] = []
+
+    def measure(path, threads):
+        timed.append(next(rates))
+        return fit.Measurement(fit.Speed(timed[-1], 7.0), cpu_share=0.5)
+
+    monkeypatch.setattr(fit, "measure_speed", measure)
+    for _start in range(fit.BUSY_RETRIES + 3):
+        speed = fit.speed_of(manifest, 2)
+    assert timed == [44.0, 80.0, 61.0, 70.0]
+    assert speed == fit.known_speed(manifest, 2) == fit.Speed(80.0, 7.0)  # the fastest of them
+
+
+def test_a_model_timed_on_a_quiet_machine_stands(monkeypatch, tmp_path):
+    monkeypatch.setenv("FIM_LSP_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(fit, "auto_weights", lambda manifest, prepare: fit.Weights(manifest.sha256, None))
+    monkeypatch.setattr(models, "resolve_model", lambda name: tmp_path / f"{name}.gguf")
+    manifest = known_models()[BEST]
+    shares = iter([0.4, 0.95])
+    timed: list[float] = []
+
+    def measure(path, threads):
+        timed.append(next(shares))
+        return fit.Measurement(fit.Speed(80.0, 7.0), cpu_share=timed[-1])
+
+    monkeypatch.setattr(fit, "measure_speed", measure)
+    for _start in range(4):
+        fit.speed_of(manifest, 2)
+    assert timed == [0.4, 0.95]  # busy, then quiet: it stands
+    assert not fit.Measurement(fit.Speed(80.0, 7.0), cpu_share=None).busy  # a GPU did the work
 
 
 @pytest.fixture
@@ -98,7 +138,9 @@ def test_where_amx_runs_auto_loads_the_q4_0_copy_and_keeps_its_speed_apart(amx, 
     weights = fit.auto_weights(manifest, prepare=True)
     assert weights == fit.Weights(requantized_id(manifest), requantized_path(manifest))
     timed: list = []
-    monkeypatch.setattr(fit, "measure_speed", lambda path, threads: timed.append(path) or fit.Speed(200, 30))
+    monkeypatch.setattr(
+        fit, "measure_speed", lambda path, threads: timed.append(path) or fit.Measurement(fit.Speed(200, 30))
+    )
     assert fit.speed_of(manifest, 2) == fit.Speed(200, 30)
     assert timed == [requantized_path(manifest)]
     assert fit.known_speed(manifest, 2) is None  # the shipped file's speed is another one
