@@ -241,9 +241,10 @@ def speed_of(manifest: ModelManifest, threads: int | None, *, measure: bool = Tr
     if measured.busy:
         logger.warning(
             "%s was timed while other work held the CPU (%.0f%% of its threads' time): it is timed "
-            "again at the next start",
+            "again at later starts, %d times at most, and the fastest timing stands",
             manifest.name,
             100 * (measured.cpu_share or 0.0),
+            BUSY_RETRIES,
         )
     return _write_speed(machine_key(weights.identity, threads), measured)
 
