@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -21,7 +20,14 @@ from pathlib import Path
 
 from fim_lsp.errors import FimError
 from fim_lsp.models.manifest import ModelManifest
-from fim_lsp.models.store import cached_path, is_gguf, models_dir, remove_file
+from fim_lsp.models.store import (
+    cached_path,
+    file_record_matches,
+    is_gguf,
+    models_dir,
+    remove_file,
+    write_file_record,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,17 +54,7 @@ def _record_path(path: Path) -> Path:
 
 def is_current(path: Path, manifest: ModelManifest) -> bool:
     """Whether `path` is a whole Q4_0 copy of the manifest's file, untouched since it was made."""
-    try:
-        stat = path.stat()
-        record = json.loads(_record_path(path).read_text("utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (
-        isinstance(record, dict)
-        and record.get("source_sha256") == manifest.sha256
-        and record.get("size") == stat.st_size
-        and record.get("mtime_ns") == stat.st_mtime_ns
-    )
+    return file_record_matches(path, _record_path(path), {"source_sha256": manifest.sha256})
 
 
 def requantize(manifest: ModelManifest, directory: Path | None = None) -> Path:
@@ -96,9 +92,7 @@ def requantize(manifest: ModelManifest, directory: Path | None = None) -> Path:
     except BaseException:
         remove_file(temporary)
         raise
-    stat = target.stat()
-    record = {"source_sha256": manifest.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     with contextlib.suppress(OSError):  # without the record the copy is only made again next time
-        _record_path(target).write_text(json.dumps(record) + "\n", "utf-8")
+        write_file_record(target, _record_path(target), {"source_sha256": manifest.sha256})
     logger.info("made %s in %.1f s", target, time.monotonic() - started)
     return target

@@ -86,35 +86,48 @@ def hash_file(path: Path, progress: Progress | None = None) -> str:
     return hasher.hexdigest()
 
 
+def write_file_record(path: Path, record: Path, facts: dict[str, str]) -> None:
+    """Record in `record` that `path`, as it is now (its size and modification time), has `facts`: a
+    temporary file renamed over the record, so a reader never finds half of one. Raises OSError."""
+    stat = path.stat()
+    content = {**facts, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    temporary = record.with_name(f".{record.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(json.dumps(content) + "\n", "utf-8")
+        os.replace(temporary, record)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+
+
+def file_record_matches(path: Path, record: Path, facts: dict[str, object]) -> bool:
+    """Whether `record` says `path` has `facts` and `path` has not changed since (no hashing)."""
+    try:
+        stat = path.stat()
+        content = json.loads(record.read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(content, dict)
+        and all(content.get(key) == value for key, value in facts.items())
+        and content.get("size") == stat.st_size
+        and content.get("mtime_ns") == stat.st_mtime_ns
+    )
+
+
 def _record_verification(path: Path, manifest: ModelManifest) -> None:
     """Remember that `path`, as it is now, has the manifest's checksum."""
-    stat = path.stat()
-    record = {"sha256": manifest.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    sidecar = _sidecar(path)
-    temporary = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
     try:
-        temporary.write_text(json.dumps(record) + "\n", "utf-8")
-        os.replace(temporary, sidecar)
+        write_file_record(path, _sidecar(path), {"sha256": manifest.sha256})
     except OSError as exc:
         # Only an optimisation: the file is fine, it will be hashed again next time.
         logger.warning("could not record the verification of %s: %s", path, exc)
-        with contextlib.suppress(OSError):
-            temporary.unlink()
 
 
 def is_verified(path: Path, manifest: ModelManifest) -> bool:
     """Whether `path` was verified against the manifest and has not changed since (no hashing)."""
-    try:
-        stat = path.stat()
-        record = json.loads(_sidecar(path).read_text("utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (
-        isinstance(record, dict)
-        and record.get("sha256") == manifest.sha256
-        and record.get("size") == stat.st_size == manifest.size
-        and record.get("mtime_ns") == stat.st_mtime_ns
-    )
+    return file_record_matches(path, _sidecar(path), {"sha256": manifest.sha256, "size": manifest.size})
 
 
 def verify_file(path: Path, manifest: ModelManifest, progress: Progress | None = None) -> None:
