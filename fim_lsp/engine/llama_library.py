@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import json
 import logging
@@ -160,8 +161,10 @@ def tried_verdict() -> bool | None:
     return _read_verdicts().get(_library_key())
 
 
+@functools.cache
 def _library_key() -> str:
-    """This llama.cpp build (its CPU library, by content) on this CPU."""
+    """This llama.cpp build (its CPU library, by content) on this CPU: hashed once a process, since
+    neither changes under a running one, and `auto` asks for it per model on every load."""
     import llama_cpp
 
     hasher = hashlib.sha256(llama_cpp.__version__.encode())
