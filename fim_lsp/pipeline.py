@@ -21,6 +21,7 @@ from fim_lsp.postprocess import finish_middle, middle_is_done
 from fim_lsp.prompt import FimPrompt, Order, RepoFile, comment_out
 from fim_lsp.syntax import (
     DocumentSyntax,
+    block_goes_on,
     classify,
     indentation_to_type,
     inside_word,
@@ -195,6 +196,9 @@ class Plan:
     """Spaces held back from the prompt's end (see `_held_back`)."""
     shortened: bool = False
     """Cut shorter than the budget, so that typing gets an answer in time (see `plan`)."""
+    amid_block: bool = False
+    """A block answer whose block goes on after the cursor: one line is a whole answer there too, and
+    `complete` asks for one when a block could not be written in time."""
 
     def middle_of(self, generated: str) -> str:
         """The middle at the cursor for what the model wrote after the prompt's prefix."""
@@ -303,6 +307,7 @@ def _plan(
     # At column 0 where the code above fixes the indentation, the model is shown it as typed: it then
     # writes the body it should rather than a new top-level definition.
     typed = indentation_to_type(context.prefix, context.suffix, language) if shape is Shape.BLOCK else ""
+    amid_block = shape is Shape.BLOCK and block_goes_on(request.text, request.offset, language, typed)
     order = prompt_order(engine, settings, context.suffix)
     shown_prefix = context.prefix + typed
     held = _held_back(shown_prefix, order)
@@ -316,7 +321,7 @@ def _plan(
         language,
         order,
     )
-    return Plan(prompt, shape, context, language, typed, held)
+    return Plan(prompt, shape, context, language, typed, held, amid_block=amid_block)
 
 
 def prepare(
@@ -362,6 +367,12 @@ def complete(
         return planned
     if deadline is None:
         deadline = started + settings.time_budget_ms / 1000
+    # Where the user types, ghost text keeps up with the keys: a block must come within TYPING_LATENCY_S.
+    target = min(deadline, started + TYPING_LATENCY_S) if request.typing else deadline
+    if planned.amid_block and not _block_in_time(planned.prompt, engine, target, settings.max_new_tokens):
+        # Where code follows in the block, one line is an answer in its own right (Copilot-style
+        # completion gives one between lines); a block this machine cannot write by then would be late.
+        planned = replace(planned, shape=Shape.LINE)
     prompt, shape = planned.prompt, planned.shape
     prompt_built = time.monotonic()
     generation = engine.generate(
@@ -405,6 +416,18 @@ def complete(
         plan=planned,
         alternatives=others,
     )
+
+
+def _block_in_time(prompt: FimPrompt, engine: Engine, target: float, tokens: int) -> bool:
+    """Whether the engine, at the speeds it measures, writes a block of `tokens` (its cap: between lines
+    a model writes on until a rule stops it) by `target` (a monotonic time) after evaluating what its
+    cache lacks of `prompt`; True where it cannot tell."""
+    rate, writing = engine.prompt_rate(), engine.write_rate()
+    uncached = engine.uncached_tokens(prompt)
+    if rate is None or writing is None or uncached is None:
+        return True
+    seconds = target - time.monotonic() - uncached / rate
+    return seconds * writing >= tokens
 
 
 def _other_middles(planned: Plan, generation: Generation, first: str | None) -> tuple[str, ...]:

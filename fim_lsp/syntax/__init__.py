@@ -6,13 +6,14 @@ cursor wants. All pure functions of text (no pygls, no model).
   about a point (inside a comment or a string).
 - `lines`: what a line says without a tree: brackets outside strings and comments, indentation, whether
   it opens a block; the cursor's line read within a window.
-- `cursor`: `classify`, the shape of the answer at the cursor (nothing, one line, a block).
+- `cursor`: `classify`, the shape of the answer at the cursor (nothing, one line, a block), and
+  `block_goes_on`, whether code follows it in its block.
 - `indentation`: `indentation_to_type`, the indentation the code above fixes for the cursor's line.
 
 Where a generated middle is cut is `fim_lsp.postprocess`'s job; it uses these.
 """
 
-from fim_lsp.syntax.cursor import classify, inside_word
+from fim_lsp.syntax.cursor import block_goes_on, classify, inside_word
 from fim_lsp.syntax.indentation import indentation_to_type
 from fim_lsp.syntax.languages import (
     LANGUAGES,
@@ -38,6 +39,7 @@ __all__ = [
     "LINE_WINDOW_CHARS",
     "MAX_TREE_CHARS",
     "DocumentSyntax",
+    "block_goes_on",
     "byte_offset",
     "classify",
     "comment_starts",

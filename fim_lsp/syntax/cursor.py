@@ -1,11 +1,20 @@
-"""What the cursor wants: nothing, one line, or a block (`classify`)."""
+"""What the cursor wants: nothing, one line, or a block (`classify`), and whether its block goes on
+after it (`block_goes_on`)."""
 
 from __future__ import annotations
 
 import re
 
 from fim_lsp.completion import Shape
-from fim_lsp.syntax.lines import code_part, line_after, line_before, opens_block, unclosed_openers
+from fim_lsp.syntax.lines import (
+    LINE_WINDOW_CHARS,
+    code_part,
+    indent_width,
+    line_after,
+    line_before,
+    opens_block,
+    unclosed_openers,
+)
 from fim_lsp.syntax.tree import DocumentSyntax, inside_comment_or_string
 
 _WORD = re.compile(r"\w", re.UNICODE)
@@ -54,3 +63,27 @@ def classify(syntax: DocumentSyntax | None, text: str, offset: int) -> Shape:
     if unclosed_openers(code, language) or _CONTINUES_EXPRESSION.search(code):
         return Shape.LINE
     return Shape.BLOCK
+
+
+def block_goes_on(text: str, offset: int, language: str | None, typed: str = "") -> bool:
+    """Whether lines written at `offset` would go in between lines of their block: the next line of code
+    after the cursor's line is at least as deep as they start (deeper than the cursor's line where that
+    line opens a block). False at the end of a block, in an empty one, and at the end of the text.
+
+    On a blank line the lines start where the cursor is, after `typed` (indentation the caller puts
+    there). Of each line only its first LINE_WINDOW_CHARS characters are read.
+    """
+    before = line_before(text, offset)
+    if before.strip():
+        depth = indent_width(before) + int(opens_block(before, language))
+    else:
+        depth = indent_width(before + typed)
+    end = text.find("\n", offset)
+    while end != -1:
+        start = end + 1
+        window = text[start : start + LINE_WINDOW_CHARS]
+        line = window.split("\n", 1)[0]
+        if line.strip():
+            return indent_width(line) >= depth
+        end = text.find("\n", start)
+    return False

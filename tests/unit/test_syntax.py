@@ -29,6 +29,7 @@ from fim_lsp.syntax import (
     LINE_WINDOW_CHARS,
     MAX_TREE_CHARS,
     DocumentSyntax,
+    block_goes_on,
     byte_offset,
     classify,
     count_errors,
@@ -333,6 +334,32 @@ def test_classify_ignores_a_tree_of_another_text():
 
 def test_classify_clamps_the_offset():
     assert classify(None, "x = 1\n", 99) is Shape.BLOCK
+
+
+@pytest.mark.parametrize(
+    ("language", "marked", "typed", "goes_on"),
+    [
+        pytest.param(
+            "python", "def f():\n    x = 1\n    █\n    return x\n", "", True, id="blank-line-mid-body"
+        ),
+        pytest.param(
+            "python", "def f():\n    x = 1\n    █\n\n\ndef g():\n", "", False, id="blank-line-body-end"
+        ),
+        pytest.param("python", "def f():\n    █\n\nx = 1\n", "", False, id="empty-body"),
+        pytest.param("python", "def f():\n    x = 1█\n    return x\n", "", True, id="statement-mid-body"),
+        pytest.param("python", "def f():\n    return 1█\n\nx = 1\n", "", False, id="last-statement"),
+        pytest.param("python", "def f():█\n    return 1\n", "", True, id="header-of-a-body"),
+        pytest.param("python", "def f():█\n\nx = 1\n", "", False, id="header-of-no-body"),
+        pytest.param("python", "def f():\n█\n    return 1\n", "    ", True, id="typed-indentation"),
+        pytest.param("python", "if x:\n    if y:\n█\n    z()\n", "        ", False, id="typed-deeper"),
+        pytest.param("go", "func f() {\n\tx := 1\n\t█\n}\n", "", False, id="go-before-brace"),
+        pytest.param("go", "func f() {\n\t█\n\n\treturn\n}\n", "", True, id="go-mid-body"),
+        pytest.param("python", "x = 1\n█", "", False, id="end-of-text"),
+    ],
+)
+def test_block_goes_on(language, marked, typed, goes_on):
+    text, offset = split_cursor(marked)
+    assert block_goes_on(text, offset, language, typed) is goes_on
 
 
 @pytest.mark.parametrize(

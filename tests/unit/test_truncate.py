@@ -7,6 +7,7 @@ Each case is a document with a cursor mark, what the model wrote there, whether 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -15,7 +16,7 @@ from fim_lsp.config import Settings
 from fim_lsp.engine.base import Engine, Generation, GenerationRequest
 from fim_lsp.pipeline import complete
 from fim_lsp.postprocess import middle_is_done, truncate_middle
-from fim_lsp.prompt import RepoFile, template_for_family
+from fim_lsp.prompt import FimPrompt, RepoFile, template_for_family
 from fim_lsp.syntax import count_errors, new_parser
 
 CURSOR = "█"
@@ -695,6 +696,58 @@ def test_pipeline_cuts_a_model_that_does_not_stop():
     assert completion.text == "return math.pi * r ** 2"
     assert completion.reason == "stop"
     assert len(engine.written) < 60  # generation stopped once the middle had left its function
+
+
+class TimedEngine(ScriptedEngine):
+    """A scripted engine that says how fast it is and that its cache holds none of the prompt."""
+
+    def __init__(self, middle: str, eot: bool, writing: float, uncached: int = 1000) -> None:
+        super().__init__(middle, eot)
+        self.writing, self.uncached = writing, uncached
+
+    def prompt_rate(self) -> float | None:
+        return 100.0
+
+    def write_rate(self) -> float | None:
+        return self.writing
+
+    def uncached_tokens(self, prompt: FimPrompt) -> int | None:
+        return self.uncached  # 1000: 10 s of the 15 s time budget
+
+
+TWO_LINES = "total += x\n        count += 1\n"
+AMID = "    for x in xs:\n        █\n        print(x)\n"
+AT_THE_END = "    for x in xs:\n        █\n    return total\n"
+
+
+@pytest.mark.parametrize(
+    ("marked", "writing", "shape", "text"),
+    [
+        # Between lines of a block, a machine that cannot write a block in the 5 s left gets one line.
+        pytest.param(AMID, 5.0, Shape.LINE, "total += x", id="slow"),
+        pytest.param(AMID, 50.0, Shape.BLOCK, TWO_LINES.rstrip(), id="fast"),
+        # At the end of the block what follows the cursor is the model's to write.
+        pytest.param(AT_THE_END, 5.0, Shape.BLOCK, TWO_LINES.rstrip(), id="end"),
+    ],
+)
+def test_pipeline_asks_for_a_line_where_a_block_would_come_late(marked, writing, shape, text):
+    document = "def f(xs):\n    total = count = 0\n" + marked
+    offset = document.index("█")
+    engine = TimedEngine(TWO_LINES, True, writing)
+    request = CompletionRequest(document.replace("█", ""), offset, "python", "t.py")
+    completion = complete(request, Settings(), engine)
+    assert completion.shape is shape
+    assert completion.text == text
+
+
+def test_where_the_user_types_a_block_must_come_as_soon_as_a_line():
+    document = "def f(xs):\n    total = count = 0\n    for x in xs:\n        \n        print(x)\n"
+    request = CompletionRequest(document, document.index("        \n") + 8, "python", "t.py")
+    # The prompt evaluated already; 10 tokens a second write a block in the time budget, not in 2 s.
+    engine = TimedEngine(TWO_LINES, True, writing=10.0, uncached=0)
+    assert complete(request, Settings(), engine).shape is Shape.BLOCK
+    typing = complete(replace(request, typing=True), Settings(), engine)
+    assert (typing.shape, typing.text) == (Shape.LINE, "total += x")
 
 
 def test_pipeline_single_line_mid_line():
