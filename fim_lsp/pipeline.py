@@ -196,9 +196,6 @@ class Plan:
     """Spaces held back from the prompt's end (see `_held_back`)."""
     shortened: bool = False
     """Cut shorter than the budget, so that typing gets an answer in time (see `plan`)."""
-    amid_block: bool = False
-    """A block answer whose block goes on after the cursor: one line is a whole answer there too, and
-    `complete` asks for one when a block could not be written in time."""
 
     def middle_of(self, generated: str) -> str:
         """The middle at the cursor for what the model wrote after the prompt's prefix."""
@@ -307,7 +304,6 @@ def _plan(
     # At column 0 where the code above fixes the indentation, the model is shown it as typed: it then
     # writes the body it should rather than a new top-level definition.
     typed = indentation_to_type(context.prefix, context.suffix, language) if shape is Shape.BLOCK else ""
-    amid_block = shape is Shape.BLOCK and block_goes_on(request.text, request.offset, language, typed)
     order = prompt_order(engine, settings, context.suffix)
     shown_prefix = context.prefix + typed
     held = _held_back(shown_prefix, order)
@@ -321,7 +317,7 @@ def _plan(
         language,
         order,
     )
-    return Plan(prompt, shape, context, language, typed, held, amid_block=amid_block)
+    return Plan(prompt, shape, context, language, typed, held)
 
 
 def prepare(
@@ -369,7 +365,11 @@ def complete(
         deadline = started + settings.time_budget_ms / 1000
     # Where the user types, ghost text keeps up with the keys: a block must come within TYPING_LATENCY_S.
     target = min(deadline, started + TYPING_LATENCY_S) if request.typing else deadline
-    if planned.amid_block and not _block_in_time(planned.prompt, engine, target, settings.max_new_tokens):
+    if (
+        planned.shape is Shape.BLOCK
+        and block_goes_on(request.text, request.offset, planned.language, planned.typed)
+        and not _block_in_time(planned.prompt, engine, target, settings.max_new_tokens)
+    ):
         # Where code follows in the block, one line is an answer in its own right (Copilot-style
         # completion gives one between lines); a block this machine cannot write by then would be late.
         planned = replace(planned, shape=Shape.LINE)

@@ -7,7 +7,6 @@ import re
 
 from fim_lsp.completion import Shape
 from fim_lsp.syntax.lines import (
-    LINE_WINDOW_CHARS,
     code_part,
     indent_width,
     line_after,
@@ -80,10 +79,8 @@ def block_goes_on(text: str, offset: int, language: str | None, typed: str = "")
         depth = indent_width(before + typed)
     end = text.find("\n", offset)
     while end != -1:
-        start = end + 1
-        window = text[start : start + LINE_WINDOW_CHARS]
-        line = window.split("\n", 1)[0]
+        line = line_after(text, end + 1)
         if line.strip():
             return indent_width(line) >= depth
-        end = text.find("\n", start)
+        end = text.find("\n", end + 1)
     return False

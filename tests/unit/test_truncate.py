@@ -699,7 +699,7 @@ def test_pipeline_cuts_a_model_that_does_not_stop():
 
 
 class TimedEngine(ScriptedEngine):
-    """A scripted engine that says how fast it is and that its cache holds none of the prompt."""
+    """A scripted engine that says how fast it is and how much of the prompt its cache lacks."""
 
     def __init__(self, middle: str, eot: bool, writing: float, uncached: int = 1000) -> None:
         super().__init__(middle, eot)
