@@ -32,6 +32,37 @@ def _trim_suffix_overlap(line: str, cursor: CursorLine, checker: InsertionChecke
     return min([*options, line], key=checker.errors_with)
 
 
+#: Characters of code (not whitespace) the start of the suffix must have for a middle that writes it out
+#: to be taken as having run past the hole's end: `)` or `}` alone say too little.
+SUFFIX_ANCHOR_MIN_CODE = 8
+#: How far into the suffix's next lines the start of the suffix reaches when the rest of the cursor's
+#: line is too short to tell by.
+SUFFIX_ANCHOR_CHARS = 24
+
+
+def _suffix_anchor(suffix: str) -> str | None:
+    """The start of the suffix a middle that ran past the hole writes out: the rest of the cursor's line
+    with its line end, or where that says too little, the suffix's first SUFFIX_ANCHOR_CHARS characters."""
+    newline = suffix.find("\n")
+    rest_of_line = suffix if newline == -1 else suffix[: newline + 1]
+    for anchor in (rest_of_line, suffix[:SUFFIX_ANCHOR_CHARS]):
+        if len("".join(anchor.split())) >= SUFFIX_ANCHOR_MIN_CODE:
+            return anchor
+    return None
+
+
+def before_suffix(middle: str, suffix: str) -> str | None:
+    """The middle up to where it writes out the start of `suffix` (`_suffix_anchor`), exactly; None where
+    it does not. A hole that ends inside a line ends where the code after it starts, often in the middle
+    of a word or of the next line's indentation, where no line rule can cut; the model that runs on
+    writes that code out, and where it begins is the end."""
+    anchor = _suffix_anchor(suffix)
+    if anchor is None:
+        return None
+    end = middle.find(anchor)
+    return None if end == -1 else middle[:end]
+
+
 def truncate_line(
     middle: str, cursor: CursorLine, checker: InsertionChecker | None, whole: bool
 ) -> str | None:
@@ -39,14 +70,28 @@ def truncate_line(
     if line is not None and _restates_next_line(line, cursor):
         return None
     # A middle the model ended itself, on several lines, that fits the file: the model knew better than
-    # the cursor that the hole spans lines (mid-line, this is the only way to get more than one line).
+    # the cursor that the hole spans lines (mid-line, this and `before_suffix` are the only ways to get
+    # more than one line).
     # Unless its first line alone fits better: a model that writes the line asked for and then the
     # suffix's closing line again leaves as many errors as the hole did, but a different one.
-    if whole and checker is not None and "\n" in middle.strip():
-        text = fit_line_end(middle.rstrip(" \t"), cursor, cursor.at_line_start or middle.startswith("\n"))
-        if text.strip():
+    if whole and checker is not None:
+        text = _as_ended(middle, cursor)
+        if text is not None and text.strip():
             return fewest_errors([text] if line is None else [text, line], checker) or line
     return line
+
+
+def _as_ended(middle: str, cursor: CursorLine) -> str | None:
+    """A middle the model ended itself on more than one line, as it goes in the file; None when it is one
+    line. Mid-line, one that ends with a line break and spaces is taken as written: the spaces are the
+    indentation of the line the code after the cursor goes on, and the model said where its end is."""
+    inserted_lines = cursor.at_line_start or middle.startswith("\n")
+    text = middle.rstrip(" \t")
+    if cursor.text_after and not inserted_lines and text.endswith("\n"):
+        return middle
+    if "\n" not in text.strip():
+        return None
+    return fit_line_end(text, cursor, inserted_lines)
 
 
 def opens_unfilled_block(middle: str, cursor: CursorLine, language: str | None) -> bool:
