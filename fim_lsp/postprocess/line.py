@@ -84,10 +84,11 @@ def truncate_line(
 def _as_ended(middle: str, cursor: CursorLine) -> str | None:
     """A middle the model ended itself on more than one line, as it goes in the file; None when it is one
     line. Mid-line, one that ends with a line break and spaces is taken as written: the spaces are the
-    indentation of the line the code after the cursor goes on, and the model said where its end is."""
+    indentation of the line the code after the cursor goes on, and the model said where its end is (a
+    bare line break at the end says less: a line the model ended, as often as a hole that spans two)."""
     inserted_lines = cursor.at_line_start or middle.startswith("\n")
     text = middle.rstrip(" \t")
-    if cursor.text_after and not inserted_lines and text.endswith("\n"):
+    if cursor.text_after and not inserted_lines and text.endswith("\n") and text != middle:
         return middle
     if "\n" not in text.strip():
         return None

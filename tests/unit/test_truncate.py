@@ -598,6 +598,15 @@ end
         ),
         pytest.param(
             "total = add(1, █)\n",
+            "2\n",
+            "python",
+            LINE,
+            True,
+            "2",
+            id="a-middle-the-model-ends-with-a-bare-line-break-mid-line-stays-one-line",
+        ),
+        pytest.param(
+            "total = add(1, █)\n",
             "2)\n",
             "python",
             LINE,
