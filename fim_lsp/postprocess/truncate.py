@@ -76,7 +76,7 @@ def _ended_at_suffix(prefix: str, middle: str, suffix: str, language: str | None
     """The text before the point where the middle writes the code after the cursor (`before_suffix`),
     unless that is nothing or adds a syntax error to the file."""
     exact = before_suffix(middle, suffix)
-    if not exact or not exact.strip():
+    if exact is None or not exact.strip():
         return None
     checker = make_checker(language, prefix, suffix)
     return exact if checker is None else fewest_errors([exact], checker)

@@ -16,6 +16,7 @@ from fim_lsp.config import Settings
 from fim_lsp.engine.base import Engine, Generation, GenerationRequest
 from fim_lsp.pipeline import complete
 from fim_lsp.postprocess import middle_is_done, truncate_middle
+from fim_lsp.postprocess.line import before_suffix
 from fim_lsp.prompt import FimPrompt, RepoFile, template_for_family
 from fim_lsp.syntax import count_errors, new_parser
 
@@ -612,7 +613,7 @@ end
             LINE,
             True,
             "2",
-            id="a-few-closing-characters-say-too-little-the-line-rules-cut",
+            id="closing-characters-the-line-already-has-trimmed",
         ),
         # --- no grammar ---
         pytest.param(
@@ -628,6 +629,29 @@ end
 )
 def test_truncate_middle(marked, middle, language, shape, eot, expected):
     assert cut(marked, middle, language, shape, eot) == expected
+
+
+@pytest.mark.parametrize(
+    ("middle", "suffix", "before"),
+    [
+        pytest.param(
+            '!= nil {\n\tt.Fatalf("NewWriter: %v", err)\n',
+            'ter: %v", err)\n\t}\n',
+            '!= nil {\n\tt.Fatalf("NewWri',
+            id="rest-of-line",
+        ),
+        pytest.param(
+            "a, b)\n    return x\n",
+            ")\n    return x\n",
+            "a, b",
+            id="short-rest-of-line-reaches-into-the-next",
+        ),
+        pytest.param("2)\n", ")\n", None, id="too-little-code-to-tell"),
+        pytest.param("a, c)\n    return y\n", ")\n    return x\n", None, id="not-written-out"),
+    ],
+)
+def test_a_middle_ends_where_it_writes_out_the_start_of_the_suffix(middle, suffix, before):
+    assert before_suffix(middle, suffix) == before
 
 
 @pytest.mark.parametrize(
