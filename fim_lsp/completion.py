@@ -45,6 +45,9 @@ class Reason(enum.StrEnum):
     """The request was cancelled while the engine ran."""
     DEADLINE = "deadline"
     """The time budget ran out; what was whole so far is answered."""
+    PARTIAL = "partial"
+    """Where the user types, the line as far as the model wrote it by `pipeline.TYPING_LATENCY_S` (the
+    rest would come late). Not cached; the answer after accepting it is written ahead."""
     SUPERSEDED = "superseded"
     """A newer request for the same document came, or the request was cancelled before it ran."""
     TYPED_THROUGH = "typed-through"

@@ -17,7 +17,7 @@ from fim_lsp.completion import Completion, CompletionRequest, Reason, Shape, Wor
 from fim_lsp.config import Settings
 from fim_lsp.context import PromptContext, cut_context
 from fim_lsp.engine.base import CancelToken, Engine, Generation, GenerationRequest
-from fim_lsp.postprocess import finish_middle, middle_is_done
+from fim_lsp.postprocess import finish_middle, middle_is_done, shown_so_far
 from fim_lsp.prompt import FimPrompt, Order, RepoFile, comment_out
 from fim_lsp.syntax import (
     DocumentSyntax,
@@ -40,6 +40,9 @@ MIN_CONTEXT_BUDGET = 256
 TYPING_LATENCY_S = 2.0
 #: Tokens of a typical one-line answer: what the writing beside a prompt is reckoned at.
 LINE_TOKENS = 12
+#: Seconds a line is written for at the least, where the user types, before what is written of it may
+#: be shown without its end (see `_LineInTime`): less than that is seldom more than a word.
+MIN_PARTIAL_WRITING_S = 0.75
 #: The context budget chosen from the measured speed moves in steps of this many tokens, so that small
 #: changes of the speed do not change the prompt (and the cached evaluation of it stays valid).
 BUDGET_STEP = 128
@@ -222,6 +225,36 @@ class Plan:
             context.prefix, self.middle_of(generated), context.suffix, self.language, self.shape
         )
 
+    def so_far(self, generated: str) -> str | None:
+        """What may be shown of a line the model is still writing (None: nothing yet)."""
+        context = self.context
+        return shown_so_far(context.prefix, self.middle_of(generated), context.suffix, language=self.language)
+
+
+class _LineInTime:
+    """The `on_text` of a line written where the user types: besides the rules' own end, stops once
+    `until` (a monotonic time) has passed, and `MIN_PARTIAL_WRITING_S` since the first token came, with
+    a part of the line worth showing written (`shown`). On two slow cores a long line (a call with its
+    arguments, a message) takes seconds to write after its prompt: the start of it by then is ghost text
+    that keeps up with the keys, and the next request, or accepting it, gets the rest."""
+
+    def __init__(self, planned: Plan, until: float) -> None:
+        self.planned = planned
+        self.until = until
+        self.first_text_at: float | None = None
+        self.shown: str | None = None
+
+    def __call__(self, generated: str) -> bool:
+        if self.planned.done(generated):
+            return True
+        now = time.monotonic()
+        if self.first_text_at is None:
+            self.first_text_at = now
+        if now < max(self.until, self.first_text_at + MIN_PARTIAL_WRITING_S):
+            return False
+        self.shown = self.planned.so_far(generated)
+        return self.shown is not None
+
 
 def context_budget(settings: Settings, engine: Engine) -> int:
     """Tokens of file the prompt may take: the setting, or less where this machine could not evaluate
@@ -374,6 +407,9 @@ def complete(
         # completion gives one between lines); a block this machine cannot write by then would be late.
         planned = replace(planned, shape=Shape.LINE)
     prompt, shape = planned.prompt, planned.shape
+    # An invoked request (alternatives asked for) gets whole lines: the user asked, and waits for them.
+    partial = request.typing and shape is Shape.LINE and not alternatives
+    in_time = _LineInTime(planned, target) if partial else None
     prompt_built = time.monotonic()
     generation = engine.generate(
         GenerationRequest(
@@ -382,7 +418,7 @@ def complete(
             deadline=deadline,
             cancel=cancel or CancelToken(),
             reuse_cache=settings.reuse,
-            on_text=planned.done,
+            on_text=in_time or planned.done,
             # Inside a word the model may well say it is whole; elsewhere the cursor is where the user
             # writes (see `GenerationRequest.write_something`).
             write_something=not inside_word(request.text, request.offset),
@@ -395,7 +431,10 @@ def complete(
         warm_up = GenerationRequest(prompt=prompt, max_tokens=0, before_line=True)
     text: str | None = None
     others: tuple[str, ...] = ()
-    if generation.stop_reason != "cancelled":
+    reason = Reason(generation.stop_reason)
+    if in_time is not None and in_time.shown is not None and generation.stop_reason == "stop":
+        text, reason = in_time.shown, Reason.PARTIAL
+    elif generation.stop_reason != "cancelled":
         text = planned.finish(generation.text, generation.reached_eot)
         others = _other_middles(planned, generation, text)
         if text is None and others:
@@ -404,7 +443,7 @@ def complete(
     return Completion(
         text=text,
         shape=shape,
-        reason=Reason(generation.stop_reason),
+        reason=reason,
         generation=generation,
         timings_ms={
             "prompt_build": (prompt_built - started) * 1000,

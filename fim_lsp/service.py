@@ -393,6 +393,11 @@ class CompletionService:
             self.stats["generated_tokens"] += completion.generation.generated_tokens
             if completion.plan is not None and completion.plan.shortened:
                 self._prepare_whole(request, made)
+            elif completion.reason is Reason.PARTIAL and completion.text is not None:
+                if self.settings.prefetch and self.settings.reuse:
+                    # The rest of the line, for when the part on screen is accepted or typed: asked as a
+                    # request away from typing, so that it is written whole.
+                    self._prefetch(key, replace(request, typing=False), completion.text)
             elif _worth_caching(completion):
                 self.cache.put(digest, completion.text or NOTHING_TO_SHOW)
                 if others:

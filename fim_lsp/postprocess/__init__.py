@@ -10,15 +10,19 @@ a middle with neither is dropped rather than shown raw. The steps, in order:
   cursor's block, repeats neither the suffix nor itself, and adds no syntax error.
 - `remarks`: comments the model ends its lines with are dropped where the file writes none, and an
   answer that is only a placeholder comment is not shown.
+- Where the user types and a line's end would come late, the line as far as it is written, to the end
+  of its last whole word (`shown_so_far`), is the exception to whole lines.
 """
 
 from __future__ import annotations
 
 from fim_lsp.completion import Shape
+from fim_lsp.postprocess.artifacts import is_fence, strip_special_and_fences
+from fim_lsp.postprocess.line import line_so_far
 from fim_lsp.postprocess.remarks import drop_line_end_remarks, is_placeholder
 from fim_lsp.postprocess.truncate import middle_is_done, truncate_middle
 
-__all__ = ["finish_middle", "middle_is_done", "truncate_middle"]
+__all__ = ["finish_middle", "middle_is_done", "shown_so_far", "truncate_middle"]
 
 
 def finish_middle(
@@ -41,6 +45,20 @@ def finish_middle(
     """
     text = truncate_middle(prefix, middle, suffix, language, shape, reached_eot)
     if text is None:
+        return None
+    text = drop_line_end_remarks(prefix, text, suffix, language)
+    if not text.strip() or is_placeholder(text, language):
+        return None
+    return text
+
+
+def shown_so_far(prefix: str, middle: str, suffix: str, *, language: str | None) -> str | None:
+    """The part of a line the model is still writing that may be shown now, or None (see
+    `line_so_far`): for ghost text that keeps up with typing, where the rest of the line would come
+    late. Cleaned as `finish_middle` cleans a whole one."""
+    middle, _ = strip_special_and_fences(middle)
+    text = line_so_far(middle)
+    if text is None or is_fence(text):
         return None
     text = drop_line_end_remarks(prefix, text, suffix, language)
     if not text.strip() or is_placeholder(text, language):

@@ -22,6 +22,11 @@ _FENCE = re.compile(r"^\s*```")
 _PROSE = re.compile(r"^[A-Z][a-z']+(?:[ ,]+[A-Za-z0-9'`\-]+){3,}[.:!?]?\s*$")
 
 
+def is_fence(line: str) -> bool:
+    """Whether `line` is a Markdown fence (a model wrapping its answer, or ending it)."""
+    return _FENCE.match(line) is not None
+
+
 def strip_special_and_fences(middle: str) -> tuple[str, bool]:
     """The middle before any special token, fence or prose; and whether something was cut (an end)."""
     cut = False

@@ -9,6 +9,8 @@ from fim_lsp.postprocess.checker import InsertionChecker, fewest_errors
 from fim_lsp.postprocess.cursor import CursorLine, fit_line_end, same_line
 from fim_lsp.syntax.lines import indent_width, opens_block
 
+_WORD_AT_END = re.compile(r"\w+$")
+
 
 def _trim_suffix_overlap(line: str, cursor: CursorLine, checker: InsertionChecker | None) -> str:
     """Drop what the rest of the cursor's line already has from the end of `line`: the whole rest (the
@@ -61,6 +63,20 @@ def before_suffix(middle: str, suffix: str) -> str | None:
         return None
     end = middle.find(anchor)
     return None if end == -1 else middle[:end]
+
+
+def line_so_far(middle: str) -> str | None:
+    """What may be shown of a middle still being written where one line is asked for, before its end
+    (the user types on and the rest would come late): its whole lines where it has any (a line that
+    opens a block, and as much of the body as is written), else the line so far up to the last
+    character that is not part of a word, since the model's last token may end inside one (`len(stri`);
+    None where nothing but a word and spaces is written yet."""
+    whole, newline, last = middle.rpartition("\n")
+    if whole.strip():
+        return whole.rstrip()
+    line = _WORD_AT_END.sub("", last).rstrip()
+    # A line break before the first code: the answer is the next line (the cursor ends a line).
+    return whole + newline + line if line.strip() else None
 
 
 def truncate_line(

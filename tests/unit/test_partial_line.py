@@ -1,0 +1,166 @@
+"""Where the user types and a line takes long to write, the line as far as it is written by
+`pipeline.TYPING_LATENCY_S` is the ghost text (`Reason.PARTIAL`), cut at the end of its last whole word;
+the rest comes with the next request, or with accepting it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import pytest
+
+from fim_lsp import pipeline
+from fim_lsp.completion import CompletionRequest, Reason, Shape
+from fim_lsp.config import Settings
+from fim_lsp.engine.base import Engine, Generation, GenerationRequest
+from fim_lsp.pipeline import complete
+from fim_lsp.postprocess import shown_so_far
+from fim_lsp.postprocess.line import line_so_far
+from fim_lsp.prompt import FimPrompt, template_for_family
+
+
+@pytest.mark.parametrize(
+    ("middle", "shown"),
+    [
+        # The last token may end inside a word: the word is left for later.
+        pytest.param("print(total, fi", "print(total,", id="inside-a-word"),
+        pytest.param("items.append(", "items.append(", id="after-punctuation"),
+        pytest.param("return ", "return", id="a-word-ended-by-a-space"),
+        pytest.param("value", None, id="one-word-may-go-on"),
+        pytest.param("   ", None, id="spaces"),
+        # A line that opens a block the file does not fill comes with its body: its whole lines so far.
+        pytest.param(
+            " x := range xs {\n\t\ttotal += x\n\t\tcou", " x := range xs {\n\t\ttotal += x", id="whole-lines"
+        ),
+        pytest.param(" x := range xs {\n\t\t", " x := range xs {", id="a-block-s-first-line"),
+        # At the end of a line of code the model begins the next: the answer is on that line.
+        pytest.param("\n    return compute(a, b", "\n    return compute(a,", id="on-the-next-line"),
+        pytest.param("\n    ", None, id="only-a-line-break"),
+    ],
+)
+def test_line_so_far_ends_at_the_last_whole_word(middle, shown):
+    assert line_so_far(middle) == shown
+
+
+def test_shown_so_far_cleans_the_line_as_a_whole_one_is_cleaned():
+    assert shown_so_far("x = ", "compute(a, b)<|file_sep|>y", "\n", language="python") == "compute(a, b)"
+    assert shown_so_far("x = ", "```pyth", "\n", language="python") is None
+
+
+class SlowEngine(Engine):
+    """Writes a fixed middle three characters a 'token', `seconds` a token, honouring on_text as the
+    real engine does."""
+
+    def __init__(self, middle: str, seconds: float) -> None:
+        self.template = template_for_family("qwen2.5-coder")
+        self.middle, self.seconds = middle, seconds
+        self.asked: list[GenerationRequest] = []
+
+    def count_tokens(self, text: str) -> int:
+        return (len(text) + 3) // 4
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        self.asked.append(request)
+        text = ""
+        for start in range(0, len(self.middle), 3):
+            time.sleep(self.seconds)
+            text = self.middle[: start + 3]
+            if request.on_text is not None and request.on_text(text):
+                return Generation(text, "stop", generated_tokens=start // 3 + 1)
+        return Generation(text, "eot", generated_tokens=len(self.middle) // 3)
+
+
+ARGUMENTS = '"could not read %s: %s", path, error'
+LINE = ARGUMENTS + ")\n"
+DOCUMENT = (
+    "def load(path):\n    try:\n        return read(path)\n    except OSError as error:\n        log()\n"
+)
+REQUEST = CompletionRequest(DOCUMENT, DOCUMENT.index("log(") + 4, "python", "load.py", typing=True)
+
+
+@pytest.fixture
+def quick_typing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The typing latency and the least writing scaled down to test time."""
+    monkeypatch.setattr(pipeline, "TYPING_LATENCY_S", 0.05)
+    monkeypatch.setattr(pipeline, "MIN_PARTIAL_WRITING_S", 0.05)
+
+
+@pytest.mark.usefixtures("quick_typing")
+def test_where_the_user_types_a_slow_line_is_shown_as_far_as_written():
+    completion = complete(REQUEST, Settings(), SlowEngine(LINE, seconds=0.02))
+    assert completion.shape is Shape.LINE
+    assert completion.reason is Reason.PARTIAL
+    assert completion.text is not None and completion.text.strip()
+    assert ARGUMENTS.startswith(completion.text) and len(completion.text) < len(ARGUMENTS)
+    assert completion.text[-1:] not in ("", " ")
+
+
+@pytest.mark.usefixtures("quick_typing")
+def test_a_slow_line_that_opens_a_block_is_shown_with_the_lines_of_it_written():
+    document = "def f(xs):\n    total = 0\n    for \n    return total\n"
+    request = CompletionRequest(document, document.index("for ") + 4, "python", "f.py", typing=True)
+    body = "x in xs:\n        total += x\n        print(total, x, sep=', ', end='')\n"
+
+    class Measured(SlowEngine):
+        """Says it writes 5 tokens a second with the prompt evaluated: a block would come late."""
+
+        def prompt_rate(self) -> float | None:
+            return 100.0
+
+        def write_rate(self) -> float | None:
+            return 5.0
+
+        def uncached_tokens(self, prompt: FimPrompt) -> int | None:
+            return 0
+
+    completion = complete(request, Settings(), Measured(body, seconds=0.02))
+    assert (completion.shape, completion.reason) == (Shape.LINE, Reason.PARTIAL)
+    assert completion.text in ("x in xs:", "x in xs:\n        total += x")
+
+
+@pytest.mark.usefixtures("quick_typing")
+def test_away_from_typing_and_when_asked_the_line_comes_whole():
+    whole = ARGUMENTS
+    assert complete(replace(REQUEST, typing=False), Settings(), SlowEngine(LINE, 0.02)).text == whole
+    invoked = complete(REQUEST, Settings(), SlowEngine(LINE, 0.02), alternatives=2)
+    assert invoked.text == whole and invoked.reason is not Reason.PARTIAL
+
+
+def test_a_line_written_in_time_comes_whole_where_the_user_types():
+    completion = complete(REQUEST, Settings(), SlowEngine(LINE, seconds=0.0))
+    assert completion.text == ARGUMENTS and completion.reason is not Reason.PARTIAL
+
+
+class LineEngine(SlowEngine):
+    """Writes the rest of `LINE` after as much of it as the prompt's prefix ends with."""
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        prefix = request.prompt.prefix
+        written = next((k for k in range(len(LINE), 0, -1) if prefix.endswith(LINE[:k])), 0)
+        self.middle = LINE[written:]
+        return super().generate(request)
+
+
+@pytest.mark.usefixtures("quick_typing")
+async def test_a_line_shown_in_part_is_not_kept_and_its_rest_is_written_for_accepting_it():
+    from fim_lsp.service import CompletionService
+
+    engine = LineEngine(LINE, seconds=0.02)
+    service = CompletionService(Settings(workspace_context=False), engine_factory=lambda _settings: engine)
+    service.start()
+    try:
+        assert service.wait_ready(timeout=30).state == "ready"
+        first = await service.complete("doc", REQUEST)
+        assert first.reason is Reason.PARTIAL and first.text
+        await service.prefetches_done()
+        # The rest of the line was written, away from typing, for the document with the part accepted.
+        offset = REQUEST.offset + len(first.text)
+        accepted = replace(REQUEST, text=DOCUMENT[: REQUEST.offset] + first.text + DOCUMENT[REQUEST.offset :])
+        rest = await service.complete("doc", replace(accepted, offset=offset))
+        assert rest.reason is Reason.CACHED
+        assert first.text + (rest.text or "") == ARGUMENTS
+        # The part is not kept: asked there again (from another editor), the model writes again.
+        again = await service.complete("other", REQUEST)
+        assert again.reason is Reason.PARTIAL and len(engine.asked) == 3
+    finally:
+        service.shutdown()
