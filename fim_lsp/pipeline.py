@@ -228,7 +228,13 @@ class Plan:
     def so_far(self, generated: str) -> str | None:
         """What may be shown of a line the model is still writing (None: nothing yet)."""
         context = self.context
-        return shown_so_far(context.prefix, self.middle_of(generated), context.suffix, language=self.language)
+        return shown_so_far(
+            context.prefix,
+            self.middle_of(generated),
+            context.suffix,
+            language=self.language,
+            shape=self.shape,
+        )
 
 
 class _LineInTime:

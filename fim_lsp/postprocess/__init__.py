@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from fim_lsp.completion import Shape
 from fim_lsp.postprocess.artifacts import is_fence, strip_special_and_fences
-from fim_lsp.postprocess.line import line_so_far
+from fim_lsp.postprocess.cursor import CursorLine
+from fim_lsp.postprocess.line import line_so_far, opens_unfilled_block
 from fim_lsp.postprocess.remarks import drop_line_end_remarks, is_placeholder
 from fim_lsp.postprocess.truncate import middle_is_done, truncate_middle
 
@@ -52,12 +53,24 @@ def finish_middle(
     return text
 
 
-def shown_so_far(prefix: str, middle: str, suffix: str, *, language: str | None) -> str | None:
-    """The part of a line the model is still writing that may be shown now, or None (see
-    `line_so_far`): for ghost text that keeps up with typing, where the rest of the line would come
-    late. Cleaned as `finish_middle` cleans a whole one."""
+def shown_so_far(prefix: str, middle: str, suffix: str, *, language: str | None, shape: Shape) -> str | None:
+    """What may be shown now of a middle the model is still writing where one line is asked for, or
+    None: for ghost text that keeps up with typing, where the rest would come late. Whole lines (a line
+    the rules have not stopped at yet; a line that opens a block the file does not fill, and as much of
+    its body as is written) are cut as a whole answer is, and where those rules keep none of a block
+    not closed yet, its first line is shown. Otherwise the line as far as it is written
+    (`line_so_far`), cleaned as `finish_middle` cleans a whole one."""
     middle, _ = strip_special_and_fences(middle)
-    text = line_so_far(middle)
+    cursor = CursorLine.of(prefix, suffix)
+    ended = middle.rfind("\n")
+    if ended != -1 and middle[:ended].strip():
+        whole = finish_middle(
+            prefix, middle[: ended + 1], suffix, language=language, shape=shape, reached_eot=False
+        )
+        if whole is not None or not opens_unfilled_block(middle, cursor, language):
+            return whole
+        middle = middle.split("\n", 1)[0]
+    text = line_so_far(middle, cursor)
     if text is None or is_fence(text):
         return None
     text = drop_line_end_remarks(prefix, text, suffix, language)

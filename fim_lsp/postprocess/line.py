@@ -65,18 +65,19 @@ def before_suffix(middle: str, suffix: str) -> str | None:
     return None if end == -1 else middle[:end]
 
 
-def line_so_far(middle: str) -> str | None:
-    """What may be shown of a middle still being written where one line is asked for, before its end
-    (the user types on and the rest would come late): its whole lines where it has any (a line that
-    opens a block, and as much of the body as is written), else the line so far up to the last
-    character that is not part of a word, since the model's last token may end inside one (`len(stri`);
-    None where nothing but a word and spaces is written yet."""
-    whole, newline, last = middle.rpartition("\n")
-    if whole.strip():
-        return whole.rstrip()
-    line = _WORD_AT_END.sub("", last).rstrip()
-    # A line break before the first code: the answer is the next line (the cursor ends a line).
-    return whole + newline + line if line.strip() else None
+def line_so_far(middle: str, cursor: CursorLine) -> str | None:
+    """The line a middle is still writing, as far as it may be shown before its end (the user types on
+    and the rest would come late): up to the last character that is not part of a word, since the
+    model's last token may end inside one (`len(stri`), without what the rest of the cursor's line
+    already has at its end (`)`, `;`: the model wrote the line up to the code after the cursor); None
+    where nothing but a word and spaces is written yet. `middle` is one line, after any line breaks it
+    starts with (the cursor ends a line and the answer is the next)."""
+    breaks, newline, line = middle.rpartition("\n")
+    line = _WORD_AT_END.sub("", line).rstrip()
+    if cursor.text_after and not newline and not cursor.at_line_start:
+        # No syntax check: the line is not whole yet, so it would count errors the rest of it mends.
+        line = _trim_suffix_overlap(line, cursor, None)
+    return breaks + newline + line if line.strip() else None
 
 
 def truncate_line(

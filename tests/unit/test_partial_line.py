@@ -15,6 +15,7 @@ from fim_lsp.config import Settings
 from fim_lsp.engine.base import Engine, Generation, GenerationRequest
 from fim_lsp.pipeline import complete
 from fim_lsp.postprocess import shown_so_far
+from fim_lsp.postprocess.cursor import CursorLine
 from fim_lsp.postprocess.line import line_so_far
 from fim_lsp.prompt import FimPrompt, template_for_family
 
@@ -28,23 +29,85 @@ from fim_lsp.prompt import FimPrompt, template_for_family
         pytest.param("return ", "return", id="a-word-ended-by-a-space"),
         pytest.param("value", None, id="one-word-may-go-on"),
         pytest.param("   ", None, id="spaces"),
-        # A line that opens a block the file does not fill comes with its body: its whole lines so far.
-        pytest.param(
-            " x := range xs {\n\t\ttotal += x\n\t\tcou", " x := range xs {\n\t\ttotal += x", id="whole-lines"
-        ),
-        pytest.param(" x := range xs {\n\t\t", " x := range xs {", id="a-block-s-first-line"),
         # At the end of a line of code the model begins the next: the answer is on that line.
         pytest.param("\n    return compute(a, b", "\n    return compute(a,", id="on-the-next-line"),
         pytest.param("\n    ", None, id="only-a-line-break"),
     ],
 )
 def test_line_so_far_ends_at_the_last_whole_word(middle, shown):
-    assert line_so_far(middle) == shown
+    assert line_so_far(middle, CursorLine.of("x = ", "\n")) == shown
 
 
-def test_shown_so_far_cleans_the_line_as_a_whole_one_is_cleaned():
-    assert shown_so_far("x = ", "compute(a, b)<|file_sep|>y", "\n", language="python") == "compute(a, b)"
-    assert shown_so_far("x = ", "```pyth", "\n", language="python") is None
+@pytest.mark.parametrize(
+    ("middle", "after", "shown"),
+    [
+        # The model wrote the line up to the code after the cursor: that code is the file's already.
+        pytest.param("items.reduce(add, 0);", ";", "items.reduce(add, 0)", id="its-end"),
+        pytest.param("compute(a, b)) + offs", ")", "compute(a, b)) +", id="not-at-its-end"),
+        pytest.param("a, b), c", "), c", "a, b", id="the-whole-rest"),
+    ],
+)
+def test_line_so_far_leaves_out_what_the_rest_of_the_line_has(middle, after, shown):
+    assert line_so_far(middle, CursorLine.of("total = f(", after + "\n")) == shown
+
+
+PYTHON_LOOP = ("def f(xs):\n    total = 0\n    for", "\n    return total\n")
+GO_LOOP = ("func f(xs []int) int {\n\ttotal := 0\n\tfor", "\n\treturn total\n}\n")
+# The user types a loop above the same loop: its body without a closing brace would take the next
+# function into the block.
+GO_LOOP_AGAIN = (
+    "package tar\n\nfunc put(b []byte, x int64) {\n\tif fits(len(b), x) {\n\t\tfor",
+    "\n\t\tfor i := len(b) - 1; i >= 0; i-- {\n\t\t\tb[i] = byte(x)\n\t\t}\n\t\treturn\n\t}\n\tb[0] = 0\n}\n"
+    "\nfunc other() int {\n\treturn 1\n}\n",
+)
+
+
+@pytest.mark.parametrize(
+    ("around", "language", "middle", "shown"),
+    [
+        # A whole line is cut as a whole answer is: the `;` after the cursor is the file's already.
+        pytest.param(
+            ("const total = ", ";\n"),
+            "typescript",
+            "items.reduce(add, 0);\n ",
+            "items.reduce(add, 0)",
+            id="a-whole-line",
+        ),
+        # A line that opens a block comes with as much of its body as is written in whole lines.
+        pytest.param(
+            PYTHON_LOOP,
+            "python",
+            " x in xs:\n        total += x\n        pri",
+            " x in xs:\n        total += x",
+            id="python-block",
+        ),
+        pytest.param(
+            GO_LOOP,
+            "go",
+            " _, x := range xs {\n\t\ttotal += x\n\t\t",
+            " _, x := range xs {\n\t\ttotal += x",
+            id="go-block",
+        ),
+        # A block the rules keep none of while it is open: the line that opens it.
+        pytest.param(
+            GO_LOOP_AGAIN,
+            "go",
+            " i := len(b) - 1; i >= 0; i-- {\n\t\t\tb[i] = byte(x)\n",
+            " i := len(b) - 1; i >= 0; i-- {",
+            id="an-open-block",
+        ),
+        # Lines the rules drop otherwise stay dropped: the file's next line again.
+        pytest.param(("x = 1", "\ny = 2\n"), "python", "\ny = 2\nz", None, id="the-next-line-again"),
+        # Special tokens and fences end the middle as they end a whole one.
+        pytest.param(
+            ("x = ", "\n"), "python", "compute(a, b)<|file_sep|>y", "compute(a, b)", id="a-special-token"
+        ),
+        pytest.param(("x = ", "\n"), "python", "```pyth", None, id="a-fence"),
+    ],
+)
+def test_shown_so_far_cuts_whole_lines_as_a_whole_answer_is_cut(around, language, middle, shown):
+    prefix, suffix = around
+    assert shown_so_far(prefix, middle, suffix, language=language, shape=Shape.LINE) == shown
 
 
 class SlowEngine(Engine):
