@@ -45,12 +45,7 @@ def finish_middle(
     comment (`# Your code here`) is not shown (see `fim_lsp.postprocess.remarks`).
     """
     text = truncate_middle(prefix, middle, suffix, language, shape, reached_eot)
-    if text is None:
-        return None
-    text = drop_line_end_remarks(prefix, text, suffix, language)
-    if not text.strip() or is_placeholder(text, language):
-        return None
-    return text
+    return None if text is None else _without_remarks(prefix, text, suffix, language)
 
 
 def shown_so_far(prefix: str, middle: str, suffix: str, *, language: str | None, shape: Shape) -> str | None:
@@ -73,6 +68,12 @@ def shown_so_far(prefix: str, middle: str, suffix: str, *, language: str | None,
     text = line_so_far(middle, cursor)
     if text is None or is_fence(text):
         return None
+    return _without_remarks(prefix, text, suffix, language)
+
+
+def _without_remarks(prefix: str, text: str, suffix: str, language: str | None) -> str | None:
+    """`text` without the comments it ends its code lines with where the file's own lines end in none;
+    None where nothing is left, or only a placeholder comment."""
     text = drop_line_end_remarks(prefix, text, suffix, language)
     if not text.strip() or is_placeholder(text, language):
         return None
