@@ -52,7 +52,12 @@ def _check_weight_buffers() -> Check:
     if not offered:
         return ("ok", "weight buffers", "plain CPU buffers")
     if extra_buffers_are_safe(offered):
-        return ("ok", "weight buffers", f"repacked for this CPU's kernels ({', '.join(offered)})")
+        return (
+            "ok",
+            "weight buffers",
+            f"repacked for this CPU's kernels ({', '.join(offered)}); `auto` loads a model's Q4_0 copy"
+            " where it reads prompts faster",
+        )
     verdict = tried_verdict()
     if verdict is None:
         return (
@@ -97,16 +102,17 @@ def _check_choice(model: str) -> list[Check]:
     """What `auto` loads here and why, from the measured speeds (timing each installed model once)."""
     from fim_lsp.config import AUTO_MODEL, Settings
     from fim_lsp.errors import FimError
-    from fim_lsp.fit import choose_model, installed_models, speed_of
+    from fim_lsp.fit import choose_model, installed_models, timed_weights
 
     settings = Settings(model=model)
     try:
         choice = choose_model(settings)
         speeds = []
         for manifest in installed_models():
-            speed = speed_of(manifest, settings.threads, measure=False)
-            if speed is not None:
-                speeds.append(f"{manifest.name} {speed.prompt:.0f}/{speed.writing:.0f}")
+            for weights, speed in timed_weights(manifest, settings.threads, measure=False):
+                if speed is not None:
+                    copy = " (its Q4_0 copy)" if weights.path is not None else ""
+                    speeds.append(f"{manifest.name}{copy} {speed.prompt:.0f}/{speed.writing:.0f}")
     except FimError as exc:
         return [("FAIL", "model choice", str(exc))]
     measured = f" (prompt/writing tokens a second: {', '.join(speeds)})" if speeds else ""

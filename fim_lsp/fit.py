@@ -43,6 +43,14 @@ BUSY_CPU_SHARE = 0.8
 #: Times a model is timed again, at later starts, while every measurement of it found the machine busy;
 #: then the fastest of them stands.
 BUSY_RETRIES = 3
+#: The extra CPU buffer type in which llama.cpp repacks weights for the CPU's vector units (AVX2,
+#: AVX-512), Q4_K and Q4_0 alike.
+REPACKING_BUFFER_TYPE = "CPU_REPACK"
+#: How many times as fast as the shipped file a model's Q4_0 copy must read prompts to be loaded instead,
+#: where both are repacked for the CPU's vector units: the copy rounds the weights once more, and on some
+#: CPUs it is no faster (the 1.5B on AVX2 and on AVX-512 read prompts 0.9-1.1 times as fast from its copy,
+#: the 0.5B 1.3-2 times; see docs/design/models.md).
+COPY_MIN_SPEEDUP = 1.2
 #: The least context budget worth loading a model for. Below it the larger model is too slow where it
 #: matters: given 256 tokens its first ghost text at a new place took nearly twice as long as the smaller
 #: model's, given 384 a fifth of its cold answers came after the deadline; given 640 it answered more
@@ -80,7 +88,7 @@ class Choice:
     speed: Speed | None
     budget: int
     reason: str
-    #: The file to load instead of the model's shipped one (its Q4_0 copy where AMX runs), if any.
+    #: The file to load instead of the model's shipped one (its Q4_0 copy, see `weight_options`), if any.
     weights: Path | None = None
 
 
@@ -169,26 +177,62 @@ def _kept_speed(identity: str, threads: int | None) -> Speed | None:
         return None
 
 
-def auto_weights(manifest: ModelManifest, *, prepare: bool) -> Weights:
-    """What `auto` loads for a known model here: the shipped file, or where this llama.cpp build's AMX
-    kernels run, its Q4_0 copy, which they multiply 2.7 times as fast (`fim_lsp.models.requantize`).
-    With `prepare`, whether AMX runs is tried if not known yet and the copy is made if missing."""
+def weight_options(manifest: ModelManifest, *, prepare: bool) -> list[Weights]:
+    """The files `auto` may load for a known model here, the preferred first. Where this llama.cpp
+    build's AMX kernels run: the model's Q4_0 copy alone, which they multiply 2.7 times as fast as the
+    shipped Q4_K weights (`fim_lsp.models.requantize`). Where the build repacks weights for the CPU's
+    vector units (AVX2, AVX-512): the shipped file, then the copy, which is loaded only where it is timed
+    `COPY_MIN_SPEEDUP` times as fast (`timed_weights`). Elsewhere the shipped file. With `prepare`,
+    whether AMX runs is tried if not known yet and the copy is made if missing (left out where it cannot
+    be made)."""
     from fim_lsp.engine.llama_library import amx_runs_here, cpu_extra_buffer_types
     from fim_lsp.models import resolve_model
-    from fim_lsp.models.requantize import requantize, requantized_id, requantized_path
 
     shipped = Weights(manifest.sha256, None)
-    if "AMX" not in cpu_extra_buffer_types():
-        return shipped
-    if not amx_runs_here(resolve_model(manifest.name) if prepare else None):
-        return shipped
+    offered = cpu_extra_buffer_types()
+    if "AMX" in offered:
+        if not amx_runs_here(resolve_model(manifest.name) if prepare else None):
+            return [shipped]
+        copy = _q4_0_copy(manifest, prepare)
+        return [copy] if copy else [shipped]
+    if REPACKING_BUFFER_TYPE in offered:
+        copy = _q4_0_copy(manifest, prepare)
+        return [shipped, copy] if copy else [shipped]
+    return [shipped]
+
+
+def _q4_0_copy(manifest: ModelManifest, prepare: bool) -> Weights | None:
+    from fim_lsp.models.requantize import requantize, requantized_id, requantized_path
+
     if not prepare:
-        return Weights(requantized_id(manifest), requantized_path(manifest))
+        path = requantized_path(manifest)
+        return Weights(requantized_id(manifest), path) if path.is_file() else None
     try:
         return Weights(requantized_id(manifest), requantize(manifest))
     except FimError as exc:
         logger.warning("%s; loading %s as shipped", exc, manifest.name)
-        return shipped
+        return None
+
+
+def timed_weights(
+    manifest: ModelManifest, threads: int | None, *, measure: bool = True
+) -> list[tuple[Weights, Speed | None]]:
+    """Each of the model's `weight_options` with its speed here: measured before, or now (loading it)
+    when `measure` says so and none is kept, or only ones timed on a busy machine."""
+    return [
+        (weights, _speed(manifest, weights, threads, measure))
+        for weights in weight_options(manifest, prepare=measure)
+    ]
+
+
+def loaded_weights(options: list[tuple[Weights, Speed | None]]) -> tuple[Weights, Speed | None]:
+    """Of `timed_weights`, what `auto` loads: the first, or a later one whose prompts it was timed
+    reading `COPY_MIN_SPEEDUP` times as fast."""
+    chosen, chosen_speed = options[0]
+    for weights, speed in options[1:]:
+        if speed and chosen_speed and speed.prompt >= COPY_MIN_SPEEDUP * chosen_speed.prompt:
+            chosen, chosen_speed = weights, speed
+    return chosen, chosen_speed
 
 
 def measure_speed(path: Path, threads: int | None) -> Measurement:
@@ -228,12 +272,10 @@ def measure_speed(path: Path, threads: int | None) -> Measurement:
         engine.close()
 
 
-def speed_of(manifest: ModelManifest, threads: int | None, *, measure: bool = True) -> Speed | None:
-    """The speed here of what `auto` loads for this model (`auto_weights`): measured before, or now
-    (loading it) when `measure` says so and none is kept, or only ones timed on a busy machine."""
+def _speed(manifest: ModelManifest, weights: Weights, threads: int | None, measure: bool) -> Speed | None:
+    """The speed of `weights` here: kept, or timed now when `measure` says so and `_wants_timing`."""
     from fim_lsp.models import resolve_model
 
-    weights = auto_weights(manifest, prepare=measure)
     speed = _kept_speed(weights.identity, threads)
     if not measure or not _wants_timing(weights.identity, threads):
         return speed
@@ -276,34 +318,36 @@ def choose_model(settings: Settings, *, measure: bool = True) -> Choice:
 
         fallback = default_model().name
         return Choice(fallback, None, settings.budget_cap, "no model is installed yet; the default is")
-    measured: list[tuple[ModelManifest, Speed, int]] = []
+    measured: list[tuple[ModelManifest, Speed, int, Path | None]] = []
     for manifest in candidates:
         try:
-            speed = speed_of(manifest, settings.threads, measure=measure)
+            weights, speed = loaded_weights(timed_weights(manifest, settings.threads, measure=measure))
         except FimError as exc:
             logger.warning("cannot time %s: %s", manifest.name, exc)
             continue
         if speed is None:
             continue
         budget = min(settings.budget_cap, affordable_budget(speed.prompt, settings))
-        measured.append((manifest, speed, budget))
+        path = weights.path if weights.path is not None and weights.path.is_file() else None
+        measured.append((manifest, speed, budget, path))
         if budget >= MIN_USEFUL_BUDGET:
-            reason = _why(manifest.name, speed, budget, settings)
-            return Choice(manifest.name, speed, budget, reason, _weights_path(manifest, measure))
+            return Choice(
+                manifest.name, speed, budget, _why(manifest.name, path, speed, budget, settings), path
+            )
     if not measured:
         return Choice(candidates[0].name, None, settings.budget_cap, "its speed is not measured yet")
-    manifest, speed, budget = max(measured, key=lambda entry: entry[1].prompt)
-    reason = _why(manifest.name, speed, budget, settings) + "; no model fits a larger prompt in time here"
-    return Choice(manifest.name, speed, budget, reason, _weights_path(manifest, measure))
+    manifest, speed, budget, path = max(measured, key=lambda entry: entry[1].prompt)
+    reason = (
+        _why(manifest.name, path, speed, budget, settings) + "; no model fits a larger prompt in time here"
+    )
+    return Choice(manifest.name, speed, budget, reason, path)
 
 
-def _weights_path(manifest: ModelManifest, measure: bool) -> Path | None:
-    path = auto_weights(manifest, prepare=measure).path
-    return path if path is not None and path.is_file() else None
+def _why(name: str, copy: Path | None, speed: Speed, budget: int, settings: Settings) -> str:
+    from fim_lsp.models.requantize import QUANTIZATION
 
-
-def _why(name: str, speed: Speed, budget: int, settings: Settings) -> str:
+    loaded = f"{name} (its {QUANTIZATION} copy)" if copy else name
     return (
-        f"{name}: prompt {speed.prompt:.0f} tokens/s, writing {speed.writing:.0f} tokens/s here, so "
+        f"{loaded}: prompt {speed.prompt:.0f} tokens/s, writing {speed.writing:.0f} tokens/s here, so "
         f"prompts of {budget} tokens of file fit the {settings.time_budget_ms / 1000:.0f} s time budget"
     )

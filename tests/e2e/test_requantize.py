@@ -1,6 +1,6 @@
-"""The Q4_0 copy `auto` loads where llama.cpp's AMX kernels run, made by llama.cpp's own quantizer from
-the shipped 0.5B: a GGUF of Q4_0 weights that loads and completes (made on every machine, so that the
-path is tested where AMX is absent too)."""
+"""The Q4_0 copy `auto` loads where llama.cpp multiplies it faster (AMX; the 0.5B on AVX2), made by
+llama.cpp's own quantizer from the shipped 0.5B: a GGUF of Q4_0 weights that loads and completes (made on
+every machine, so that the path is tested where no copy is loaded too)."""
 
 from __future__ import annotations
 

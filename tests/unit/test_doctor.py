@@ -80,15 +80,14 @@ def test_on_a_new_machine_the_model_checked_is_the_one_auto_chooses(monkeypatch)
     timed = {DEFAULT: fit.Speed(33, 7), FAST: fit.Speed(80, 18)}
     kept: dict[str, fit.Speed] = {}
 
-    def speed_of(manifest, threads, measure=True):
+    def timed_weights(manifest, threads, measure=True):
         if measure and manifest.name not in kept:
             kept[manifest.name] = timed[manifest.name]
-        return kept.get(manifest.name)
+        return [(fit.Weights(manifest.sha256, None), kept.get(manifest.name))]
 
     monkeypatch.setattr(fit, "installed_models", lambda: [manifests[DEFAULT], manifests[FAST]])
-    monkeypatch.setattr(fit, "speed_of", speed_of)
+    monkeypatch.setattr(fit, "timed_weights", timed_weights)
     monkeypatch.setattr(models, "resolve_model", lambda name: Path(f"/models/{name}.gguf"))
-    monkeypatch.setattr(fit, "auto_weights", lambda manifest, prepare: fit.Weights(manifest.sha256, None))
 
     loaded, [(verdict, what, detail)] = _check_model(AUTO_MODEL, measure=True)
     assert loaded == FAST
@@ -100,9 +99,12 @@ def test_on_a_new_machine_the_model_checked_is_the_one_auto_chooses(monkeypatch)
 def test_without_llama_cpp_to_time_them_the_best_installed_model_is_checked(monkeypatch):
     manifests = models.known_models()
     monkeypatch.setattr(fit, "installed_models", lambda: [manifests[DEFAULT], manifests[FAST]])
-    monkeypatch.setattr(fit, "speed_of", lambda manifest, threads, measure=True: None)
+    monkeypatch.setattr(
+        fit,
+        "timed_weights",
+        lambda manifest, threads, measure=True: [(fit.Weights(manifest.sha256, None), None)],
+    )
     monkeypatch.setattr(models, "resolve_model", lambda name: Path(f"/models/{name}.gguf"))
-    monkeypatch.setattr(fit, "auto_weights", lambda manifest, prepare: fit.Weights(manifest.sha256, None))
 
     loaded, [(_, _, detail)] = _check_model(AUTO_MODEL, measure=False)
     assert loaded == DEFAULT and detail.startswith(f"{DEFAULT}: ")

@@ -17,8 +17,13 @@ def machine(monkeypatch: pytest.MonkeyPatch):
     speeds: dict[str, fit.Speed] = {}
     manifests = known_models()
     monkeypatch.setattr(fit, "installed_models", lambda: [manifests[BEST], manifests[FAST]])
-    monkeypatch.setattr(fit, "speed_of", lambda manifest, threads, measure=True: speeds.get(manifest.name))
-    monkeypatch.setattr(fit, "auto_weights", lambda manifest, prepare: fit.Weights(manifest.sha256, None))
+    monkeypatch.setattr(
+        fit,
+        "timed_weights",
+        lambda manifest, threads, measure=True: [
+            (fit.Weights(manifest.sha256, None), speeds.get(manifest.name))
+        ],
+    )
     return speeds
 
 
@@ -77,7 +82,7 @@ def test_the_fastest_speed_measured_is_kept(monkeypatch, tmp_path):
 
 def test_a_model_timed_on_a_busy_machine_is_timed_again_at_later_starts(monkeypatch, tmp_path):
     monkeypatch.setenv("FIM_LSP_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(fit, "auto_weights", lambda manifest, prepare: fit.Weights(manifest.sha256, None))
+    monkeypatch.setattr(fit, "weight_options", lambda manifest, prepare: [fit.Weights(manifest.sha256, None)])
     monkeypatch.setattr(models, "resolve_model", lambda name: tmp_path / f"{name}.gguf")
     manifest = known_models()[BEST]
     # The host took half the CPU each time: timed once, then again at each of `BUSY_RETRIES` starts.
@@ -90,14 +95,14 @@ def test_a_model_timed_on_a_busy_machine_is_timed_again_at_later_starts(monkeypa
 
     monkeypatch.setattr(fit, "measure_speed", measure)
     for _start in range(fit.BUSY_RETRIES + 3):
-        speed = fit.speed_of(manifest, 2)
+        speed = _loaded(manifest)[1]
     assert timed == [44.0, 80.0, 61.0, 70.0]
     assert speed == fit.known_speed(manifest, 2) == fit.Speed(80.0, 7.0)  # the fastest of them
 
 
 def test_a_model_timed_on_a_quiet_machine_stands(monkeypatch, tmp_path):
     monkeypatch.setenv("FIM_LSP_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(fit, "auto_weights", lambda manifest, prepare: fit.Weights(manifest.sha256, None))
+    monkeypatch.setattr(fit, "weight_options", lambda manifest, prepare: [fit.Weights(manifest.sha256, None)])
     monkeypatch.setattr(models, "resolve_model", lambda name: tmp_path / f"{name}.gguf")
     manifest = known_models()[BEST]
     shares = iter([0.4, 0.95])
@@ -109,50 +114,71 @@ def test_a_model_timed_on_a_quiet_machine_stands(monkeypatch, tmp_path):
 
     monkeypatch.setattr(fit, "measure_speed", measure)
     for _start in range(4):
-        fit.speed_of(manifest, 2)
+        _loaded(manifest)[1]
     assert timed == [0.4, 0.95]  # busy, then quiet: it stands
     assert not fit.Measurement(fit.Speed(80.0, 7.0), cpu_share=None).busy  # a GPU did the work
 
 
 @pytest.fixture
-def amx(monkeypatch: pytest.MonkeyPatch, tmp_path):
-    """A machine whose llama.cpp offers AMX (whether it runs: the test sets `runs`), a fresh cache, and
-    a Q4_0 copy that `requantize` makes without a quantizer."""
+def cpu(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """A machine whose llama.cpp offers the buffer types the test sets (`offered`; AMX runs where it is
+    offered unless `amx_runs` says not), a fresh cache, a Q4_0 copy that `requantize` makes without a
+    quantizer, and timings the test sets per file (`rates`: prompt tokens a second), each one noted."""
     from fim_lsp import models
     from fim_lsp.engine import llama_library
     from fim_lsp.models import requantize
 
     monkeypatch.setenv("FIM_LSP_CACHE_DIR", str(tmp_path))
-    state = {"runs": True}
-    monkeypatch.setattr(llama_library, "cpu_extra_buffer_types", lambda: ["AMX", "CPU_REPACK"])
-    monkeypatch.setattr(llama_library, "amx_runs_here", lambda probe_model: state["runs"])
+    state: dict = {"offered": ["AMX", "CPU_REPACK"], "amx_runs": True, "rates": {}, "timed": []}
+    monkeypatch.setattr(llama_library, "cpu_extra_buffer_types", lambda: state["offered"])
+    monkeypatch.setattr(llama_library, "amx_runs_here", lambda probe_model: state["amx_runs"])
     monkeypatch.setattr(models, "resolve_model", lambda name: tmp_path / f"{name}.gguf")
-    monkeypatch.setattr(requantize, "requantize", lambda manifest: requantize.requantized_path(manifest))
+
+    def make_copy(manifest):
+        path = requantize.requantized_path(manifest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+        return path
+
+    monkeypatch.setattr(requantize, "requantize", make_copy)
+
+    def measure(path, threads):
+        state["timed"].append(path)
+        return fit.Measurement(fit.Speed(state["rates"][path.name], 20.0))
+
+    monkeypatch.setattr(fit, "measure_speed", measure)
     return state
 
 
-def test_where_amx_runs_auto_loads_the_q4_0_copy_and_keeps_its_speed_apart(amx, monkeypatch) -> None:
+def _loaded(manifest):
+    return fit.loaded_weights(fit.timed_weights(manifest, 2))
+
+
+def _files(manifest):
     from fim_lsp.models.requantize import requantized_id, requantized_path
 
+    shipped = fit.Weights(manifest.sha256, None)
+    return shipped, fit.Weights(requantized_id(manifest), requantized_path(manifest))
+
+
+def test_where_amx_runs_auto_loads_the_q4_0_copy_and_keeps_its_speed_apart(cpu) -> None:
     manifest = known_models()[FAST]
-    weights = fit.auto_weights(manifest, prepare=True)
-    assert weights == fit.Weights(requantized_id(manifest), requantized_path(manifest))
-    timed: list = []
-    monkeypatch.setattr(
-        fit, "measure_speed", lambda path, threads: timed.append(path) or fit.Measurement(fit.Speed(200, 30))
-    )
-    assert fit.speed_of(manifest, 2) == fit.Speed(200, 30)
-    assert timed == [requantized_path(manifest)]
+    _, copy = _files(manifest)
+    cpu["rates"] = {copy.path.name: 200.0}
+    assert fit.weight_options(manifest, prepare=True) == [copy]
+    assert _loaded(manifest)[0] == copy
+    assert _loaded(manifest)[1] == fit.Speed(200, 20)
+    assert cpu["timed"] == [copy.path]  # timed once, then kept
     assert fit.known_speed(manifest, 2) is None  # the shipped file's speed is another one
 
 
-def test_where_amx_does_not_run_auto_loads_the_shipped_file(amx) -> None:
-    amx["runs"] = False
+def test_where_amx_does_not_run_auto_loads_the_shipped_file(cpu) -> None:
+    cpu["amx_runs"] = False
     manifest = known_models()[FAST]
-    assert fit.auto_weights(manifest, prepare=True) == fit.Weights(manifest.sha256, None)
+    assert fit.weight_options(manifest, prepare=True) == [fit.Weights(manifest.sha256, None)]
 
 
-def test_where_the_copy_cannot_be_made_auto_loads_the_shipped_file(amx, monkeypatch) -> None:
+def test_where_the_copy_cannot_be_made_auto_loads_the_shipped_file(cpu, monkeypatch) -> None:
     from fim_lsp.errors import FimError
     from fim_lsp.models import requantize
 
@@ -161,4 +187,65 @@ def test_where_the_copy_cannot_be_made_auto_loads_the_shipped_file(amx, monkeypa
 
     monkeypatch.setattr(requantize, "requantize", fail)
     manifest = known_models()[FAST]
-    assert fit.auto_weights(manifest, prepare=True) == fit.Weights(manifest.sha256, None)
+    assert fit.weight_options(manifest, prepare=True) == [fit.Weights(manifest.sha256, None)]
+    cpu["offered"] = ["CPU_REPACK"]
+    assert fit.weight_options(manifest, prepare=True) == [fit.Weights(manifest.sha256, None)]
+
+
+def test_without_repacking_auto_loads_the_shipped_file(cpu) -> None:
+    cpu["offered"] = []
+    manifest = known_models()[FAST]
+    assert fit.weight_options(manifest, prepare=True) == [fit.Weights(manifest.sha256, None)]
+
+
+def test_where_both_are_repacked_the_copy_is_loaded_where_it_reads_prompts_faster(cpu) -> None:
+    # The 0.5B on an AVX2 machine: 89 prompt tokens a second from the shipped file, 131 from the copy.
+    cpu["offered"] = ["CPU_REPACK"]
+    manifest = known_models()[FAST]
+    shipped, copy = _files(manifest)
+    _, best_copy = _files(known_models()[BEST])
+    cpu["rates"] = {
+        f"{BEST}.gguf": 38.0,
+        best_copy.path.name: 41.0,
+        f"{FAST}.gguf": 89.0,
+        copy.path.name: 131.0,
+    }
+    assert fit.weight_options(manifest, prepare=True) == [shipped, copy]
+    choice = fit.choose_model(Settings(workspace_context=False))
+    assert (choice.model, choice.weights, choice.speed) == (FAST, copy.path, fit.Speed(131, 20))
+    assert choice.budget == 1152  # 131 tokens/s for 60% of 15 s, where the shipped file's 89 give 768
+    assert choice.reason.startswith(f"{FAST} (its Q4_0 copy): prompt 131 tokens/s")
+    # Each file timed once: the better model's two, too slow either way, then the fast model's.
+    assert [path.name for path in cpu["timed"]] == [
+        f"{BEST}.gguf",
+        best_copy.path.name,
+        f"{FAST}.gguf",
+        copy.path.name,
+    ]
+
+
+def test_where_both_are_repacked_a_copy_no_faster_is_not_loaded(cpu) -> None:
+    # The 1.5B on the same machine: 38 and 41 prompt tokens a second, under `COPY_MIN_SPEEDUP` apart.
+    cpu["offered"] = ["CPU_REPACK"]
+    manifest = known_models()[BEST]
+    shipped, copy = _files(manifest)
+    cpu["rates"] = {f"{BEST}.gguf": 38.0, copy.path.name: 41.0}
+    assert _loaded(manifest)[0] == shipped
+    assert _loaded(manifest)[1] == fit.Speed(38, 20)
+    assert len(cpu["timed"]) == 2  # each file timed once, then kept
+
+
+def test_the_copy_is_loaded_only_once_both_files_are_timed() -> None:
+    shipped, copy = _files(known_models()[FAST])
+    assert fit.loaded_weights([(shipped, None), (copy, fit.Speed(131, 20))]) == (shipped, None)
+    assert fit.loaded_weights([(shipped, fit.Speed(89, 20)), (copy, None)]) == (shipped, fit.Speed(89, 20))
+    assert fit.loaded_weights([(shipped, fit.Speed(89, 20)), (copy, fit.Speed(107, 20))])[0] == copy
+
+
+def test_a_copy_not_made_yet_is_offered_only_where_it_may_be_made(cpu) -> None:
+    cpu["offered"] = ["CPU_REPACK"]
+    manifest = known_models()[FAST]
+    shipped, copy = _files(manifest)
+    assert fit.weight_options(manifest, prepare=False) == [shipped]  # a look, as `doctor` takes
+    assert fit.weight_options(manifest, prepare=True) == [shipped, copy]
+    assert fit.weight_options(manifest, prepare=False) == [shipped, copy]

@@ -1,6 +1,6 @@
-"""The Q4_0 copy of a shipped model made for llama.cpp's AMX kernels: where it goes, when it is made
-again, and that a failed quantization leaves nothing behind (llama.cpp's quantizer is faked here;
-tests/e2e/test_requantize.py runs the real one)."""
+"""The Q4_0 copy of a shipped model made for the CPUs where llama.cpp multiplies it faster: where it goes,
+when it is made again, and that a failed quantization leaves nothing behind (llama.cpp's quantizer is
+faked here; tests/e2e/test_requantize.py runs the real one)."""
 
 from __future__ import annotations
 
