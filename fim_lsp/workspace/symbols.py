@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, NamedTuple
 from fim_lsp.syntax import get_language, new_parser
 
 if TYPE_CHECKING:
-    from tree_sitter import Node, Parser, Query
+    from tree_sitter import Node, Query
+
+    from fim_lsp.syntax.languages import SyntaxParser
 
 logger = logging.getLogger(__name__)
 
@@ -237,9 +239,9 @@ def _query(language: str) -> Query | None:
         return None
 
 
-def _parser(language: str) -> Parser:
+def _parser(language: str) -> SyntaxParser:
     """This thread's parser for `language`: parsers are not thread-safe, and creating one costs."""
-    parsers: dict[str, Parser] | None = getattr(_local, "parsers", None)
+    parsers: dict[str, SyntaxParser] | None = getattr(_local, "parsers", None)
     if parsers is None:
         parsers = _local.parsers = {}
     parser = parsers.get(language)

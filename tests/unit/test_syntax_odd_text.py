@@ -51,3 +51,20 @@ def test_the_syntax_layer_takes_any_text(language, text, changed, where, middle,
     truncate_middle(prefix, middle, suffix, language, shape, eot)
     middle_is_done(prefix, middle, suffix, language, shape)
     indentation_to_type(prefix, suffix, language)
+
+
+def test_bash_is_given_characters_outside_the_bmp_as_ascii_of_the_same_length() -> None:
+    # tree-sitter-bash's scanner can crash the process on `{}` before such characters; what it is given
+    # instead keeps every byte offset of the document.
+    text = "echo {}\U00101ca2\U0007b7f3{\U000d7950{ x\necho 😀done\n"
+    data = text.encode("utf-8")
+    tree = DocumentSyntax("bash", text).tree
+    assert tree.root_node.end_byte == len(data)
+    words = [node for node in _walk(tree.root_node) if node.type == "word"]
+    assert any(data[w.start_byte : w.end_byte] == "😀done".encode() for w in words)
+
+
+def _walk(node):
+    yield node
+    for child in node.children:
+        yield from _walk(child)
