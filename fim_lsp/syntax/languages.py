@@ -148,9 +148,9 @@ def get_language(name: str) -> Language:
 
 #: Grammars whose external scanner can crash the process (a segmentation fault, which no `except`
 #: catches) on characters outside the Basic Multilingual Plane: tree-sitter-bash in the language pack
-#: 0.13.0, on text such as `{}` followed by such characters, now and then (the heap decides). They are
-#: given each such character as four ASCII bytes instead: the same length in UTF-8, so every byte
-#: offset and point of the tree stays the document's, and a word stays a word.
+#: 0.13.0, on text such as `{}` followed by such characters, now and then (not on every parse of the
+#: same text). They are given each such character as four ASCII bytes instead: the same length in
+#: UTF-8, so every byte offset and point of the tree stays the document's, and a word stays a word.
 ASTRAL_UNSAFE = frozenset({"bash"})
 _FOUR_BYTE_CHARACTER = re.compile(rb"[\xf0-\xf4][\x80-\xbf]{3}")
 
