@@ -102,7 +102,7 @@ def _check_choice(model: str) -> list[Check]:
     """What `auto` loads here and why, from the measured speeds (timing each installed model once)."""
     from fim_lsp.config import AUTO_MODEL, Settings
     from fim_lsp.errors import FimError
-    from fim_lsp.fit import choose_model, installed_models, timed_weights
+    from fim_lsp.fit import choose_model, installed_models, timed_weights, weights_name
 
     settings = Settings(model=model)
     try:
@@ -111,8 +111,8 @@ def _check_choice(model: str) -> list[Check]:
         for manifest in installed_models():
             for weights, speed in timed_weights(manifest, settings.threads, measure=False):
                 if speed is not None:
-                    copy = " (its Q4_0 copy)" if weights.path is not None else ""
-                    speeds.append(f"{manifest.name}{copy} {speed.prompt:.0f}/{speed.writing:.0f}")
+                    label = weights_name(manifest.name, weights.path)
+                    speeds.append(f"{label} {speed.prompt:.0f}/{speed.writing:.0f}")
     except FimError as exc:
         return [("FAIL", "model choice", str(exc))]
     measured = f" (prompt/writing tokens a second: {', '.join(speeds)})" if speeds else ""

@@ -328,7 +328,8 @@ def choose_model(settings: Settings, *, measure: bool = True) -> Choice:
         if speed is None:
             continue
         budget = min(settings.budget_cap, affordable_budget(speed.prompt, settings))
-        path = weights.path if weights.path is not None and weights.path.is_file() else None
+        # `weight_options` offers a copy only where its file is there (or was just made).
+        path = weights.path
         measured.append((manifest, speed, budget, path))
         if budget >= MIN_USEFUL_BUDGET:
             return Choice(
@@ -343,11 +344,16 @@ def choose_model(settings: Settings, *, measure: bool = True) -> Choice:
     return Choice(manifest.name, speed, budget, reason, path)
 
 
-def _why(name: str, copy: Path | None, speed: Speed, budget: int, settings: Settings) -> str:
+def weights_name(name: str, weights: Path | None) -> str:
+    """How the model `name` loaded from `weights` (its shipped file where None) is named to the user."""
     from fim_lsp.models.requantize import QUANTIZATION
 
-    loaded = f"{name} (its {QUANTIZATION} copy)" if copy else name
+    return f"{name} (its {QUANTIZATION} copy)" if weights else name
+
+
+def _why(name: str, copy: Path | None, speed: Speed, budget: int, settings: Settings) -> str:
     return (
-        f"{loaded}: prompt {speed.prompt:.0f} tokens/s, writing {speed.writing:.0f} tokens/s here, so "
+        f"{weights_name(name, copy)}: prompt {speed.prompt:.0f} tokens/s, "
+        f"writing {speed.writing:.0f} tokens/s here, so "
         f"prompts of {budget} tokens of file fit the {settings.time_budget_ms / 1000:.0f} s time budget"
     )
