@@ -47,16 +47,18 @@ BUSY_RETRIES = 3
 #: AVX-512), Q4_K and Q4_0 alike.
 REPACKING_BUFFER_TYPE = "CPU_REPACK"
 #: How many times as fast as the shipped file a model's Q4_0 copy must read prompts to be loaded instead,
-#: where both are repacked for the CPU's vector units: the copy rounds the weights once more, and on some
-#: CPUs it is no faster (the 1.5B on AVX2 and on AVX-512 read prompts 0.9-1.1 times as fast from its copy,
-#: the 0.5B 1.3-2 times; see docs/design/models.md).
+#: where both are repacked for the CPU's vector units: the copy rounds the weights once more, and it is
+#: faster only where the shipped file's weights are mostly in types that are not repacked (the 0.5B's,
+#: mostly Q5_0 and Q8_0, 1.3-2 times as fast from its copy; the 1.5B's, 72% Q4_K, 0.9-1.1 times, and its
+#: manifest says so; see docs/design/models.md).
 COPY_MIN_SPEEDUP = 1.2
 #: The least context budget worth loading a model for. Below it the larger model is too slow where it
 #: matters: given 256 tokens its first ghost text at a new place took nearly twice as long as the smaller
-#: model's, given 384 a fifth of its cold answers came after the deadline; given 640 it answered more
-#: cold requests right than the smaller one, as many of them in time (three machines of the reference
-#: kind; see docs/design/fitting-the-machine.md).
-MIN_USEFUL_BUDGET = 512
+#: model's, given 384 a fifth of its cold answers came after the deadline, given 512 its first ghost text
+#: took 3.1 s (p50) where the smaller model's took 1.6; given 640 it answered more cold requests right
+#: than the smaller one, as many of them in time, its first ghost text in about 2 s (three machines of
+#: the reference kind; see docs/design/fitting-the-machine.md).
+MIN_USEFUL_BUDGET = 640
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,8 @@ def weight_options(manifest: ModelManifest, *, prepare: bool) -> list[Weights]:
     build's AMX kernels run: the model's Q4_0 copy alone, which they multiply 2.7 times as fast as the
     shipped Q4_K weights (`fim_lsp.models.requantize`). Where the build repacks weights for the CPU's
     vector units (AVX2, AVX-512): the shipped file, then the copy, which is loaded only where it is timed
-    `COPY_MIN_SPEEDUP` times as fast (`timed_weights`). Elsewhere the shipped file. With `prepare`,
+    `COPY_MIN_SPEEDUP` times as fast (`timed_weights`), unless the manifest says the copy is no faster
+    there (`q4_0_copy_where_repacked`: neither made nor timed). Elsewhere the shipped file. With `prepare`,
     whether AMX runs is tried if not known yet and the copy is made if missing (left out where it cannot
     be made)."""
     from fim_lsp.engine.llama_library import amx_runs_here, cpu_extra_buffer_types
@@ -195,7 +198,7 @@ def weight_options(manifest: ModelManifest, *, prepare: bool) -> list[Weights]:
             return [shipped]
         copy = _q4_0_copy(manifest, prepare)
         return [copy] if copy else [shipped]
-    if REPACKING_BUFFER_TYPE in offered:
+    if REPACKING_BUFFER_TYPE in offered and manifest.q4_0_copy_where_repacked:
         copy = _q4_0_copy(manifest, prepare)
         return [shipped, copy] if copy else [shipped]
     return [shipped]

@@ -77,6 +77,10 @@ class ModelManifest:
     hub: HubFile | None
     upstream: str | None = None
     """The upstream model the GGUF was converted from."""
+    q4_0_copy_where_repacked: bool = True
+    """Whether a Q4_0 copy may read prompts faster where llama.cpp repacks weights for AVX2 or AVX-512
+    (see `fim_lsp.fit.weight_options`): not where nearly all of the file's matrix weights are in a type
+    repacked as Q4_0 is, and the copy was timed no faster."""
     source: Path | None = None
     """The manifest file this came from."""
 
@@ -91,6 +95,10 @@ def _require(raw: Mapping[str, Any], key: str, kind: type, where: Path) -> Any:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigurationError(f"{where}: `{key}` must be a {kind.__name__}, not {value!r}")
     return value
+
+
+def _optional(raw: Mapping[str, Any], key: str, kind: type, default: Any, where: Path) -> Any:
+    return _require(raw, key, kind, where) if key in raw else default
 
 
 def _parse_manifest(raw: Mapping[str, Any], where: Path) -> ModelManifest:
@@ -136,6 +144,7 @@ def _parse_manifest(raw: Mapping[str, Any], where: Path) -> ModelManifest:
         chunks=tuple(chunks),
         hub=hub,
         upstream=raw.get("upstream"),
+        q4_0_copy_where_repacked=_optional(raw, "q4_0_copy_where_repacked", bool, True, where),
         source=where,
     )
 

@@ -1,12 +1,12 @@
 """A known model's weights re-quantized to Q4_0, for CPUs where llama.cpp multiplies those faster.
 
-Where llama.cpp's AMX kernels run, they multiply the shipped Q4_K weights no faster than its AVX-512
-ones, but Q4_0 weights 2.7 times as fast when a prompt is evaluated; where it repacks weights for AVX2 or
-AVX-512, Q4_0 reads the 0.5B's prompts 1.3 to 2 times as fast, the 1.5B's no faster, so there both are
-timed (see docs/design/models.md and `fim_lsp.fit.weight_options`). The copy is
-made from the verified shipped file with llama.cpp's own quantizer, once, into a temporary file beside
-it that is renamed into place (a mapped model file is never overwritten), and a record beside it names
-the file it was made from, so that a new shipped file gets a new copy."""
+Where llama.cpp's AMX kernels run, they multiply the shipped Q4_K weights no faster than its AVX-512 ones,
+but Q4_0 weights 2.7 times as fast when a prompt is evaluated; where it repacks weights for AVX2 or
+AVX-512, Q4_0 reads the 0.5B's prompts 1.3 to 2 times as fast, so there both are timed, and the 1.5B's no
+faster, so its copy is not made there (see docs/design/models.md and `fim_lsp.fit.weight_options`). The
+copy is made from the verified shipped file with llama.cpp's own quantizer, once, into a temporary file
+beside it that is renamed into place (a mapped model file is never overwritten), and a record beside it
+names the file it was made from, so that a new shipped file gets a new copy."""
 
 from __future__ import annotations
 

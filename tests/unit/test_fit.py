@@ -203,36 +203,39 @@ def test_where_both_are_repacked_the_copy_is_loaded_where_it_reads_prompts_faste
     cpu["offered"] = ["CPU_REPACK"]
     manifest = known_models()[FAST]
     shipped, copy = _files(manifest)
-    _, best_copy = _files(known_models()[BEST])
-    cpu["rates"] = {
-        f"{BEST}.gguf": 38.0,
-        best_copy.path.name: 41.0,
-        f"{FAST}.gguf": 89.0,
-        copy.path.name: 131.0,
-    }
+    cpu["rates"] = {f"{BEST}.gguf": 38.0, f"{FAST}.gguf": 89.0, copy.path.name: 131.0}
     assert fit.weight_options(manifest, prepare=True) == [shipped, copy]
     choice = fit.choose_model(Settings(workspace_context=False))
     assert (choice.model, choice.weights, choice.speed) == (FAST, copy.path, fit.Speed(131, 20))
     assert choice.budget == 1152  # 131 tokens/s for 60% of 15 s, where the shipped file's 89 give 768
     assert choice.reason.startswith(f"{FAST} (its Q4_0 copy): prompt 131 tokens/s")
-    # Each file timed once: the better model's two, too slow either way, then the fast model's.
-    assert [path.name for path in cpu["timed"]] == [
-        f"{BEST}.gguf",
-        best_copy.path.name,
-        f"{FAST}.gguf",
-        copy.path.name,
-    ]
+    # Each file timed once: the better model's shipped one, too slow, then the fast model's two.
+    assert [path.name for path in cpu["timed"]] == [f"{BEST}.gguf", f"{FAST}.gguf", copy.path.name]
 
 
 def test_where_both_are_repacked_a_copy_no_faster_is_not_loaded(cpu) -> None:
-    # The 1.5B on the same machine: 38 and 41 prompt tokens a second, under `COPY_MIN_SPEEDUP` apart.
+    # 89 and 95 prompt tokens a second: under `COPY_MIN_SPEEDUP` apart.
     cpu["offered"] = ["CPU_REPACK"]
-    manifest = known_models()[BEST]
+    manifest = known_models()[FAST]
     shipped, copy = _files(manifest)
-    cpu["rates"] = {f"{BEST}.gguf": 38.0, copy.path.name: 41.0}
+    cpu["rates"] = {f"{FAST}.gguf": 89.0, copy.path.name: 95.0}
     assert _loaded(manifest)[0] == shipped
-    assert _loaded(manifest)[1] == fit.Speed(38, 20)
+    assert _loaded(manifest)[1] == fit.Speed(89, 20)
     assert len(cpu["timed"]) == 2  # each file timed once, then kept
+
+
+def test_where_weights_are_repacked_a_copy_the_manifest_says_is_no_faster_is_not_made(cpu) -> None:
+    # The 1.5B, whose weights are mostly Q4_K: repacked as Q4_0 is. Where AMX runs, its copy is made.
+    manifest = known_models()[BEST]
+    assert not manifest.q4_0_copy_where_repacked
+    shipped, copy = _files(manifest)
+    cpu["offered"] = ["CPU_REPACK"]
+    cpu["rates"] = {f"{BEST}.gguf": 38.0}
+    assert _loaded(manifest) == (shipped, fit.Speed(38, 20))
+    assert [path.name for path in cpu["timed"]] == [f"{BEST}.gguf"]
+    assert not copy.path.exists()
+    cpu["offered"] = ["AMX", "CPU_REPACK"]
+    assert fit.weight_options(manifest, prepare=True) == [copy]
 
 
 def test_the_copy_is_loaded_only_once_both_files_are_timed() -> None:

@@ -115,6 +115,11 @@ GOOD = {"name": "m", "family": "qwen2.5-coder", "size": 3, "sha256": "a" * 64, "
         ),
         pytest.param({"chunks": ["p==1"]}, "must be a table", id="chunk-not-table"),
         pytest.param({"hub": {"repo": "r"}}, "`file` must be a str", id="hub-without-file"),
+        pytest.param(
+            {"q4_0_copy_where_repacked": "no"},
+            "`q4_0_copy_where_repacked` must be a bool",
+            id="copy-flag-as-text",
+        ),
     ],
 )
 def test_bad_manifest_is_a_configuration_error(tmp_path: Path, change: dict, complaint: str) -> None:
