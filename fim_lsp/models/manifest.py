@@ -79,8 +79,8 @@ class ModelManifest:
     """The upstream model the GGUF was converted from."""
     q4_0_copy_where_repacked: bool = True
     """Whether a Q4_0 copy may read prompts faster where llama.cpp repacks weights for AVX2 or AVX-512
-    (see `fim_lsp.fit.weight_options`): not where nearly all of the file's matrix weights are in a type
-    repacked as Q4_0 is, and the copy was timed no faster."""
+    (see `fim_lsp.fit.weight_options`): not where most of the file's matrix weights are in a type it
+    repacks as it does Q4_0, and the copy was timed no faster."""
     source: Path | None = None
     """The manifest file this came from."""
 
