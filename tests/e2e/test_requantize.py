@@ -1,6 +1,7 @@
 """The Q4_0 copy `auto` loads where llama.cpp multiplies it faster (AMX; the 0.5B on AVX2), made by
 llama.cpp's own quantizer from the shipped 0.5B: a GGUF of Q4_0 weights that loads and completes (made on
-every machine, so that the path is tested where no copy is loaded too)."""
+every machine, so that the path is tested where no copy is loaded too). And the manifests' claim that a
+copy is no faster where weights are repacked, checked against the shipped files' tensor types."""
 
 from __future__ import annotations
 
@@ -41,3 +42,22 @@ def test_the_q4_0_copy_of_the_small_model_loads_and_completes(
         assert generation.text.strip()
     finally:
         engine.close()
+
+
+#: ggml's types that llama.cpp repacks for AVX2 and AVX-512 as it does Q4_0: Q4_0, Q4_K, IQ4_NL.
+_REPACKED_TYPES = {2, 12, 20}
+
+
+@pytest.mark.parametrize("name", ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"])
+def test_the_manifest_says_a_copy_is_no_faster_where_most_weights_are_repacked_already(name: str) -> None:
+    import math
+
+    from fim_lsp.warmup.gguf_file import read_header
+
+    header = read_header(resolve_model(name))
+    sizes: dict[bool, int] = {True: 0, False: 0}
+    for tensor_name, tensor in header.tensors.items():
+        if len(tensor.dims) == 2 and not tensor_name.startswith("token_embd"):
+            sizes[tensor.ggml_type in _REPACKED_TYPES] += math.prod(tensor.dims)
+    repacked_share = sizes[True] / (sizes[True] + sizes[False])
+    assert get_manifest(name).q4_0_copy_where_repacked == (repacked_share < 0.5), repacked_share
