@@ -84,7 +84,8 @@ class Settings:
     adapter: str | None = None
     """Path of a LoRA adapter (GGUF, made by `fim-lsp warmup`, or its name in fim-lsp's cache of
     adapters) that the embedded engine applies over the model; it must have been trained on that very
-    model file. Remote engines run their own model and ignore it."""
+    model file (or on the file of which `auto` loads a Q4_0 copy), and with `model` `auto` that model is
+    the one loaded. Remote engines run their own model and ignore it."""
 
     threads: int | None = attrs.field(default=None, validator=_positive)
     """CPU threads for the embedded engine; unset means one per core."""

@@ -25,6 +25,7 @@ from fim_lsp.errors import FimError
 
 if TYPE_CHECKING:
     from fim_lsp.models import ModelManifest
+    from fim_lsp.warmup.adapters import AdapterInfo
 
 logger = logging.getLogger(__name__)
 
@@ -316,6 +317,12 @@ def choose_model(settings: Settings, *, measure: bool = True) -> Choice:
     if settings.model != AUTO_MODEL:
         return Choice(settings.model, None, settings.budget_cap, "named in the settings")
     candidates = installed_models()
+    adapter = _adapter_of(settings)
+    if adapter is not None:
+        # A LoRA adapter fits the weights it was trained on: `auto` chooses among that model's files.
+        candidates = [
+            manifest for manifest in candidates if manifest.sha256 == adapter.base_sha256
+        ] or candidates
     if not candidates:
         from fim_lsp.models import default_model
 
@@ -335,16 +342,34 @@ def choose_model(settings: Settings, *, measure: bool = True) -> Choice:
         path = weights.path
         measured.append((manifest, speed, budget, path))
         if budget >= MIN_USEFUL_BUDGET:
-            return Choice(
-                manifest.name, speed, budget, _why(manifest.name, path, speed, budget, settings), path
-            )
+            reason = _why(manifest.name, path, speed, budget, settings) + _trained_for(adapter, manifest)
+            return Choice(manifest.name, speed, budget, reason, path)
     if not measured:
         return Choice(candidates[0].name, None, settings.budget_cap, "its speed is not measured yet")
     manifest, speed, budget, path = max(measured, key=lambda entry: entry[1].prompt)
-    reason = (
-        _why(manifest.name, path, speed, budget, settings) + "; no model fits a larger prompt in time here"
+    reason = _why(manifest.name, path, speed, budget, settings) + (
+        _trained_for(adapter, manifest) or "; no model fits a larger prompt in time here"
     )
     return Choice(manifest.name, speed, budget, reason, path)
+
+
+def _adapter_of(settings: Settings) -> AdapterInfo | None:
+    """The record of the adapter the settings apply, if one is set and readable (the engine reports
+    one that is not when it loads)."""
+    if not settings.adapter:
+        return None
+    from fim_lsp.warmup.adapters import adapter_info, resolve_adapter
+
+    try:
+        return adapter_info(resolve_adapter(settings.adapter))
+    except FimError:
+        return None
+
+
+def _trained_for(adapter: AdapterInfo | None, manifest: ModelManifest) -> str:
+    if adapter is None or adapter.base_sha256 != manifest.sha256:
+        return ""
+    return f"; the adapter {Path(adapter.path).name} was trained on it"
 
 
 def weights_name(name: str, weights: Path | None) -> str:

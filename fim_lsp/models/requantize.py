@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from fim_lsp.errors import FimError
-from fim_lsp.models.manifest import ModelManifest
+from fim_lsp.models.manifest import ModelManifest, known_models
 from fim_lsp.models.store import (
     cached_path,
     file_record_matches,
@@ -57,6 +57,11 @@ def _record_path(path: Path) -> Path:
 def is_current(path: Path, manifest: ModelManifest) -> bool:
     """Whether `path` is a whole Q4_0 copy of the manifest's file, untouched since it was made."""
     return file_record_matches(path, _record_path(path), {"source_sha256": manifest.sha256})
+
+
+def copied_from(path: Path) -> ModelManifest | None:
+    """The known model whose current Q4_0 copy the file at `path` is (its record says so), if any."""
+    return next((manifest for manifest in known_models().values() if is_current(path, manifest)), None)
 
 
 def requantize(manifest: ModelManifest, directory: Path | None = None) -> Path:

@@ -162,9 +162,16 @@ def model_name_of(sha256: str) -> str | None:
 
 
 def check_adapter(adapter: Path, model_path: Path) -> AdapterInfo:
-    """The adapter's record when it was trained on the file at `model_path`; ConfigurationError naming
-    both models otherwise."""
+    """The adapter's record when it was trained on the file at `model_path`, or on the shipped file of
+    which `model_path` is the Q4_0 copy (the same weights rounded once more, which `auto` loads where
+    llama.cpp reads it faster; a LoRA adds its product to whatever the base weights compute);
+    ConfigurationError naming both models otherwise."""
+    from fim_lsp.models.requantize import copied_from
+
     info = adapter_info(adapter)
+    copied = copied_from(model_path)
+    if copied is not None and copied.sha256 == info.base_sha256:
+        return info
     actual = model_sha256(model_path)
     if info.base_sha256 != actual:
         trained_on = info.base_name or model_name_of(info.base_sha256) or "another model"

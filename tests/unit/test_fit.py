@@ -7,6 +7,7 @@ import pytest
 from fim_lsp import fit, models
 from fim_lsp.config import Settings
 from fim_lsp.models import known_models
+from tests.unit.gguf_samples import adapter_metadata, write_gguf
 
 BEST, FAST = "qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"
 
@@ -252,3 +253,20 @@ def test_a_copy_not_made_yet_is_offered_only_where_it_may_be_made(cpu) -> None:
     assert fit.weight_options(manifest, prepare=False) == [shipped]  # a look, as `doctor` takes
     assert fit.weight_options(manifest, prepare=True) == [shipped, copy]
     assert fit.weight_options(manifest, prepare=False) == [shipped, copy]
+
+
+def _adapter_for(path, base_sha256: str):
+    return str(write_gguf(path, adapter_metadata(base_sha256), {}))
+
+
+def test_with_an_adapter_auto_loads_the_model_it_was_trained_on(machine, tmp_path):
+    machine.update({BEST: fit.Speed(135, 27), FAST: fit.Speed(250, 40)})
+    adapter = _adapter_for(tmp_path / "mine.gguf", known_models()[FAST].sha256)
+    choice = fit.choose_model(Settings(adapter=adapter))
+    assert choice.model == FAST and "the adapter mine.gguf was trained on it" in choice.reason
+
+
+def test_an_adapter_no_installed_model_fits_leaves_the_choice_to_the_engine_check(machine, tmp_path):
+    machine.update({BEST: fit.Speed(135, 27), FAST: fit.Speed(250, 40)})
+    choice = fit.choose_model(Settings(adapter=_adapter_for(tmp_path / "other.gguf", "ab" * 32)))
+    assert choice.model == BEST and "adapter" not in choice.reason

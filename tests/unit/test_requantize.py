@@ -72,3 +72,19 @@ def test_the_copy_has_its_own_identity_for_the_speeds_kept() -> None:
     assert requantized_id(MANIFEST) != MANIFEST.sha256
     assert requantized_id(MANIFEST) == requantized_id(known_models()["qwen2.5-coder-0.5b"])
     assert requantized_id(MANIFEST) != requantized_id(known_models()["qwen2.5-coder-1.5b"])
+
+
+def test_a_current_copy_names_the_model_it_was_made_from(quantizer, monkeypatch, tmp_path) -> None:
+    from fim_lsp.models.requantize import copied_from
+
+    monkeypatch.setenv("FIM_LSP_CACHE_DIR", str(tmp_path / "cache"))
+    cached_path(MANIFEST).parent.mkdir(parents=True)
+    cached_path(MANIFEST).write_bytes(b"GGUF shipped")
+    path = requantize(MANIFEST)
+    assert copied_from(path) == MANIFEST
+    assert copied_from(cached_path(MANIFEST)) is None
+    elsewhere = tmp_path / path.name
+    elsewhere.write_bytes(path.read_bytes())
+    assert copied_from(elsewhere) is None
+    path.write_bytes(b"GGUF something else")
+    assert copied_from(path) is None

@@ -10,7 +10,6 @@ import itertools
 import logging
 import struct
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,59 +20,7 @@ from fim_lsp.warmup import adapters
 from fim_lsp.warmup.data import held_out_files
 from fim_lsp.warmup.gguf_file import read_header
 from fim_lsp.warmup.train import TrainConfig, learning_rate
-
-# --- a GGUF writer small enough to trust (the format's header, by hand) -------------------------------
-
-
-def _string(text: str) -> bytes:
-    data = text.encode()
-    return struct.pack("<Q", len(data)) + data
-
-
-def _value(value: Any) -> bytes:
-    if isinstance(value, bool):
-        return struct.pack("<I?", 7, value)
-    if isinstance(value, int):
-        return struct.pack("<IQ", 10, value)
-    if isinstance(value, float):
-        return struct.pack("<If", 6, value)
-    if isinstance(value, str):
-        return struct.pack("<I", 8) + _string(value)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return struct.pack("<IIQ", 9, 8, len(value)) + b"".join(_string(v) for v in value)
-    if isinstance(value, list):
-        return struct.pack("<IIQ", 9, 5, len(value)) + struct.pack(f"<{len(value)}i", *value)
-    raise TypeError(value)
-
-
-def write_gguf(path: Path, metadata: dict[str, Any], tensors: dict[str, tuple[tuple[int, ...], int]]) -> Path:
-    """A GGUF file with `metadata` and the tensor table of `tensors` ({name: (dims, byte offset)}, type
-    F32); the tensor data itself is zeros."""
-    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(metadata))
-    for key, value in metadata.items():
-        head += _string(key) + _value(value)
-    for name, (dims, offset) in tensors.items():
-        head += _string(name) + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims)
-        head += struct.pack("<IQ", 0, offset)
-    head += b"\0" * (-len(head) % 32)
-    path.write_bytes(head + b"\0" * 64)
-    return path
-
-
-def adapter_metadata(base_sha256: str, **more: Any) -> dict[str, Any]:
-    return {
-        adapters.ARCHITECTURE: "qwen2",
-        adapters.GENERAL_TYPE: "adapter",
-        adapters.ADAPTER_TYPE: "lora",
-        adapters.LORA_ALPHA: 32.0,
-        adapters.BASE_SHA256: base_sha256,
-        adapters.BASE_NAME: "a-model",
-        adapters.RANK: 16,
-        adapters.FIM_ORDER: "spm",
-        adapters.STEPS: 80,
-        adapters.SOURCES: "rich,click",
-        **more,
-    }
+from tests.unit.gguf_samples import adapter_metadata, write_gguf
 
 
 @pytest.fixture
@@ -201,6 +148,22 @@ def test_an_adapter_for_another_model_file_is_refused_naming_both(cache: Path, t
         adapters.check_adapter(adapter, other)
     message = str(refused.value)
     assert "trained on a-model" in message and "other.gguf" in message and "warmup" in message
+
+
+def test_an_adapter_fits_the_q4_0_copy_of_the_file_it_was_trained_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fim_lsp.models import known_models, requantize
+
+    shipped = known_models()["qwen2.5-coder-0.5b"]
+    copy = tmp_path / "copy.gguf"
+    copy.write_bytes(b"GGUF the copy")
+    monkeypatch.setattr(requantize, "copied_from", lambda path: shipped if path == copy else None)
+    trained_on_shipped = write_gguf(tmp_path / "a.gguf", adapter_metadata(shipped.sha256), {})
+    assert adapters.check_adapter(trained_on_shipped, copy).base_sha256 == shipped.sha256
+    trained_on_other = write_gguf(tmp_path / "b.gguf", adapter_metadata("ab" * 32), {})
+    with pytest.raises(ConfigurationError, match="was trained on a-model"):
+        adapters.check_adapter(trained_on_other, copy)
 
 
 def test_models_report_lists_each_models_adapters(cache: Path, tmp_path: Path) -> None:
