@@ -218,6 +218,7 @@ def _train_and_export(
     work_dir: Path,
     recipe: dict[str, Any],
 ) -> int:
+    from fim_lsp.models import known_models
     from fim_lsp.warmup.adapters import AdapterRecord
     from fim_lsp.warmup.export import base_architecture, write_adapter
     from fim_lsp.warmup.train import TrainConfig, train
@@ -263,7 +264,10 @@ def _train_and_export(
         f"{result.device}, peak memory {result.peak_memory_mb / 1024:.1f} GiB"
     )
     _say(f"adapter: {output}")
-    _say(f'use it: settings {{"model": "{model}", "adapter": "{output}"}}')
+    # `auto` holds to a known model's files when an adapter trained on it is set, so naming the
+    # model would only keep the server off its faster Q4_0 copy; a file given by path must be named.
+    use = {"adapter": str(output)} if model in known_models() else {"model": model, "adapter": str(output)}
+    _say(f"use it: settings {json.dumps(use)}")
     if result.stopped_by != "steps":
         _say(f"stopped by {result.stopped_by}; the same command with --resume goes on from step {state.step}")
         return 130 if result.stopped_by == "interrupt" else 0

@@ -56,6 +56,13 @@ def test_the_warmup_writes_an_adapter_that_changes_what_llama_cpp_computes(warme
     assert np.abs(adapted - base).max() > 1e-2
 
 
+def test_the_settings_it_suggests_name_a_model_given_by_path(warmed_up: WarmedUp) -> None:
+    """`auto` cannot hold to a file outside the catalogue, so the suggested settings must name it."""
+    line = next(line for line in warmed_up.stderr.splitlines() if "use it: settings " in line)
+    suggested = json.loads(line.split("use it: settings ", 1)[1])
+    assert suggested == {"model": str(warmed_up.model), "adapter": str(warmed_up.adapter)}
+
+
 def test_the_embedded_engine_serves_with_the_adapter(warmed_up: WarmedUp) -> None:
     from fim_lsp.engine.base import GenerationRequest
     from fim_lsp.engine.llama_cpp import LlamaCppEngine
