@@ -66,6 +66,17 @@ def default_output(model: str, folders: list[Path]) -> Path:
     return adapters_dir() / f"{stem}-{names}.gguf"
 
 
+def suggested_settings(model: str, adapter: Path) -> dict[str, str]:
+    """The settings that serve `adapter`, trained on `model` (a catalogue name or a GGUF path)."""
+    from fim_lsp.models import known_models
+
+    # `auto` holds to a known model's files when an adapter trained on it is set, so naming the
+    # model would only keep the server off its faster Q4_0 copy; a file given by path must be named.
+    if model in known_models():
+        return {"adapter": str(adapter)}
+    return {"model": model, "adapter": str(adapter)}
+
+
 def _fingerprint(record: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -218,7 +229,6 @@ def _train_and_export(
     work_dir: Path,
     recipe: dict[str, Any],
 ) -> int:
-    from fim_lsp.models import known_models
     from fim_lsp.warmup.adapters import AdapterRecord
     from fim_lsp.warmup.export import base_architecture, write_adapter
     from fim_lsp.warmup.train import TrainConfig, train
@@ -264,10 +274,7 @@ def _train_and_export(
         f"{result.device}, peak memory {result.peak_memory_mb / 1024:.1f} GiB"
     )
     _say(f"adapter: {output}")
-    # `auto` holds to a known model's files when an adapter trained on it is set, so naming the
-    # model would only keep the server off its faster Q4_0 copy; a file given by path must be named.
-    use = {"adapter": str(output)} if model in known_models() else {"model": model, "adapter": str(output)}
-    _say(f"use it: settings {json.dumps(use)}")
+    _say(f"use it: settings {json.dumps(suggested_settings(model, output))}")
     if result.stopped_by != "steps":
         _say(f"stopped by {result.stopped_by}; the same command with --resume goes on from step {state.step}")
         return 130 if result.stopped_by == "interrupt" else 0

@@ -166,6 +166,15 @@ def test_an_adapter_fits_the_q4_0_copy_of_the_file_it_was_trained_on(
         adapters.check_adapter(trained_on_other, copy)
 
 
+def test_the_suggested_settings_name_only_the_adapter_of_a_catalogue_model(tmp_path: Path) -> None:
+    from fim_lsp.warmup.cli import suggested_settings
+
+    adapter = tmp_path / "adapter.gguf"
+    assert suggested_settings("qwen2.5-coder-0.5b", adapter) == {"adapter": str(adapter)}
+    own_file = str(tmp_path / "own.gguf")
+    assert suggested_settings(own_file, adapter) == {"model": own_file, "adapter": str(adapter)}
+
+
 def test_models_report_lists_each_models_adapters(cache: Path, tmp_path: Path) -> None:
     (cache / "adapters").mkdir(parents=True)
     write_gguf(cache / "adapters" / "for-a.gguf", adapter_metadata("aa" * 32), {})
