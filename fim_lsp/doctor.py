@@ -39,13 +39,15 @@ def _check_llama() -> list[Check]:
     return [
         ("ok", "llama-cpp-python", f"{llama_cpp.__version__}, backend: {backend}"),
         ("ok", "llama.cpp features", ", ".join(wanted) or features.strip()[:100]),
-        _check_weight_buffers(),
+        _check_weight_buffers(gpu),
     ]
 
 
-def _check_weight_buffers() -> Check:
+def _check_weight_buffers(gpu: bool) -> Check:
     """Where the model's weights go: repacked for this CPU's kernels, or plain where this build offers a
-    buffer type that crashes in some builds and it failed here (see `extra_buffers_work`)."""
+    buffer type that crashes in some builds and it failed here (see `extra_buffers_work`). With a GPU
+    the default settings offload every layer, and the CPU keeps only the token embeddings, which no
+    repacking speeds up."""
     from fim_lsp.engine.llama_library import cpu_extra_buffer_types, extra_buffers_are_safe, tried_verdict
 
     offered = cpu_extra_buffer_types()
@@ -65,6 +67,13 @@ def _check_weight_buffers() -> Check:
             "weight buffers",
             f"this llama.cpp build offers {', '.join(offered)}; the first model load tries AMX in a child"
             " process before using it",
+        )
+    if not verdict and gpu:
+        return (
+            "ok",
+            "weight buffers",
+            f"this llama.cpp build offers {', '.join(offered)}, and its AMX kernels crashed here; the"
+            " layers run on the GPU, and the few weights left on the CPU stay in plain buffers",
         )
     if not verdict:
         return (

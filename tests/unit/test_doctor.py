@@ -9,7 +9,7 @@ import pytest
 
 from fim_lsp import fit, models
 from fim_lsp.config import AUTO_MODEL, Settings
-from fim_lsp.doctor import _check_choice, _check_model, speed_estimate
+from fim_lsp.doctor import _check_choice, _check_model, _check_weight_buffers, speed_estimate
 
 FAST = "qwen2.5-coder-0.5b"
 DEFAULT = "qwen2.5-coder-1.5b"
@@ -108,3 +108,15 @@ def test_without_llama_cpp_to_time_them_the_best_installed_model_is_checked(monk
 
     loaded, [(_, _, detail)] = _check_model(AUTO_MODEL, measure=False)
     assert loaded == DEFAULT and detail.startswith(f"{DEFAULT}: ")
+
+
+@pytest.mark.parametrize(("gpu", "verdict"), [(False, "warn"), (True, "ok")])
+def test_amx_that_crashed_is_a_warning_only_where_the_layers_stay_on_the_cpu(monkeypatch, gpu, verdict):
+    from fim_lsp.engine import llama_library
+
+    monkeypatch.setattr(llama_library, "cpu_extra_buffer_types", lambda: ["AMX", "CPU_REPACK"])
+    monkeypatch.setattr(llama_library, "tried_verdict", lambda: False)
+    level, what, detail = _check_weight_buffers(gpu)
+    assert (level, what) == (verdict, "weight buffers")
+    assert "AMX kernels crashed here" in detail
+    assert ("`make setup`" in detail) is not gpu
