@@ -308,7 +308,12 @@ def register_cli(subparsers: Any) -> None:
     parser.add_argument(
         "--output", metavar="ADAPTER.gguf", help="where the adapter goes (default: fim-lsp's cache)"
     )
-    parser.add_argument("--max-minutes", type=float, metavar="M", help="stop after M minutes of training")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        metavar="M",
+        help="stop after M minutes of training (the learning rate decays by then)",
+    )
     parser.add_argument("--rank", type=int, default=16, help="LoRA rank (16)")
     parser.add_argument("--alpha", type=int, help="LoRA alpha (default: twice the rank)")
     parser.add_argument("--learning-rate", type=float, default=2e-4, help="peak learning rate (2e-4)")

@@ -45,7 +45,8 @@ class TrainConfig:
     steps: int = 120
     """Optimizer steps (one sequence each)."""
     time_budget_s: float | None = None
-    """Stop once this much training time has passed (over resumed runs too), whatever the step."""
+    """Stop once this much training time has passed (over resumed runs too), whatever the step; the
+    learning rate's decay then follows the clock where it runs out before the steps."""
     rank: int = 16
     alpha: int = 32
     dropout: float = 0.05
@@ -157,12 +158,16 @@ def answer_loss(model: Any, tokens: Sequence[int], answer_start: int, device: st
     return torch.nn.functional.cross_entropy(logits[0], ids[0, answer_start:])
 
 
-def learning_rate(config: TrainConfig, step: int) -> float:
-    """Linear warm-up, then a cosine down to a tenth of the peak at the last step."""
+def learning_rate(config: TrainConfig, step: int, seconds: float = 0.0) -> float:
+    """Linear warm-up, then a cosine down to a tenth of the peak at the end of the run: the last step, or
+    the end of the time budget where that comes first (`seconds` of training so far), so that a run
+    stopped by the clock has still cooled down."""
     if step < config.warmup_steps:
         return config.learning_rate * (step + 1) / config.warmup_steps
     span = max(1, config.steps - config.warmup_steps)
     done = min(1.0, (step - config.warmup_steps) / span)
+    if config.time_budget_s:
+        done = max(done, min(1.0, seconds / config.time_budget_s))
     return config.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done)))
 
 
@@ -319,7 +324,7 @@ def train(
             sequence = sequences[order_of(len(sequences), epoch, config.seed)[index]]
             torch.manual_seed(config.seed * 1_000_003 + state.step)  # dropout, the same on a resumed run
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, state.step)
+                group["lr"] = learning_rate(config, state.step, state.seconds)
             loss = answer_loss(model, sequence.tokens, sequence.answer_start, device)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)

@@ -226,3 +226,11 @@ def test_the_learning_rate_rises_then_falls_to_a_tenth() -> None:
     assert all(a <= b for a, b in itertools.pairwise(rates[:11]))
     assert all(a >= b for a, b in itertools.pairwise(rates[10:]))
     assert learning_rate(config, 100) == pytest.approx(1e-4)
+
+
+def test_a_run_with_a_time_budget_cools_down_by_the_clock_when_it_ends_before_its_steps() -> None:
+    config = TrainConfig(steps=10_000, warmup_steps=10, learning_rate=1e-3, time_budget_s=600)
+    assert learning_rate(config, 5, seconds=300) == pytest.approx(learning_rate(config, 5))
+    assert learning_rate(config, 100, seconds=300) == pytest.approx(0.55e-3)
+    assert learning_rate(config, 100, seconds=600) == pytest.approx(1e-4)
+    assert learning_rate(config, 9_999, seconds=1) == pytest.approx(1e-4, rel=1e-3)
