@@ -53,36 +53,37 @@ def _check_weight_buffers(gpu: bool) -> Check:
     offered = cpu_extra_buffer_types()
     if not offered:
         return ("ok", "weight buffers", "plain CPU buffers")
+    offers = ", ".join(offered)
     if extra_buffers_are_safe(offered):
         return (
             "ok",
             "weight buffers",
-            f"repacked for this CPU's kernels ({', '.join(offered)}); `auto` loads a model's Q4_0 copy"
-            " where it reads prompts faster",
+            f"repacked for this CPU's kernels ({offers}); `auto` loads a model's Q4_0 copy where it reads"
+            " prompts faster",
         )
     verdict = tried_verdict()
     if verdict is None:
         return (
             "ok",
             "weight buffers",
-            f"this llama.cpp build offers {', '.join(offered)}; the first model load tries AMX in a child"
-            " process before using it",
-        )
-    if not verdict and gpu:
-        return (
-            "ok",
-            "weight buffers",
-            f"this llama.cpp build offers {', '.join(offered)}, and its AMX kernels crashed here; the"
-            " layers run on the GPU, and the few weights left on the CPU stay in plain buffers",
+            f"this llama.cpp build offers {offers}; the first model load tries AMX in a child process"
+            " before using it",
         )
     if not verdict:
+        crashed = f"this llama.cpp build offers {offers}, and its AMX kernels crashed here"
+        if gpu:
+            return (
+                "ok",
+                "weight buffers",
+                f"{crashed}; the layers run on the GPU, and the few weights left on the CPU stay in plain"
+                " buffers",
+            )
         return (
             "warn",
             "weight buffers",
-            f"this llama.cpp build offers {', '.join(offered)}, and its AMX kernels crashed here, so the"
-            " weights stay in plain CPU buffers (slower): `make setup` builds llama.cpp so that they run",
+            f"{crashed}, so the weights stay in plain CPU buffers (slower): `make setup` builds llama.cpp"
+            " so that they run",
         )
-    offers = ", ".join(offered)
     return ("ok", "weight buffers", f"AMX, tried here (offered: {offers}); `auto` loads Q4_0 copies")
 
 
