@@ -77,6 +77,13 @@ def suggested_settings(model: str, adapter: Path) -> dict[str, str]:
     return {"model": model, "adapter": str(adapter)}
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def _fingerprint(record: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -153,7 +160,8 @@ def _warmup(args: argparse.Namespace) -> int:
     output = Path(args.output).expanduser().resolve() if args.output else default_output(model, folders)
     work_dir = Path(args.work_dir).resolve() if args.work_dir else output.with_name(output.name + ".work")
     mix = data.Mix(args.kshot_share, args.shots, args.without_snippets_share, args.max_tokens)
-    per_kind = args.per_kind or max(10, math.ceil(args.steps * TASKS_PER_STEP / (4 * len(folders))))
+    wanted = args.steps * args.batch_size * TASKS_PER_STEP
+    per_kind = args.per_kind or max(10, math.ceil(wanted / (4 * len(folders))))
 
     chosen = data.sources(folders, args.held_out, args.seed)
     for source in chosen:
@@ -235,6 +243,7 @@ def _train_and_export(
 
     config = TrainConfig(
         steps=args.steps,
+        batch_size=args.batch_size,
         time_budget_s=args.max_minutes * 60 if args.max_minutes else None,
         rank=args.rank,
         alpha=args.alpha or 2 * args.rank,
@@ -243,12 +252,14 @@ def _train_and_export(
         device=args.device,
         threads=args.threads,
         gradient_checkpointing=not args.no_gradient_checkpointing,
+        save_every_s=args.save_minutes * 60,
         save_every=args.save_every,
         seed=args.seed,
     )
     tokens = sum(len(s.tokens) for s in sequences)
     _say(
-        f"training {model} ({model_path.name}): {config.steps} steps over {len(sequences)} sequences "
+        f"training {model} ({model_path.name}): {config.steps} steps of {config.batch_size} "
+        f"over {len(sequences)} sequences "
         f"({tokens:,} tokens), rank {config.rank}, {config.dtype}"
     )
     result = train(
@@ -304,7 +315,14 @@ def register_cli(subparsers: Any) -> None:
         "folders", nargs="+", metavar="FOLDER", help="code to train on (any folder of source files)"
     )
     parser.add_argument("--model", help="model name or GGUF path (default: the model the server loads)")
-    parser.add_argument("--steps", type=int, default=120, help="training steps, one sequence each (120)")
+    parser.add_argument("--steps", type=int, default=120, help="training steps (120)")
+    parser.add_argument(
+        "--batch-size",
+        type=_at_least_one,
+        default=1,
+        metavar="N",
+        help="sequences a step (1; more are for a GPU: on a CPU one a step is fastest)",
+    )
     parser.add_argument(
         "--output", metavar="ADAPTER.gguf", help="where the adapter goes (default: fim-lsp's cache)"
     )
@@ -351,7 +369,14 @@ def register_cli(subparsers: Any) -> None:
     parser.add_argument(
         "--no-gradient-checkpointing", action="store_true", help="keep activations (faster, more memory)"
     )
-    parser.add_argument("--save-every", type=int, default=10, help="checkpoint every N steps (10)")
+    parser.add_argument(
+        "--save-minutes",
+        type=float,
+        default=2.0,
+        metavar="M",
+        help="checkpoint every M minutes of training (2)",
+    )
+    parser.add_argument("--save-every", type=int, metavar="N", help="checkpoint every N steps as well")
     parser.add_argument(
         "--report-every", type=int, default=1, help="without a terminal, a progress line every N steps"
     )

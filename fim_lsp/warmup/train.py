@@ -5,10 +5,17 @@ trained against exactly the weights llama.cpp runs, and nothing is downloaded. T
 answer's tokens only, and only their logits are computed (the vocabulary has 151,936 tokens: logits for
 a whole 1,000-token sequence would take 600 MB in float32, and their gradient as much again).
 
-A run checkpoints every `save_every` steps into its work folder (the adapter's weights, the optimizer's
-state, the step), each checkpoint written whole before it replaces the previous one, so an interrupted
-run resumes from the last one. Ctrl-C finishes the running step, checkpoints and stops; a second Ctrl-C
-stops at once, the previous checkpoint intact.
+A step takes `batch_size` sequences, padded at their end to the longest: attention is causal, so what
+follows a sequence's last token changes nothing before it. On a GPU a step's cost is mostly its fixed
+overhead, so several sequences a step make a pass that much sooner; on a CPU the cost is per token, and
+padding only adds to it.
+
+A run checkpoints into its work folder (the adapter's weights, the optimizer's state, the step) every
+`save_every_s` seconds of training, or every `save_every` steps where that is set, each checkpoint
+written whole before it replaces the previous one, so an interrupted run resumes from the last one (a
+1.5B's checkpoint takes about a second to write: every 10 steps, on a GPU, that was a third of the run).
+Ctrl-C finishes the running step, checkpoints and stops; a second Ctrl-C stops at once, the previous
+checkpoint intact.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ CHECKPOINT = "checkpoint"
 _STATE = "state.json"
 _WEIGHTS = "adapter.pt"
 _OPTIMIZER = "optimizer.pt"
+#: Steps the loss kept in a checkpoint is averaged over.
+LOSS_WINDOW = 10
 
 
 @dataclass(frozen=True)
@@ -43,7 +52,9 @@ class TrainConfig:
     """How to train."""
 
     steps: int = 120
-    """Optimizer steps (one sequence each)."""
+    """Optimizer steps, of `batch_size` sequences each."""
+    batch_size: int = 1
+    """Sequences a step; the step's loss is the mean of their answers' mean losses."""
     time_budget_s: float | None = None
     """Stop once this much training time has passed (over resumed runs too), whatever the step; the
     learning rate's decay then follows the clock where it runs out before the steps."""
@@ -61,7 +72,10 @@ class TrainConfig:
     """CPU threads for torch (default: torch's own choice, one per core)."""
     gradient_checkpointing: bool = True
     """Recompute each block's activations in the backward pass instead of keeping them."""
-    save_every: int = 10
+    save_every_s: float = 120.0
+    """Checkpoint after this much training time since the last checkpoint."""
+    save_every: int | None = None
+    """Checkpoint every this many steps as well."""
     seed: int = 1
 
 
@@ -70,13 +84,15 @@ class TrainState:
     """Where a run is, as saved in its checkpoint."""
 
     step: int = 0
+    sequences: int = 0
+    """Sequences trained on so far, the next one's place in the run's order."""
     tokens: int = 0
     """Tokens of the sequences trained on so far."""
     answer_tokens: int = 0
     seconds: float = 0.0
     """Training time so far, over every resumed run."""
     loss: float | None = None
-    """Mean loss over the last `save_every` steps."""
+    """Mean loss over the last `LOSS_WINDOW` steps."""
 
 
 @dataclass(frozen=True)
@@ -146,16 +162,30 @@ def with_lora(base: Any, config: TrainConfig) -> Any:
     return get_peft_model(base, lora)
 
 
-def answer_loss(model: Any, tokens: Sequence[int], answer_start: int, device: str) -> Any:
-    """Mean cross-entropy of the answer's tokens, each predicted from those before it; only the
-    answer's logits are computed."""
+def answer_loss(model: Any, batch: Sequence[TrainingSequence], device: str) -> Any:
+    """The mean over `batch` of each answer's mean cross-entropy, each token predicted from those before
+    it (so a long answer weighs what a short one does, as with one sequence a step); only the answers'
+    logits are computed, in one product."""
     import torch
 
     causal_lm = model.get_base_model()
-    ids = torch.tensor([list(tokens)], device=device)
+    longest = max(len(sequence.tokens) for sequence in batch)
+    ids = torch.tensor(
+        [[*sequence.tokens, *[0] * (longest - len(sequence.tokens))] for sequence in batch], device=device
+    )
     hidden = causal_lm.model(input_ids=ids, use_cache=False).last_hidden_state
-    logits = causal_lm.lm_head(hidden[:, answer_start - 1 : len(tokens) - 1]).float()
-    return torch.nn.functional.cross_entropy(logits[0], ids[0, answer_start:])
+    rows: list[int] = []
+    columns: list[int] = []
+    weights: list[float] = []
+    for row, sequence in enumerate(batch):
+        answer = range(sequence.answer_start, len(sequence.tokens))
+        rows += [row] * len(answer)
+        columns += answer
+        weights += [1 / (len(answer) * len(batch))] * len(answer)
+    row_index, column_index = torch.tensor(rows, device=device), torch.tensor(columns, device=device)
+    logits = causal_lm.lm_head(hidden[row_index, column_index - 1]).float()
+    losses = torch.nn.functional.cross_entropy(logits, ids[row_index, column_index], reduction="none")
+    return (losses * torch.tensor(weights, device=device)).sum()
 
 
 def learning_rate(config: TrainConfig, step: int, seconds: float = 0.0) -> float:
@@ -189,9 +219,12 @@ def load_checkpoint(work_dir: Path) -> tuple[TrainState, Path] | None:
     """The last checkpoint's state and folder, if the work folder has one."""
     folder = work_dir / CHECKPOINT
     try:
-        state = TrainState(**json.loads((folder / _STATE).read_text("utf-8")))
+        saved = json.loads((folder / _STATE).read_text("utf-8"))
+        state = TrainState(**saved)
     except (OSError, ValueError, TypeError):
         return None
+    if "sequences" not in saved:  # a checkpoint without the count took one sequence a step
+        state.sequences = state.step
     return state, folder
 
 
@@ -276,6 +309,19 @@ def order_of(count: int, epoch: int, seed: int) -> list[int]:
     return order
 
 
+def batch_at(count: int, taken: int, size: int, seed: int) -> list[int]:
+    """The indices of the `size` sequences that follow the first `taken` of the run's order, pass after
+    pass (a batch may span the end of one pass and the start of the next)."""
+    orders: dict[int, list[int]] = {}
+    indices = []
+    for position in range(taken, taken + size):
+        epoch, index = divmod(position, count)
+        if epoch not in orders:
+            orders[epoch] = order_of(count, epoch, seed)
+        indices.append(orders[epoch][index])
+    return indices
+
+
 def train(
     sequences: Sequence[TrainingSequence],
     model_path: Path,
@@ -292,6 +338,8 @@ def train(
 
     if not sequences:
         raise ValueError("no training sequences")
+    if config.batch_size < 1:
+        raise ValueError(f"a step takes at least one sequence (batch size {config.batch_size})")
     if config.threads:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
@@ -311,6 +359,7 @@ def train(
     model.train()
     stopped_by = "steps"
     recent: list[float] = []
+    saved_at = state.seconds
     with _catching_interrupt() as interrupt:
         while state.step < config.steps:
             if interrupt.requested or (stop is not None and stop()):
@@ -320,26 +369,25 @@ def train(
                 stopped_by = "time budget"
                 break
             started = time.monotonic()
-            epoch, index = divmod(state.step, len(sequences))
-            sequence = sequences[order_of(len(sequences), epoch, config.seed)[index]]
+            batch = [
+                sequences[index]
+                for index in batch_at(len(sequences), state.sequences, config.batch_size, config.seed)
+            ]
             torch.manual_seed(config.seed * 1_000_003 + state.step)  # dropout, the same on a resumed run
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, state.step, state.seconds)
-            loss = answer_loss(model, sequence.tokens, sequence.answer_start, device)
+            loss = answer_loss(model, batch, device)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             elapsed = time.monotonic() - started
             state.step += 1
-            state.tokens += len(sequence.tokens)
-            state.answer_tokens += len(sequence.tokens) - sequence.answer_start
+            state.sequences += len(batch)
+            state.tokens += sum(len(sequence.tokens) for sequence in batch)
+            state.answer_tokens += sum(len(s.tokens) - s.answer_start for s in batch)
             state.seconds += elapsed
-            recent = (
-                [*recent[-(config.save_every - 1) :], float(loss.item())]
-                if config.save_every > 1
-                else [float(loss.item())]
-            )
+            recent = [*recent[-(LOSS_WINDOW - 1) :], float(loss.item())]
             state.loss = sum(recent) / len(recent)
             if report is not None:
                 report(
@@ -353,8 +401,13 @@ def train(
                         peak_memory_mb(device),
                     )
                 )
-            if state.step % config.save_every == 0 or state.step == config.steps:
+            if (
+                state.step == config.steps
+                or state.seconds - saved_at >= config.save_every_s
+                or (config.save_every and state.step % config.save_every == 0)
+            ):
                 save_checkpoint(work_dir, model, optimizer, state)
+                saved_at = state.seconds
     saved = load_checkpoint(work_dir)
     if saved is None or saved[0].step != state.step:
         save_checkpoint(work_dir, model, optimizer, state)

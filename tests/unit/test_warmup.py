@@ -19,7 +19,7 @@ from fim_lsp.errors import ConfigurationError, ModelCorruptError, ModelMissingEr
 from fim_lsp.warmup import adapters
 from fim_lsp.warmup.data import held_out_files
 from fim_lsp.warmup.gguf_file import read_header
-from fim_lsp.warmup.train import TrainConfig, learning_rate
+from fim_lsp.warmup.train import TrainConfig, batch_at, learning_rate, order_of
 from tests.unit.gguf_samples import adapter_metadata, write_gguf
 
 
@@ -234,3 +234,19 @@ def test_a_run_with_a_time_budget_cools_down_by_the_clock_when_it_ends_before_it
     assert learning_rate(config, 100, seconds=300) == pytest.approx(0.55e-3)
     assert learning_rate(config, 100, seconds=600) == pytest.approx(1e-4)
     assert learning_rate(config, 9_999, seconds=1) == pytest.approx(1e-4, rel=1e-3)
+
+
+# --- the order of the sequences -----------------------------------------------------------------------
+
+
+def test_one_sequence_a_step_takes_each_pass_in_its_order() -> None:
+    taken = [batch_at(5, step, 1, seed=1)[0] for step in range(15)]
+    assert taken == order_of(5, 0, 1) + order_of(5, 1, 1) + order_of(5, 2, 1)
+    assert taken[:5] == [0, 1, 2, 3, 4] and sorted(taken[5:10]) == [0, 1, 2, 3, 4]
+
+
+def test_batches_take_the_same_order_and_span_the_end_of_a_pass() -> None:
+    one_by_one = [batch_at(5, step, 1, seed=1)[0] for step in range(12)]
+    in_threes = [index for step in range(4) for index in batch_at(5, 3 * step, 3, seed=1)]
+    assert in_threes == one_by_one
+    assert batch_at(5, 3, 3, seed=1) == [3, 4, order_of(5, 1, 1)[0]]

@@ -13,6 +13,7 @@ import json
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -149,8 +150,39 @@ def test_llama_cpp_applies_the_exported_adapter_as_transformers_applies_the_lora
     assert np.abs(adapted - base).max() > 10 * tolerance
 
 
+def test_a_batch_is_trained_on_the_mean_of_its_sequences_losses(tiny_models: tuple[Path, Path]) -> None:
+    """Padding a short sequence to the longest of its batch changes none of its answer's losses."""
+    from fim_lsp.warmup.data import TrainingSequence
+    from fim_lsp.warmup.train import TrainConfig, answer_loss, with_lora
+    from fim_lsp.warmup.weights import load_model
+
+    torch.set_num_threads(1)
+    torch.manual_seed(4)
+    config = TrainConfig(rank=4, alpha=8, dropout=0.0, gradient_checkpointing=False, dtype="float32")
+    model = with_lora(load_model(tiny_models[0]), config)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_" in name:
+                parameter.normal_(0.0, 0.2)
+    rng = np.random.default_rng(6)
+    batch = [
+        TrainingSequence(rng.integers(0, 150_000, length).tolist(), answer_start=start, kind="single-line")
+        for length, start in ((40, 30), (25, 5), (33, 32))
+    ]
+    with torch.no_grad():
+        together = float(answer_loss(model, batch, "cpu"))
+        alone = [float(answer_loss(model, [sequence], "cpu")) for sequence in batch]
+    assert together == pytest.approx(sum(alone) / len(alone), rel=1e-5)
+    assert max(alone) - min(alone) > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "checkpoints"),
+    [(1, {"save_every": 1}), (2, {"save_every_s": 0.0})],
+    ids=["one-a-step-saved-by-steps", "two-a-step-saved-by-time"],
+)
 def test_an_interrupted_run_resumes_to_where_an_uninterrupted_one_ends(
-    tiny_models: tuple[Path, Path], tmp_path: Path
+    tiny_models: tuple[Path, Path], tmp_path: Path, batch_size: int, checkpoints: dict[str, Any]
 ) -> None:
     from fim_lsp.warmup.data import TrainingSequence
     from fim_lsp.warmup.train import TrainConfig, load_checkpoint, train
@@ -161,7 +193,13 @@ def test_an_interrupted_run_resumes_to_where_an_uninterrupted_one_ends(
         for _ in range(3)
     ]
     config = TrainConfig(
-        steps=5, save_every=1, learning_rate=1e-2, warmup_steps=1, threads=1, dtype="float32"
+        steps=5,
+        batch_size=batch_size,
+        learning_rate=1e-2,
+        warmup_steps=1,
+        threads=1,
+        dtype="float32",
+        **checkpoints,
     )
     whole = train(sequences, tiny_models[0], config, tmp_path / "whole")
     asked = []
@@ -176,7 +214,8 @@ def test_an_interrupted_run_resumes_to_where_an_uninterrupted_one_ends(
     assert found is not None and found[0].step == 2
     resumed = train(sequences, tiny_models[0], config, tmp_path / "parts", resume=True)
     assert resumed.stopped_by == "steps" and resumed.state.step == 5
-    assert resumed.state.tokens == whole.state.tokens
+    assert resumed.state.sequences == 5 * batch_size
+    assert resumed.state.tokens == whole.state.tokens == 5 * batch_size * 40
     for module, (a, b) in whole.lora.items():
         np.testing.assert_allclose(resumed.lora[module][0], a, atol=1e-5)
         np.testing.assert_allclose(resumed.lora[module][1], b, atol=1e-5)
