@@ -278,7 +278,7 @@ def _train_and_export(
         tokens=state.tokens,
         sources=",".join(Path(folder).name for folder in recipe.get("folders", [])),
     )
-    write_adapter(output, result.lora, architecture, blocks, record)
+    write_adapter(output, result.lora, architecture, blocks, record, args.adapter_type)
     _say(
         f"{state.step} steps ({result.stopped_by}), {state.tokens:,} tokens "
         f"({state.answer_tokens:,} answer tokens), {_duration(state.seconds)} of training on "
@@ -365,6 +365,12 @@ def register_cli(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--dtype", choices=["bfloat16", "float32"], default="bfloat16", help="weights' type (bfloat16)"
+    )
+    parser.add_argument(
+        "--adapter-type",
+        choices=["float32", "float16"],
+        default="float32",
+        help="how the adapter's weights are stored (float32; float16 is half the size)",
     )
     parser.add_argument(
         "--no-gradient-checkpointing", action="store_true", help="keep activations (faster, more memory)"

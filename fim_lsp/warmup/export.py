@@ -26,6 +26,10 @@ from fim_lsp.warmup.adapters import AdapterRecord
 
 #: Architectures (GGUF names) whose weights llama.cpp keeps in transformers' layout.
 UNPERMUTED_ARCHITECTURES = frozenset({"qwen2"})
+#: How an adapter's matrices may be stored. float16 is half the size; llama.cpp then multiplies in
+#: float16 (the activations converted too), which moves the 1.5B's likeliest token at about 2% of
+#: positions against float32 (docs/design/warmup.md, "Stored smaller").
+WEIGHT_TYPES = {"float32": np.float32, "float16": np.float16}
 
 
 def base_architecture(model_path: Path) -> tuple[str, int]:
@@ -62,17 +66,21 @@ def write_adapter(
     architecture: str,
     blocks: int,
     record: AdapterRecord,
+    weight_type: str = "float32",
 ) -> Path:
     """Write `lora` ({module name: (A, B)}, A rank x inputs and B outputs x rank) as a GGUF adapter at
-    `path`, atomically (a reader sees the old file or the whole new one)."""
+    `path`, its matrices in `weight_type` (see WEIGHT_TYPES), atomically (a reader sees the old file or
+    the whole new one)."""
     import gguf
 
+    if weight_type not in WEIGHT_TYPES:
+        raise ValueError(f"adapter weights are float32 or float16, not {weight_type!r}")
     names = gguf_names(sorted(lora), architecture, blocks)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     writer = gguf.GGUFWriter(str(temporary), arch=architecture)
     try:
-        _write(writer, lora, names, record)
+        _write(writer, lora, names, record, WEIGHT_TYPES[weight_type])
         writer.close()
         os.replace(temporary, path)
     finally:
@@ -86,6 +94,7 @@ def _write(
     lora: Mapping[str, tuple[np.ndarray, np.ndarray]],
     names: dict[str, str],
     record: AdapterRecord,
+    dtype: Any,
 ) -> None:
     """llama.cpp's adapter keys, ours, then the tensors."""
     writer.add_string(adapters.GENERAL_TYPE, "adapter")
@@ -111,8 +120,8 @@ def _write(
         a, b = lora[module]
         if a.shape[0] != b.shape[1]:
             raise ValueError(f"{module}: A is {a.shape} and B {b.shape}; their ranks differ")
-        writer.add_tensor(f"{names[module]}.lora_a", np.ascontiguousarray(a, dtype=np.float32))
-        writer.add_tensor(f"{names[module]}.lora_b", np.ascontiguousarray(b, dtype=np.float32))
+        writer.add_tensor(f"{names[module]}.lora_a", np.ascontiguousarray(a, dtype=dtype))
+        writer.add_tensor(f"{names[module]}.lora_b", np.ascontiguousarray(b, dtype=dtype))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -204,7 +204,15 @@ def warmed_up(
     adapter = folder / "adapter.gguf"
     eval_tasks = folder / "eval.jsonl"
     command = warmup_command(
-        tiny_models[0], repository, adapter, "--steps", "6", "--eval-tasks", str(eval_tasks)
+        tiny_models[0],
+        repository,
+        adapter,
+        "--steps",
+        "6",
+        "--eval-tasks",
+        str(eval_tasks),
+        "--adapter-type",
+        "float16",
     )
     done = subprocess.run(
         command,

@@ -28,6 +28,8 @@ pytest.importorskip("transformers")
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
+#: ggml's type number of float16 tensors.
+GGML_F16 = 1
 PROMPT = "<|fim_prefix|>def area(width, height):\n    return<|fim_suffix|>\n<|fim_middle|>"
 
 
@@ -48,9 +50,14 @@ def last_logits(model: Path, adapter: Path | None, text: str = PROMPT) -> np.nda
 
 def test_the_warmup_writes_an_adapter_that_changes_what_llama_cpp_computes(warmed_up: WarmedUp) -> None:
     from fim_lsp.warmup.adapters import adapter_info, model_sha256
+    from fim_lsp.warmup.gguf_file import read_header
 
     info = adapter_info(warmed_up.adapter)
     assert info.steps == 6 and info.rank == 16 and info.fim_order == "spm"
+    tensors = read_header(warmed_up.adapter).tensors.values()
+    assert tensors and {tensor.ggml_type for tensor in tensors} == {GGML_F16}, (
+        "the run asked for float16 weights"
+    )
     assert info.base_sha256 == model_sha256(warmed_up.model)
     assert info.sources == "geometry-project"
     base, adapted = last_logits(warmed_up.model, None), last_logits(warmed_up.model, warmed_up.adapter)
@@ -112,8 +119,9 @@ def test_an_adapter_for_another_model_is_refused(warmed_up: WarmedUp, tiny_model
     assert "was trained on" in str(refused.value) and tiny_models[1].name in str(refused.value)
 
 
+@pytest.mark.parametrize("weight_type", ["float32", "float16"])
 def test_llama_cpp_applies_the_exported_adapter_as_transformers_applies_the_lora(
-    tiny_models: tuple[Path, Path], tmp_path: Path
+    tiny_models: tuple[Path, Path], tmp_path: Path, weight_type: str
 ) -> None:
     """The export's names, shapes and scale are right, and the weights loaded from the GGUF are the
     ones llama.cpp runs: both compute the same logits, which the adapter moves far more than that."""
@@ -135,7 +143,7 @@ def test_llama_cpp_applies_the_exported_adapter_as_transformers_applies_the_lora
     adapter = tmp_path / "random.gguf"
     architecture, blocks = base_architecture(model_path)
     record = AdapterRecord(model_sha256(model_path), "tiny", 4, 8, "psm", 256, 0, 0, "none")
-    write_adapter(adapter, lora_weights(model), architecture, blocks, record)
+    write_adapter(adapter, lora_weights(model), architecture, blocks, record, weight_type)
 
     from fim_lsp.engine.llama_cpp import LlamaCppEngine
 
