@@ -78,7 +78,10 @@ def suggested_settings(model: str, adapter: Path) -> dict[str, str]:
 
 
 def _at_least_one(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
     return value
@@ -315,7 +318,7 @@ def register_cli(subparsers: Any) -> None:
         "folders", nargs="+", metavar="FOLDER", help="code to train on (any folder of source files)"
     )
     parser.add_argument("--model", help="model name or GGUF path (default: the model the server loads)")
-    parser.add_argument("--steps", type=int, default=120, help="training steps (120)")
+    parser.add_argument("--steps", type=_at_least_one, default=120, help="training steps (120)")
     parser.add_argument(
         "--batch-size",
         type=_at_least_one,

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from fim_lsp.cache import cache_key
+from fim_lsp.cli import build_parser
 from fim_lsp.config import Settings, parse_settings
 from fim_lsp.errors import ConfigurationError, ModelCorruptError, ModelMissingError
 from fim_lsp.warmup import adapters
@@ -250,3 +251,22 @@ def test_batches_take_the_same_order_and_span_the_end_of_a_pass() -> None:
     in_threes = [index for step in range(4) for index in batch_at(5, 3 * step, 3, seed=1)]
     assert in_threes == one_by_one
     assert batch_at(5, 3, 3, seed=1) == [3, 4, order_of(5, 1, 1)[0]]
+
+
+# --- the command line ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("--steps", "0", "must be 1 or more, not 0"),
+        ("--batch-size", "-2", "must be 1 or more, not -2"),
+        ("--batch-size", "four", "must be a whole number, not 'four'"),
+    ],
+)
+def test_steps_and_batches_of_less_than_one_are_refused(
+    option: str, value: str, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["warmup", "src", option, value])
+    assert f"argument {option}: {said}" in capsys.readouterr().err
