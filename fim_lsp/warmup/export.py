@@ -74,7 +74,7 @@ def write_adapter(
     import gguf
 
     if weight_type not in WEIGHT_TYPES:
-        raise ValueError(f"adapter weights are float32 or float16, not {weight_type!r}")
+        raise ValueError(f"adapter weights are {' or '.join(WEIGHT_TYPES)}, not {weight_type!r}")
     names = gguf_names(sorted(lora), architecture, blocks)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -382,19 +382,20 @@ def train(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             elapsed = time.monotonic() - started
+            step_loss = float(loss.item())  # on a GPU, each read waits for the step to finish
             state.step += 1
             state.sequences += len(batch)
             state.tokens += sum(len(sequence.tokens) for sequence in batch)
-            state.answer_tokens += sum(len(s.tokens) - s.answer_start for s in batch)
+            state.answer_tokens += sum(len(sequence.tokens) - sequence.answer_start for sequence in batch)
             state.seconds += elapsed
-            recent = [*recent[-(LOSS_WINDOW - 1) :], float(loss.item())]
+            recent = [*recent[-(LOSS_WINDOW - 1) :], step_loss]
             state.loss = sum(recent) / len(recent)
             if report is not None:
                 report(
                     Progress(
                         state.step,
                         config.steps,
-                        float(loss.item()),
+                        step_loss,
                         state.tokens,
                         state.seconds,
                         elapsed,
