@@ -25,6 +25,9 @@ LogLevel = Literal["trace", "debug", "info", "warning", "error"]
 #: more than this added little on the benchmarks, and costs every prompt the cache does not hold.
 MAX_CONTEXT_BUDGET = 1536
 AUTO_MODEL = "auto"
+#: The `adapter` setting for the adapter shipped with the model loaded, and for no adapter.
+AUTO_ADAPTER = "auto"
+NO_ADAPTER = "none"
 
 
 def _positive(_instance: object, attribute: attrs.Attribute, value: Any) -> None:
@@ -81,11 +84,13 @@ class Settings:
     installed model whose prompts this machine evaluates in time (measured once per model, llama.cpp
     build and CPU; `fim-lsp doctor` says what was chosen and why)."""
 
-    adapter: str | None = None
-    """Path of a LoRA adapter (GGUF, made by `fim-lsp warmup`, or its name in fim-lsp's cache of
-    adapters) that the embedded engine applies over the model; it must have been trained on that very
-    model file (or on the file of which `auto` loads a Q4_0 copy), and with `model` `auto` that model is
-    the one loaded. Remote engines run their own model and ignore it."""
+    adapter: str | None = AUTO_ADAPTER
+    """The LoRA adapter the embedded engine applies over the model: `auto`, the one fim-lsp ships for
+    the model loaded (the 1.5B's warm-up; none for a model that ships none); `none` (or null), no
+    adapter; or the path of one made by `fim-lsp warmup` (or its name in fim-lsp's cache of adapters),
+    which must have been trained on that very model file (or on the file of which `auto` loads a Q4_0
+    copy), and with `model` `auto` that model is the one loaded. Remote engines run their own model and
+    ignore it."""
 
     threads: int | None = attrs.field(default=None, validator=_positive)
     """CPU threads for the embedded engine; unset means one per core."""
@@ -103,8 +108,9 @@ class Settings:
     suffix_share: float = attrs.field(default=0.25, validator=_share)
     """Share of the context budget given to the text after the cursor."""
 
-    max_new_tokens: int = attrs.field(default=128, validator=_positive)
-    """Most tokens a completion may write (a block); a single line gets half of it."""
+    max_new_tokens: int = attrs.field(default=64, validator=_positive)
+    """Most tokens a completion may write (a block); a single line gets half of it. Between lines a
+    block is asked for only where the machine writes this many before the time budget runs out."""
 
     time_budget_ms: int = attrs.field(default=15000, validator=_positive)
     """Wall time a request may take; when it runs out the server answers with what is whole so far."""
@@ -164,6 +170,11 @@ class Settings:
 
     engine: EngineSettings = attrs.field(factory=EngineSettings)
     """Where the model runs."""
+
+    @property
+    def adapter_file(self) -> str | None:
+        """The `adapter` setting where it names an adapter of the user's (neither `auto` nor none)."""
+        return None if self.adapter in (None, "", AUTO_ADAPTER, NO_ADAPTER) else self.adapter
 
     @property
     def budget_cap(self) -> int:

@@ -146,7 +146,8 @@ def _check_template(model: str, setting: str) -> list[Check]:
             "ok",
             "model loads",
             f"{Path(str(facts['model'])).name} in {facts['load_seconds']} s, "
-            f"FIM template {facts['template']}, gpu offload {'on' if facts['gpu_offload'] else 'off'}",
+            + (f"with the adapter {facts['adapter']}, " if facts.get("adapter") else "no adapter, ")
+            + f"FIM template {facts['template']}, gpu offload {'on' if facts['gpu_offload'] else 'off'}",
         )
         return [loads, _check_speed(engine, model)]
     finally:

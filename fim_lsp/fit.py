@@ -354,14 +354,14 @@ def choose_model(settings: Settings, *, measure: bool = True) -> Choice:
 
 
 def _adapter_of(settings: Settings) -> AdapterInfo | None:
-    """The record of the adapter the settings apply, if one is set and readable (the engine reports
-    one that is not when it loads)."""
-    if not settings.adapter:
+    """The record of the adapter the settings name, if one is named and readable (the engine reports
+    one that is not when it loads). `auto`'s adapter follows the model chosen: it holds no choice."""
+    if settings.adapter_file is None:
         return None
     from fim_lsp.warmup.adapters import adapter_info, resolve_adapter
 
     try:
-        return adapter_info(resolve_adapter(settings.adapter))
+        return adapter_info(resolve_adapter(settings.adapter_file))
     except FimError:
         return None
 

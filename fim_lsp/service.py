@@ -706,7 +706,9 @@ def _ready_message(engine: Engine, facts: dict[str, object]) -> str:
     model, chosen = facts.get("model"), facts.get("chosen")
     if not isinstance(model, str) or not isinstance(chosen, str):
         return f"ready ({engine.template.family})"
-    return f"ready ({Path(model).name}: {chosen})"
+    adapter = facts.get("adapter")
+    with_adapter = f", with the adapter {Path(adapter).name}" if isinstance(adapter, str) else ""
+    return f"ready ({Path(model).name}{with_adapter}: {chosen})"
 
 
 def _worth_caching(completion: Completion) -> bool:

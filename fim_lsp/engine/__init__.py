@@ -21,7 +21,7 @@ def create_engine(settings: Settings) -> Engine:
         return LlamaCppEngine.from_settings(settings)
     from fim_lsp.engine.remote import create_remote_engine
 
-    if settings.adapter:
+    if settings.adapter_file:
         logger.warning("the adapter setting is ignored: the %s engine runs the model its server loaded", kind)
 
     return create_remote_engine(settings)

@@ -192,12 +192,9 @@ class LlamaCppEngine(Engine):
 
         choice = choose_model(settings)
         path = choice.weights or resolve_model(choice.model)
-        adapter = None
-        if settings.adapter:
-            from fim_lsp.warmup.adapters import check_adapter, resolve_adapter
+        from fim_lsp.warmup.adapters import adapter_for
 
-            adapter = resolve_adapter(settings.adapter)
-            check_adapter(adapter, path)
+        adapter = adapter_for(settings, path)
         engine = cls(
             path,
             n_ctx=settings.context_size,

@@ -28,7 +28,8 @@ def model_report(
 
     `default` is true for the model the server's default settings load on this machine: `selected`, or
     without it the manifest marked default. Its `loads` is the file they load: `selected_weights` (a copy
-    made for this CPU) or the model's own file.
+    made for this CPU) or the model's own file; its `adapter`, the adapter they apply over it (the one
+    shipped with the model; null where none ships, and for the other models).
     """
     models = known_models() if manifests is None else manifests
     chosen = selected or next((m.name for m in models.values() if m.default), None)
@@ -36,6 +37,8 @@ def model_report(
     for manifest in models.values():
         path = cached_path(manifest, directory)
         present = path.is_file()
+        shipped = manifest.adapter_path
+        applied = manifest.name == chosen and shipped is not None and shipped.is_file()
         report.append(
             {
                 "name": manifest.name,
@@ -49,6 +52,7 @@ def model_report(
                 "verified": present and is_verified(path, manifest),
                 "default": manifest.name == chosen,
                 "loads": str(selected_weights or path) if manifest.name == chosen and present else None,
+                "adapter": str(shipped) if applied else None,
                 "fast": manifest.fast,
                 "license": manifest.license,
                 "packages_installed": bool(manifest.chunks) and not missing_chunks(manifest),
@@ -67,7 +71,13 @@ def format_table(report: list[dict[str, Any]]) -> str:
     """The model report as a table for people."""
     rows = [("NAME", "ROLE", "SIZE", "STATE", "PATH")]
     for entry in report:
-        role = ", ".join(r for r, on in (("default", entry["default"]), ("fast", entry["fast"])) if on)
+        adapter = entry.get("adapter")
+        roles = (
+            ("default", entry["default"]),
+            ("with its warm-up adapter", adapter),
+            ("fast", entry["fast"]),
+        )
+        role = ", ".join(r for r, on in roles if on)
         if entry["verified"]:
             state = "verified"
         elif entry["path"]:

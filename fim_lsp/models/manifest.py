@@ -81,8 +81,18 @@ class ModelManifest:
     """Whether a Q4_0 copy may read prompts faster where llama.cpp repacks weights for AVX2 or AVX-512
     (see `fim_lsp.fit.weight_options`): not where most of the file's matrix weights are in a type it
     repacks as it does Q4_0, and the copy was timed no faster."""
+    adapter: str | None = None
+    """A LoRA adapter made by `fim-lsp warmup` for this very file, kept next to the manifest: what the
+    `adapter` setting's `auto` applies over the model (see `fim_lsp.warmup.adapters.adapter_for`)."""
     source: Path | None = None
     """The manifest file this came from."""
+
+    @property
+    def adapter_path(self) -> Path | None:
+        """The file of `adapter`, next to the manifest (None where the model ships none)."""
+        if self.adapter is None or self.source is None:
+            return None
+        return self.source.parent / self.adapter
 
     @property
     def requirements(self) -> list[str]:
@@ -122,6 +132,9 @@ def _parse_manifest(raw: Mapping[str, Any], where: Path) -> ModelManifest:
                 path=path,
             )
         )
+    adapter = _optional(raw, "adapter", str, None, where)
+    if adapter is not None and Path(adapter).name != adapter:
+        raise ConfigurationError(f"{where}: `adapter` must be a plain file name, not {adapter!r}")
     hub = None
     if "hub" in raw:
         hub_raw = _require(raw, "hub", dict, where)
@@ -145,6 +158,7 @@ def _parse_manifest(raw: Mapping[str, Any], where: Path) -> ModelManifest:
         hub=hub,
         upstream=raw.get("upstream"),
         q4_0_copy_where_repacked=_optional(raw, "q4_0_copy_where_repacked", bool, True, where),
+        adapter=adapter,
         source=where,
     )
 

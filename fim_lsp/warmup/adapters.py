@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from fim_lsp.config import AUTO_ADAPTER, Settings
 from fim_lsp.errors import ConfigurationError, ModelCorruptError, ModelMissingError
 from fim_lsp.warmup.gguf_file import read_header
 
@@ -183,6 +184,42 @@ def check_adapter(adapter: Path, model_path: Path) -> AdapterInfo:
             f"{model_name_of(actual) or model_path}`) or remove the adapter setting"
         )
     return info
+
+
+def shipped_adapter(model_path: Path) -> Path | None:
+    """The adapter fim-lsp ships for the known model whose cached file (or current Q4_0 copy) is at
+    `model_path`; None where that model ships none, or the file is no known model's."""
+    from fim_lsp.models import cached_path, known_models
+    from fim_lsp.models.requantize import copied_from
+
+    resolved = model_path.resolve()
+    manifest = copied_from(model_path) or next(
+        (m for m in known_models().values() if cached_path(m).resolve() == resolved), None
+    )
+    return None if manifest is None else manifest.adapter_path
+
+
+def adapter_for(settings: Settings, model_path: Path) -> Path | None:
+    """The adapter the settings apply over the model file at `model_path`: the one they name (checked
+    against the model: `check_adapter`), for `auto` the one shipped with that model, or none."""
+    named = settings.adapter_file
+    if named is not None:
+        adapter = resolve_adapter(named)
+        check_adapter(adapter, model_path)
+        return adapter
+    if settings.adapter != AUTO_ADAPTER:
+        return None
+    shipped = shipped_adapter(model_path)
+    if shipped is None:
+        return None
+    if not shipped.is_file():
+        # A broken installation costs the adapter's gain, not the completions.
+        logger.warning(
+            "the adapter shipped for %s is missing (%s); running without it", model_path.name, shipped.name
+        )
+        return None
+    check_adapter(shipped, model_path)
+    return shipped
 
 
 # --- listing ------------------------------------------------------------------------------------------

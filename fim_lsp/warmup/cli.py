@@ -118,7 +118,7 @@ def warmup_command(args: argparse.Namespace) -> int:
 def _warmup(args: argparse.Namespace) -> int:
     import attrs
 
-    from fim_lsp.config import Settings
+    from fim_lsp.config import NO_ADAPTER, Settings
     from fim_lsp.errors import FimError
     from fim_lsp.models import resolve_model
     from fim_lsp.warmup import data
@@ -149,6 +149,7 @@ def _warmup(args: argparse.Namespace) -> int:
     settings = attrs.evolve(
         settings,
         model=model,
+        adapter=NO_ADAPTER,  # the warm-up trains the model itself, not an adapter over it
         fim_order=args.order,
         context_budget=args.context_budget or settings.budget_cap,
         threads=args.threads,

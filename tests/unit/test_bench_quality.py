@@ -7,6 +7,7 @@ import gzip
 import json
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,9 +26,13 @@ from fim_lsp.bench.quality import (
     report_json,
     run_set,
     spread,
+    systems,
 )
 from fim_lsp.bench.quality import cli as quality_cli
+from fim_lsp.config import Settings
+from fim_lsp.engine.base import Engine, Generation, GenerationRequest
 from fim_lsp.errors import ConfigurationError
+from fim_lsp.prompt import template_for_family
 
 TEST = "def check(candidate):\n    assert candidate(2) == 4\n"
 
@@ -539,3 +544,44 @@ def test_command_compares_engines_in_one_run(bench_dir, fake_engine_systems, cap
         "settings " + json.dumps({"engine": remote}, sort_keys=True),
     ]
     assert capsys.readouterr().out.count("single-line") == 2
+
+
+class _AdaptedEngine(Engine):
+    """Says whether it runs with an adapter, in its answers and its description."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.template = template_for_family("qwen2.5-coder")
+        self.adapter = "/models/m.warmup.gguf" if settings.adapter == "auto" else None
+        self.closed = False
+
+    def count_tokens(self, text: str) -> int:
+        return len(text) // 4 + 1
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        text = "with_adapter" if self.adapter else "raw_model"
+        return Generation(text, "eot", prompt_tokens=12, evaluated_tokens=12, generated_tokens=1)
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": "/models/m.gguf", "adapter": self.adapter}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_raw_baseline_runs_the_model_without_the_pipelines_adapter(monkeypatch) -> None:
+    import fim_lsp.engine
+
+    engines: list[_AdaptedEngine] = []
+
+    def create_engine(settings: Settings) -> _AdaptedEngine:
+        engines.append(_AdaptedEngine(settings))
+        return engines[-1]
+
+    monkeypatch.setattr(fim_lsp.engine, "create_engine", create_engine)
+    task = Task("s", "t/1", "python", "t.py", "x = ", "\n", "1", "exact-match")
+    with systems.engine_systems("m") as (pipeline, baseline, description):
+        assert "adapter m.warmup.gguf" in description
+        assert baseline(task, 8).text == "raw_model"
+        assert pipeline(task, 8).text == "with_adapter"
+    assert [engine.adapter for engine in engines] == ["/models/m.warmup.gguf", None]
+    assert all(engine.closed for engine in engines)

@@ -15,14 +15,14 @@ def test_camel_case_fields_are_read():
     settings, problems = parse_settings(
         {
             "model": "qwen2.5-coder-0.5b",
-            "maxNewTokens": 64,
+            "maxNewTokens": 96,
             "enabledLanguages": ["python", "go"],
             "engine": {"kind": "openai", "url": "http://127.0.0.1:8080/v1", "apiKeyEnv": "KEY"},
         }
     )
     assert problems == []
     assert settings.model == "qwen2.5-coder-0.5b"
-    assert settings.max_new_tokens == 64
+    assert settings.max_new_tokens == 96
     assert settings.enabled_languages == ("python", "go")
     assert settings.engine == EngineSettings(kind="openai", url="http://127.0.0.1:8080/v1", api_key_env="KEY")
 

@@ -191,6 +191,84 @@ def test_models_report_lists_each_models_adapters(cache: Path, tmp_path: Path) -
     assert [verdict for verdict, _what, _detail in adapters.doctor_checks()] == ["ok", "ok"]
 
 
+# --- the adapters fim-lsp ships -----------------------------------------------------------------------
+
+
+def _ship_adapter(manifest_dir: Path, name: str, base_sha256: str) -> Path:
+    """Name an adapter in the manifest of `name`, and write it beside the manifest."""
+    manifest = manifest_dir / f"{name}.toml"
+    manifest.write_text(f'adapter = "{name}.warmup.gguf"\n' + manifest.read_text())
+    return write_gguf(manifest_dir / f"{name}.warmup.gguf", adapter_metadata(base_sha256), {})
+
+
+def test_auto_applies_the_adapter_shipped_with_the_model_loaded(models_env, models_fake, tmp_path) -> None:
+    from fim_lsp.models import resolve_model
+
+    coder = models_fake("fake-coder")
+    tiny = models_fake("fake-tiny", [b"GGUF\x03\x00\x00\x00tiny"], default=False, fast=True)
+    shipped = _ship_adapter(models_env.manifest_dir, "fake-coder", hashlib.sha256(coder.data).hexdigest())
+    coder_file, tiny_file = resolve_model("fake-coder"), resolve_model("fake-tiny")
+    assert Settings().adapter == "auto"
+    assert adapters.adapter_for(Settings(), coder_file) == shipped
+    assert adapters.adapter_for(Settings(), tiny_file) is None  # its manifest names none
+    for off in ("none", None):
+        assert Settings(adapter=off).adapter_file is None
+        assert adapters.adapter_for(Settings(adapter=off), coder_file) is None
+    mine = write_gguf(tmp_path / "mine.gguf", adapter_metadata(hashlib.sha256(tiny.data).hexdigest()), {})
+    assert adapters.adapter_for(Settings(adapter=str(mine)), tiny_file) == mine.resolve()
+
+
+def test_a_shipped_adapter_for_another_file_is_refused_and_a_missing_one_skipped(
+    models_env, models_fake, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fim_lsp.models import resolve_model
+
+    models_fake("fake-coder")
+    shipped = _ship_adapter(models_env.manifest_dir, "fake-coder", "ab" * 32)
+    model = resolve_model("fake-coder")
+    with pytest.raises(ConfigurationError, match="was trained on a-model"):
+        adapters.adapter_for(Settings(), model)
+    shipped.unlink()
+    with caplog.at_level(logging.WARNING):
+        assert adapters.adapter_for(Settings(), model) is None
+    assert "missing" in caplog.text
+
+
+def test_a_manifest_names_its_adapter_by_a_plain_file_name(models_env, models_fake) -> None:
+    from fim_lsp.models import known_models
+
+    models_fake("fake-coder")
+    manifest = models_env.manifest_dir / "fake-coder.toml"
+    manifest.write_text('adapter = "../elsewhere.gguf"\n' + manifest.read_text())
+    with pytest.raises(ConfigurationError, match="plain file name"):
+        known_models()
+
+
+def test_models_report_names_the_adapter_the_defaults_apply(models_env, models_fake) -> None:
+    from fim_lsp.models.cli import format_table, model_report
+
+    coder = models_fake("fake-coder")
+    models_fake("fake-tiny", [b"GGUF\x03\x00\x00\x00tiny"], default=False, fast=True)
+    shipped = _ship_adapter(models_env.manifest_dir, "fake-coder", hashlib.sha256(coder.data).hexdigest())
+    report = {entry["name"]: entry for entry in model_report()}
+    assert report["fake-coder"]["adapter"] == str(shipped) and report["fake-tiny"]["adapter"] is None
+    assert "default, with its warm-up adapter" in format_table(list(report.values()))
+    elsewhere = {entry["name"]: entry for entry in model_report(selected="fake-tiny")}
+    assert elsewhere["fake-coder"]["adapter"] is None  # the defaults load the other model there
+
+
+def test_the_shipped_adapter_was_trained_on_the_1_5b_file_it_ships_with(monkeypatch) -> None:
+    from fim_lsp.models import known_models
+
+    monkeypatch.delenv("FIM_LSP_MANIFEST_PATH", raising=False)  # the repository's manifests
+    shipping = {name: m for name, m in known_models().items() if m.adapter_path is not None}
+    assert list(shipping) == ["qwen2.5-coder-1.5b"]
+    for manifest in shipping.values():
+        assert manifest.adapter_path is not None
+        info = adapters.adapter_info(manifest.adapter_path)
+        assert (info.base_sha256, info.architecture) == (manifest.sha256, "qwen2")
+
+
 # --- settings -----------------------------------------------------------------------------------------
 
 

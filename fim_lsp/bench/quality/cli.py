@@ -31,7 +31,7 @@ from fim_lsp.bench.quality.tasks import (
     missing_set,
     set_path,
 )
-from fim_lsp.config import FimOrder
+from fim_lsp.config import NO_ADAPTER, FimOrder
 
 logger = logging.getLogger(__name__)
 
@@ -94,8 +94,12 @@ def _run_model(
         # The server loads its own model: nothing to load here.
         return f"fim-lsp --stdio ({_served_settings(args)})", _run_served(args, task_sets, set_names, None)
     compare: Comparison = "workspace" if task_sets and not args.served else "baseline"
+    settings = _settings_of(args, engine)
+    if args.served:
+        # Only the raw baseline runs here, and it is the model alone (the server applies its adapter).
+        settings["adapter"] = NO_ADAPTER
     systems = engine_systems(
-        name, args.order, args.threads, _settings_of(args, engine), compare, alternatives=args.alternatives
+        name, args.order, args.threads, settings, compare, alternatives=args.alternatives
     )
     with systems as (pipeline, second, description):
         if not args.served:

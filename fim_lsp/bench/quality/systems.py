@@ -1,5 +1,6 @@
 """The systems a benchmark compares, on one loaded model: the server's pipeline, and the raw baseline
-(a plain PSM prompt of the same budget, its answer taken as it comes)."""
+(a plain PSM prompt of the same budget, its answer taken as it comes, from the model without the
+adapter the pipeline applies)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from fim_lsp.bench.quality.tasks import (
     Answer,
     Comparison,
     System,
     Task,
 )
-from fim_lsp.config import Settings
+from fim_lsp.config import NO_ADAPTER, Settings
 from fim_lsp.engine.base import Engine
 from fim_lsp.prompt import FimPrompt, RepoFile
 
@@ -118,13 +121,22 @@ def engine_systems(
     if problems:
         raise ConfigurationError("; ".join(problems))
     engine = create_engine(settings)
+    adapter = engine.describe().get("adapter")
+    raw: Engine | None = None if adapter else engine
     try:
+
+        def raw_engine() -> Engine:
+            nonlocal raw
+            if raw is None:
+                # The raw baseline is the model alone: an adapter is part of what the pipeline serves.
+                raw = create_engine(attrs.evolve(settings, adapter=NO_ADAPTER))
+            return raw
 
         def pipeline(task: Task, _max_tokens: int | None) -> Answer:
             return pipeline_answer(task, settings, engine, alternatives=alternatives)
 
         def baseline(task: Task, max_tokens: int | None) -> Answer:
-            return baseline_answer(task, settings, engine, max_tokens)
+            return baseline_answer(task, settings, raw_engine(), max_tokens)
 
         def without_snippets(task: Task, _max_tokens: int | None) -> Answer:
             return pipeline_answer(task, settings, engine, with_snippets=False)
@@ -135,9 +147,12 @@ def engine_systems(
         )
         name = Path(str(described.get("model", model))).name
         second = without_snippets if compare == "workspace" else baseline
-        yield pipeline, second, f"{model} ({name}, order {order}{where})"
+        with_adapter = f", adapter {Path(str(adapter)).name}" if adapter else ""
+        yield pipeline, second, f"{model} ({name}{with_adapter}, order {order}{where})"
     finally:
         engine.close()
+        if raw is not None and raw is not engine:
+            raw.close()
 
 
 def fit(files: Sequence[RepoFile], budget: int, count_tokens: Callable[[str], int]) -> list[RepoFile]:
