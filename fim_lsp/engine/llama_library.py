@@ -27,6 +27,17 @@ _log_callback: Any = None  # kept referenced: llama.cpp calls it from C for the 
 #: Set while a decode is being aborted on purpose: llama.cpp then logs "failed to decode" as errors,
 #: which are no errors of ours.
 aborting = threading.Event()
+#: llama.cpp warnings that say nothing is wrong: a LoRA adapter's tensors stay in plain CPU buffers where
+#: the model's weights are repacked for the CPU, one line per tensor (196 for the 1.5B's adapter).
+_EXPECTED_WARNINGS = ("cannot use buft",)
+
+
+def log_severity(level: int, message: str) -> int:
+    """The logging level of a llama.cpp log line: its warnings and errors, but for the expected ones and
+    those of a decode aborted on purpose; llama.cpp is chatty at its INFO level, which is debug to us."""
+    if aborting.is_set() or any(part in message for part in _EXPECTED_WARNINGS):
+        return logging.DEBUG
+    return _GGML_TO_LOGGING.get(level, logging.DEBUG)
 
 
 def route_llama_logs() -> None:
@@ -41,9 +52,7 @@ def route_llama_logs() -> None:
     def callback(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
         message = text.decode("utf-8", errors="replace").rstrip()
         if message:
-            # llama.cpp is chatty at its INFO level; only its warnings and errors are more than debug to us.
-            severity = logging.DEBUG if aborting.is_set() else _GGML_TO_LOGGING.get(level, logging.DEBUG)
-            llama_logger.log(severity, "%s", message)
+            llama_logger.log(log_severity(level, message), "%s", message)
 
     _log_callback = callback
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))

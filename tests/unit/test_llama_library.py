@@ -1,10 +1,11 @@
 """Which of llama.cpp's extra CPU buffer types the engine lets weights go to: those known to crash in
 some builds only once they were tried here (the child process is faked; tests/e2e/test_engine_buffers.py
-runs the real one)."""
+runs the real one); and at which level llama.cpp's log lines reach ours."""
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,16 @@ def test_a_damaged_verdicts_file_is_tried_again(monkeypatch, probes, tmp_path) -
     probing(monkeypatch, probes, True)
     assert extra_buffers_work(Path("a.gguf"), ["AMX"]) is True
     assert json.loads((tmp_path / "buffers.json").read_text()) == {llama_library._library_key(): True}
+
+
+def test_llama_cpp_warnings_are_warnings_but_for_those_that_say_nothing_is_wrong() -> None:
+    lora = "lora for 'blk.0.attn_k.weight' cannot use buft 'CPU_REPACK', fallback to CPU"
+    assert llama_library.log_severity(3, lora) == logging.DEBUG
+    assert llama_library.log_severity(3, "llama_model_load: vocab only") == logging.WARNING
+    assert llama_library.log_severity(4, "decode: failed to decode") == logging.ERROR
+    assert llama_library.log_severity(2, "llama_context: n_ctx = 4096") == logging.DEBUG
+    llama_library.aborting.set()
+    try:
+        assert llama_library.log_severity(4, "decode: failed to decode") == logging.DEBUG
+    finally:
+        llama_library.aborting.clear()
