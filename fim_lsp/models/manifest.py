@@ -111,13 +111,17 @@ def _optional(raw: Mapping[str, Any], key: str, kind: type, default: Any, where:
     return _require(raw, key, kind, where) if key in raw else default
 
 
+def _plain_file_name(value: str, key: str, where: Path) -> str:
+    if Path(value).name != value:
+        raise ConfigurationError(f"{where}: `{key}` must be a plain file name, not {value!r}")
+    return value
+
+
 def _parse_manifest(raw: Mapping[str, Any], where: Path) -> ModelManifest:
     sha256 = _require(raw, "sha256", str, where).lower()
     if not _SHA256.fullmatch(sha256):
         raise ConfigurationError(f"{where}: `sha256` must be 64 hex digits, not {sha256!r}")
-    file = _require(raw, "file", str, where)
-    if Path(file).name != file:
-        raise ConfigurationError(f"{where}: `file` must be a plain file name, not {file!r}")
+    file = _plain_file_name(_require(raw, "file", str, where), "file", where)
     chunks = []
     for entry in raw.get("chunks", []):
         if not isinstance(entry, dict):
@@ -133,8 +137,8 @@ def _parse_manifest(raw: Mapping[str, Any], where: Path) -> ModelManifest:
             )
         )
     adapter = _optional(raw, "adapter", str, None, where)
-    if adapter is not None and Path(adapter).name != adapter:
-        raise ConfigurationError(f"{where}: `adapter` must be a plain file name, not {adapter!r}")
+    if adapter is not None:
+        _plain_file_name(adapter, "adapter", where)
     hub = None
     if "hub" in raw:
         hub_raw = _require(raw, "hub", dict, where)

@@ -17,11 +17,14 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fim_lsp.config import AUTO_ADAPTER, Settings
 from fim_lsp.errors import ConfigurationError, ModelCorruptError, ModelMissingError
 from fim_lsp.warmup.gguf_file import read_header
+
+if TYPE_CHECKING:
+    from fim_lsp.models import ModelManifest
 
 logger = logging.getLogger(__name__)
 
@@ -137,17 +140,24 @@ def resolve_adapter(setting: str) -> Path:
 _hashed: dict[tuple[str, int, int], str] = {}
 
 
+def _cached_model_at(model_path: Path) -> ModelManifest | None:
+    """The known model whose file in the model cache is the one at `model_path`, if any."""
+    from fim_lsp.models import cached_path, known_models
+
+    resolved = model_path.resolve()
+    return next((m for m in known_models().values() if cached_path(m).resolve() == resolved), None)
+
+
 def model_sha256(model_path: Path) -> str:
     """sha256 of a model file: a known model's verified file has its manifest's (nothing is read);
     another file is hashed once per process and state of the file."""
-    from fim_lsp.models import cached_path, is_verified, known_models
+    from fim_lsp.models import cached_path, is_verified
     from fim_lsp.models.store import hash_file
 
+    manifest = _cached_model_at(model_path)
+    if manifest is not None and is_verified(cached_path(manifest), manifest):
+        return manifest.sha256
     resolved = model_path.resolve()
-    for manifest in known_models().values():
-        cached = cached_path(manifest)
-        if cached.resolve() == resolved and is_verified(cached, manifest):
-            return manifest.sha256
     stat = resolved.stat()
     key = (str(resolved), stat.st_size, stat.st_mtime_ns)
     if key not in _hashed:
@@ -189,13 +199,9 @@ def check_adapter(adapter: Path, model_path: Path) -> AdapterInfo:
 def shipped_adapter(model_path: Path) -> Path | None:
     """The adapter fim-lsp ships for the known model whose cached file (or current Q4_0 copy) is at
     `model_path`; None where that model ships none, or the file is no known model's."""
-    from fim_lsp.models import cached_path, known_models
     from fim_lsp.models.requantize import copied_from
 
-    resolved = model_path.resolve()
-    manifest = copied_from(model_path) or next(
-        (m for m in known_models().values() if cached_path(m).resolve() == resolved), None
-    )
+    manifest = copied_from(model_path) or _cached_model_at(model_path)
     return None if manifest is None else manifest.adapter_path
 
 

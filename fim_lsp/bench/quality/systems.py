@@ -121,7 +121,8 @@ def engine_systems(
     if problems:
         raise ConfigurationError("; ".join(problems))
     engine = create_engine(settings)
-    adapter = engine.describe().get("adapter")
+    described = engine.describe()
+    adapter = described.get("adapter")
     raw: Engine | None = None if adapter else engine
     try:
 
@@ -141,7 +142,6 @@ def engine_systems(
         def without_snippets(task: Task, _max_tokens: int | None) -> Answer:
             return pipeline_answer(task, settings, engine, with_snippets=False)
 
-        described = engine.describe()
         where = (
             "" if settings.engine.kind == "embedded" else f", {settings.engine.kind} at {settings.engine.url}"
         )
