@@ -50,6 +50,8 @@ async def test_initialize_advertises_inline_completion_and_loads_in_the_backgrou
 async def test_a_missing_body_is_written_and_the_program_runs(start_editor):
     editor = await start_editor({"model": DEFAULT_MODEL})
     await editor.wait_until("ready")
+    # `adapter: auto` (the default) applies the warm-up adapter shipped with the 1.5B.
+    assert "with the adapter qwen2.5-coder-1.5b.warmup.gguf" in editor.statuses[-1]["message"]
     uri = "file:///work/squares.py"
     editor.open(uri, FUNCTION_WITHOUT_BODY)
 
@@ -66,6 +68,7 @@ async def test_a_missing_body_is_written_and_the_program_runs(start_editor):
 async def test_completion_provider_offers_the_same_text_as_one_item(start_editor):
     editor = await start_editor({"model": FAST_MODEL})
     await editor.wait_until("ready")
+    assert "adapter" not in editor.statuses[-1]["message"]  # the 0.5B ships none
     uri = "file:///work/point.py"
     editor.open(uri, "import math\n\n\ndef distance(x, y):\n    return math.sqrt(\n")
     result = await editor.client.text_document_completion_async(
