@@ -78,6 +78,8 @@ def test_a_damaged_verdicts_file_is_tried_again(monkeypatch, probes, tmp_path) -
 def test_llama_cpp_warnings_are_warnings_but_for_those_that_say_nothing_is_wrong() -> None:
     lora = "lora for 'blk.0.attn_k.weight' cannot use buft 'CPU_REPACK', fallback to CPU"
     assert llama_library.log_severity(3, lora) == logging.DEBUG
+    vocabulary = "load: control-looking token: 128247 '</s>' was not control-type; this is probably a bug"
+    assert llama_library.log_severity(3, vocabulary) == logging.DEBUG
     assert llama_library.log_severity(3, "llama_model_load: vocab only") == logging.WARNING
     assert llama_library.log_severity(4, "decode: failed to decode") == logging.ERROR
     assert llama_library.log_severity(2, "llama_context: n_ctx = 4096") == logging.DEBUG
