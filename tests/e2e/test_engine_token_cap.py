@@ -5,8 +5,6 @@ writes here, written again under a cap of its own length, must end the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from fim_lsp.config import Settings
@@ -20,23 +18,16 @@ pytestmark = pytest.mark.model
 ONE_LINE_HOLE = FimPrompt("def add(a, b):\n    return ", "\n\n\nprint(add(1, 2))\n", "psm")
 
 
-@pytest.fixture(scope="module")
-def engine() -> Iterator[LlamaCppEngine]:
-    loaded = LlamaCppEngine.from_settings(Settings(model=DEFAULT_MODEL))
-    yield loaded
-    loaded.close()
-
-
-def test_a_middle_that_ends_on_the_caps_last_token_is_whole(engine: LlamaCppEngine) -> None:
-    free = engine.generate(GenerationRequest(prompt=ONE_LINE_HOLE, max_tokens=32))
-    assert free.stop_reason == "eot" and free.generated_tokens >= 2, free
-    exact = engine.generate(GenerationRequest(prompt=ONE_LINE_HOLE, max_tokens=free.generated_tokens))
-    assert (exact.text, exact.stop_reason, exact.generated_tokens) == (
-        free.text,
-        "eot",
-        free.generated_tokens,
-    )
-    short = engine.generate(GenerationRequest(prompt=ONE_LINE_HOLE, max_tokens=free.generated_tokens - 1))
-    assert short.stop_reason == "length"
-    assert short.generated_tokens == free.generated_tokens - 1
-    assert free.text.startswith(short.text) and short.text != free.text
+def test_a_middle_that_ends_on_the_caps_last_token_is_whole() -> None:
+    engine = LlamaCppEngine.from_settings(Settings(model=DEFAULT_MODEL))
+    try:
+        free = engine.generate(GenerationRequest(prompt=ONE_LINE_HOLE, max_tokens=32))
+        assert free.stop_reason == "eot" and free.generated_tokens >= 2, free
+        cap = free.generated_tokens
+        exact = engine.generate(GenerationRequest(prompt=ONE_LINE_HOLE, max_tokens=cap))
+        assert (exact.text, exact.stop_reason, exact.generated_tokens) == (free.text, "eot", cap)
+        short = engine.generate(GenerationRequest(prompt=ONE_LINE_HOLE, max_tokens=cap - 1))
+        assert (short.stop_reason, short.generated_tokens) == ("length", cap - 1)
+        assert free.text.startswith(short.text) and short.text != free.text
+    finally:
+        engine.close()
