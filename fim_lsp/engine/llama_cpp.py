@@ -528,10 +528,6 @@ class LlamaCppEngine(Engine):
         if token is None:
             writing.reason = "eot"
             return False
-        if len(writing.tokens) >= request.max_tokens:
-            # The token after the cap is looked at only for whether the middle ends there.
-            writing.reason = "length"
-            return False
         healed = 1 if healing else 0
         if forced and writing.tokens[healed:] and self.detokenize([token])[:1].isspace():
             # The forced token brings its own space: the spaces written before it were a run-up.
@@ -549,16 +545,18 @@ class LlamaCppEngine(Engine):
     def _next_token(
         self, writing: _Writing, request: GenerationRequest, healing: bytes, logits: Any
     ) -> tuple[int | None, bool]:
-        """The next token `writing` writes, from its last decode's `logits` (None when the middle ends),
-        and whether it was written instead of the model's end (`write_something`, the first candidate
-        only). The token's log-probability is added to the writing's.
+        """The next token `writing` writes, from its last decode's `logits` (None when it stops: the
+        middle ends, or the cap is reached), and whether it was written instead of the model's end
+        (`write_something`, the first candidate only). The token's log-probability is added to the
+        writing's.
 
         At the token cap the model is asked once more, for its end only: a middle whose last line took
         the cap's every token (a row of numbers, which Qwen writes a digit a token) is whole when the model
         would end it there, and is shown as such rather than cut as unfinished."""
         if len(writing.tokens) >= request.max_tokens:
-            token = self.vocabulary.best(logits)
-            return (None, False) if self.vocabulary.ends_middle(token) else (token, False)
+            if not self.vocabulary.ends_middle(self.vocabulary.best(logits)):
+                writing.reason = "length"
+            return None, False
         if healing and not writing.tokens:
             token = self.vocabulary.best(logits, self.vocabulary.starting_with(healing))
             writing.add_log_probability(logits, token)
